@@ -1,0 +1,1 @@
+"""robot_meta.distributed (see ARCHITECTURE.md)."""

@@ -1,0 +1,239 @@
+"""`RobotTaskEnv`: one Gymnasium env composing a `PyBulletSim`, a `PandaRobot`, a `Scene` and a task."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from robot_meta.envs.params import PRIVILEGED_DIM, TaskDistribution, TaskParams
+from robot_meta.envs.robot import PandaRobot
+from robot_meta.envs.scene import Scene
+from robot_meta.envs.sim import PhysicsDisconnectedError, PyBulletSim
+from robot_meta.envs.tasks import TASK_FAMILIES
+from robot_meta.envs.tasks.base import DiscreteAction, RewardType, StepResult
+
+__all__ = ["ActionMode", "RobotTaskEnv"]
+
+log = logging.getLogger(__name__)
+
+ActionMode = Literal["discrete", "continuous"]
+
+
+class RobotTaskEnv(gym.Env[np.ndarray, Any]):
+    """A Panda task whose hidden physical parameters (`TaskParams`) vary from task to task.
+
+    Args:
+        family: ``reach``, ``push``, ``slide`` or ``pick_place``.
+        task: the task to run (default: the family preset's nominal task).
+        distribution: draw a new task at every reset from this distribution (a `TaskDistribution`
+            or a preset name such as ``"push"`` or ``"push:test"``), using the env's seeded RNG.
+        action_mode: ``discrete`` (end-effector moves, for DQN) or ``continuous`` (a Box in [-1, 1]).
+        privileged: append the true task parameters to the observation (oracle baseline only).
+        render_mode: None or ``rgb_array`` (headless TinyRenderer).
+        reward_type: ``dense`` (minus the distance to the goal) or ``sparse`` (-1 until success).
+        render_size: (width, height) of rendered frames, pixels.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    def __init__(
+        self,
+        family: str,
+        task: TaskParams | dict[str, Any] | None = None,
+        distribution: TaskDistribution | str | None = None,
+        action_mode: ActionMode = "discrete",
+        privileged: bool = False,
+        render_mode: str | None = None,
+        reward_type: RewardType = "dense",
+        render_size: tuple[int, int] = (480, 360),
+    ) -> None:
+        super().__init__()
+        if family not in TASK_FAMILIES:
+            raise ValueError(f"unknown task family {family!r}: choose one of {list(TASK_FAMILIES)}")
+        if action_mode not in ("discrete", "continuous"):
+            raise ValueError(f"action_mode={action_mode!r} is unknown: choose 'discrete' or 'continuous'")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r} is not supported: use None or 'rgb_array'")
+        if isinstance(distribution, str):
+            distribution = TaskDistribution.preset(distribution)
+        if distribution is not None and not isinstance(distribution, TaskDistribution):
+            raise TypeError(f"distribution must be a TaskDistribution or a preset name, got {type(distribution).__name__}")
+        self.family = family
+        self.distribution = distribution
+        self.action_mode: ActionMode = action_mode
+        self.privileged = bool(privileged)
+        self.render_mode = render_mode
+        self.render_size = (int(render_size[0]), int(render_size[1]))
+
+        self.sim = PyBulletSim()
+        self.robot = PandaRobot(self.sim)
+        self.scene = Scene(self.sim)
+        self.task = TASK_FAMILIES[family](self.sim, self.robot, self.scene, reward_type)
+
+        default = TaskDistribution.preset(family).nominal if family in TaskDistribution.preset_names() else TaskParams()
+        self._params: TaskParams = self._coerce_task(task) if task is not None else default
+        self._applied: TaskParams | None = None
+
+        obs_dim = self.task.obs_dim + (PRIVILEGED_DIM if self.privileged else 0)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
+        self.actions: tuple[DiscreteAction, ...] = self.task.discrete_actions
+        if action_mode == "discrete":
+            self.action_space: spaces.Space[Any] = spaces.Discrete(len(self.actions))
+            self._moves = np.array([a.move for a in self.actions])
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, shape=(self.task.n_continuous,), dtype=np.float32)
+        self._ee_pos = np.zeros(3)
+        self._last: StepResult | None = None
+        self._needs_reset = True
+        self._closed = False
+
+    # -- task -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _coerce_task(task: Any) -> TaskParams:
+        if isinstance(task, TaskParams):
+            return task
+        if isinstance(task, dict):
+            return TaskParams.from_dict(task)
+        raise TypeError(f"task must be a TaskParams or a dict of its fields, got {type(task).__name__}")
+
+    def set_task(self, params: TaskParams | dict[str, Any]) -> None:
+        """Use `params` from the next `reset()` on (the current episode is not changed)."""
+        self._params = self._coerce_task(params)
+
+    def get_task(self) -> TaskParams:
+        """The task of the current episode (or of the next one, after `set_task`)."""
+        return self._params
+
+    @property
+    def observation_layout(self) -> tuple[tuple[str, int], ...]:
+        """Named segments of the observation vector, in order."""
+        layout = self.task.observation_layout
+        return (*layout, ("task_parameters", PRIVILEGED_DIM)) if self.privileged else layout
+
+    # -- Gymnasium API ----------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._check_open()
+        options = options or {}
+        unknown = set(options) - {"task"}
+        if unknown:
+            raise ValueError(f"reset(options=...) got unknown key(s) {sorted(unknown)}; the only option is 'task'")
+        if options.get("task") is not None:
+            self._params = self._coerce_task(options["task"])
+        elif self.distribution is not None:
+            self._params = self.distribution.space.sample_one(self.np_random)
+        params = self._params
+        if params != self._applied:
+            self.scene.apply(params)
+            self.task.on_task_change()
+            self._applied = params
+        self.robot.reset()
+        start = self.task.start_ee(self.np_random)
+        if start is not None:
+            self._place_ee(start)
+        self.task.reset_task(self.np_random)
+        self.scene.show_goal(self.task.goal)
+        self._ee_pos, ee_vel = self.robot.ee_state()
+        self._last = self.task.evaluate(self._ee_pos, ee_vel)
+        self._needs_reset = False
+        return self._obs(self._last), self._info(self._last)
+
+    def _place_ee(self, target: np.ndarray) -> None:
+        """Teleport the arm so that the end effector is at `target` (IK, refined twice)."""
+        target = self.task.ee_target(target, np.zeros(3))
+        for _ in range(3):
+            self.robot.set_joint_positions(np.array(self.robot.ik(target)))
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            self._check_open()
+            raise RuntimeError("step() called before reset() (or after the episode terminated): call env.reset() first")
+        if self.action_mode == "discrete":
+            idx = self._check_discrete(action)
+            move, gripper = self._moves[idx], self.actions[idx].gripper
+        else:
+            move, gripper = self.task.decode_continuous(self._check_continuous(action))
+        target = self.task.ee_target(self._ee_pos, move)
+        try:
+            self.robot.command(target, gripper)
+            self.sim.step()
+        except PhysicsDisconnectedError:
+            self._needs_reset = True
+            raise
+        self._ee_pos, ee_vel = self.robot.ee_state()
+        res = self.task.evaluate(self._ee_pos, ee_vel)
+        self._last = res
+        if not np.isfinite(res.obs).all():
+            self._needs_reset = True
+            raise FloatingPointError(
+                f"the simulation became non-finite (task {self._params}); reset the env. "
+                "Please report this task: it should not be reachable with validated parameters."
+            )
+        terminated = res.success or res.failed
+        if terminated:
+            self._needs_reset = True
+        return self._obs(res), res.reward, terminated, False, self._info(res)
+
+    def _check_discrete(self, action: Any) -> int:
+        if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
+            action = action.reshape(()).item()
+        if isinstance(action, bool) or not isinstance(action, int | np.integer):
+            raise ValueError(f"action {action!r} is not an integer: this env's action space is {self.action_space}")
+        idx = int(action)
+        if not 0 <= idx < len(self.actions):
+            raise ValueError(f"action {idx} is out of range: valid actions are 0..{len(self.actions) - 1}")
+        return idx
+
+    def _check_continuous(self, action: Any) -> np.ndarray:
+        arr = np.asarray(action, dtype=np.float64)
+        n = self.task.n_continuous
+        if arr.shape != (n,):
+            raise ValueError(f"action has shape {arr.shape}; this env expects shape ({n},) in [-1, 1]")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"action {arr.tolist()} contains NaN or inf: refused (it would corrupt the physics state)")
+        if np.abs(arr).max() > 1.0 + 1e-6:
+            raise ValueError(f"action {arr.tolist()} is outside [-1, 1]: clip it to the action space first")
+        return np.clip(arr, -1.0, 1.0)
+
+    def _obs(self, res: StepResult) -> np.ndarray:
+        if self.privileged:
+            return np.concatenate([res.obs, self._params.to_vector()])
+        return res.obs
+
+    def _info(self, res: StepResult) -> dict[str, Any]:
+        return {"is_success": bool(res.success), "task": self._params, "distance": res.distance}
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        if self.render_mode is None:
+            gym.logger.warn("render() called with render_mode=None: pass render_mode='rgb_array' to gym.make")
+            return None
+        self._check_open()
+        w, h = self.render_size
+        return self.sim.render(w, h)
+
+    def close(self) -> None:
+        if not self._closed:
+            self.sim.close()
+            self._closed = True
+            self._needs_reset = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this env is closed: create a new one with gym.make")
+
+    # -- diagnostics -------------------------------------------------------------------------------------
+    @property
+    def control_dt(self) -> float:
+        """Duration of one step, s."""
+        return self.sim.control_dt
+
+    def describe_actions(self) -> list[dict[str, object]]:
+        """The discrete action map (index -> end-effector command), for manifests and logs."""
+        return [a.to_dict() for a in self.actions]
+
+    def __repr__(self) -> str:
+        return f"RobotTaskEnv(family={self.family!r}, action_mode={self.action_mode!r}, task={self._params})"

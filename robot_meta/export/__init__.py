@@ -1,0 +1,1 @@
+"""robot_meta.export (see ARCHITECTURE.md)."""

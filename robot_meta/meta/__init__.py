@@ -1,0 +1,1 @@
+"""robot_meta.meta (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""robot_meta.policies (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""robot_meta.runtime (see ARCHITECTURE.md)."""
