@@ -145,21 +145,25 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
     def _place_ee(self, target: np.ndarray) -> None:
         """Teleport the arm so that the end effector is at `target` (IK, refined twice)."""
         target = self.task.ee_target(target, np.zeros(3))
-        for _ in range(3):
-            self.robot.set_joint_positions(np.array(self.robot.ik(target)))
+        err = self.robot.teleport_ee(target)
+        if err > 5e-3:
+            log.warning("start pose %s reached only within %.1f mm", np.round(target, 3).tolist(), err * 1e3)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             self._check_open()
             raise RuntimeError("step() called before reset() (or after the episode terminated): call env.reset() first")
+        velocity = None
         if self.action_mode == "discrete":
             idx = self._check_discrete(action)
-            move, gripper = self._moves[idx], self.actions[idx].gripper
+            move, gripper, velocity = self._moves[idx], self.actions[idx].gripper, self.actions[idx].velocity
         else:
             move, gripper = self.task.decode_continuous(self._check_continuous(action))
-        target = self.task.ee_target(self._ee_pos, move)
         try:
-            self.robot.command(target, gripper)
+            if velocity is None:
+                self.robot.command(self.task.ee_target(self._ee_pos, move), gripper)
+            else:
+                self.robot.command_velocity(np.asarray(velocity))
             self.sim.step()
         except PhysicsDisconnectedError:
             self._needs_reset = True

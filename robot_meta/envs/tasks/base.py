@@ -26,9 +26,16 @@ class DiscreteAction:
     """End-effector displacement commanded in one control step, m (world frame)."""
     gripper: float | None = None
     """Finger opening command in [-1, 1] (-1 closed, +1 open); None keeps the current one."""
+    velocity: tuple[float, float, float] | None = None
+    """If set, drive the end effector at this velocity (m/s) for the step instead of moving to a target."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"label": self.label, "move": list(self.move), "gripper": self.gripper}
+        return {
+            "label": self.label,
+            "move": list(self.move),
+            "gripper": self.gripper,
+            "velocity": None if self.velocity is None else list(self.velocity),
+        }
 
 
 def axis_moves(step: float, axes: str = "xyz", tag: str = "") -> tuple[DiscreteAction, ...]:

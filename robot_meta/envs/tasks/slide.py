@@ -1,8 +1,8 @@
 """Slide: strike a puck so that it comes to rest on a goal beyond the arm's reach.
 
-A strike moves the end effector forward by a fixed distance within one control step (a strike
-speed); the distance the puck then travels grows with the square of its speed and shrinks with
-friction, uphill slope and (through the force-limited arm) mass. The strength that lands the puck
+A strike drives the end effector forward at a chosen speed for one control step (40 ms) and then
+holds; the distance the puck then travels grows with the square of its speed and shrinks with
+friction and uphill slope, and a heavy puck slows the torque-limited arm during the hit. The strength that lands the puck
 on the goal is therefore a property of the hidden task.
 """
 
@@ -14,8 +14,8 @@ from robot_meta.envs.tasks.base import NOOP, DiscreteAction, ObjectTask, axis_mo
 
 __all__ = ["STRIKE_SPEEDS", "SlideTask"]
 
-#: End-effector strike speeds, m/s (forward displacement per 40 ms control step = speed x 0.04 s).
-STRIKE_SPEEDS = (0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.2, 1.4)
+#: End-effector strike speeds, m/s.
+STRIKE_SPEEDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)
 
 
 class SlideTask(ObjectTask):
@@ -23,9 +23,9 @@ class SlideTask(ObjectTask):
     discrete_actions = (
         NOOP,
         *axis_moves(0.01),
-        *(DiscreteAction(f"strike {v:.2f} m/s", (v * 0.04, 0.0, 0.0)) for v in STRIKE_SPEEDS),
+        *(DiscreteAction(f"strike {v:.2f} m/s", velocity=(v, 0.0, 0.0)) for v in STRIKE_SPEEDS),
     )
-    continuous_scale = (STRIKE_SPEEDS[-1] * 0.04, 0.01, 0.01)
+    continuous_scale = (0.05, 0.01, 0.01)
     distance_threshold = 0.07
     settle_speed = 0.02
     ee_low = (-0.35, -0.2, 0.0)
@@ -34,7 +34,7 @@ class SlideTask(ObjectTask):
     def start_ee(self, rng: np.random.Generator) -> np.ndarray:
         self._puck_xy = np.array([rng.uniform(-0.15, -0.05), rng.uniform(-0.05, 0.05)])
         g = self.scene.geometry
-        x = float(self._puck_xy[0]) - g.footprint_radius - 0.03
+        x = float(self._puck_xy[0]) - g.footprint_radius - 0.025  # fingertips ~1 cm behind the puck
         z = self.scene.surface_height(x, float(self._puck_xy[1])) + max(g.half_height, self.ee_min_clearance)
         return np.array([x, self._puck_xy[1], z])
 

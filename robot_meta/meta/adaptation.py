@@ -1,0 +1,139 @@
+r"""The head adaptation rule: the inner loop of `MetaDQN` and exactly what the device runs in numpy.
+
+Notation. A support set of N transitions :math:`(s_i, a_i, r_i, s'_i, d_i)` (``d_i`` = 1 if the
+episode *terminated* at :math:`s'_i`, 0 otherwise; time-limit truncation is not termination).
+``f`` is the frozen trunk including observation normalisation (`QNetwork.features`, the
+``features`` output of the exported graph): :math:`\phi_i = f(s_i)`, :math:`\phi'_i = f(s'_i)`.
+The head is :math:`Q(s) = W f(s) + b` with :math:`W \in R^{A \times H}`, :math:`b \in R^A`.
+Hyper-parameters (`HeadAdaptation`): K = ``steps``, alpha = ``lr``, gamma, kappa = ``huber_delta``.
+
+Starting from the head :math:`(W_0, b_0)` that adaptation begins with (the meta-trained head):
+
+1. Targets, computed ONCE with the starting head and held fixed for all K steps::
+
+       y_i = r_i + gamma * (1 - d_i) * max_a (W_0 phi'_i + b_0)[a]
+
+2. For k = 0 .. K-1 (plain full-batch gradient descent on the mean Huber TD loss
+   :math:`L = \frac1N \sum_i \mathrm{Huber}_\kappa(Q_k(s_i)[a_i] - y_i)`, whose derivative is
+   ``clip(delta, -kappa, kappa)``)::
+
+       delta_i = (W_k phi_i + b_k)[a_i] - y_i
+       g_i     = clip(delta_i, -kappa, kappa)
+       W_{k+1} = W_k - (alpha / N) * sum_i g_i * onehot(a_i) phi_i^T      # (A, H)
+       b_{k+1} = b_k - (alpha / N) * sum_i g_i * onehot(a_i)              # (A,)
+
+   i.e. only the row of the taken action receives a gradient from each transition.
+
+3. The adapted head is :math:`(W_K, b_K)`. N = 0 or K = 0 leaves the head unchanged.
+
+``Huber_kappa(x) = 0.5 x^2`` for ``|x| <= kappa``, else ``kappa (|x| - kappa / 2)`` (PyTorch's
+``huber_loss(delta=kappa)``). No momentum, no weight decay, no target network beyond the fixed
+targets of step 1. Everything is written with broadcasting over leading batch dimensions so that
+`MetaDQN` adapts a batch of tasks at once, and it is differentiable end to end (the meta-gradient
+flows through the K steps, the targets and the features) - that is the second-order MAML gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["HeadAdaptation", "adapt_head", "head_td_loss", "head_td_step", "head_td_targets"]
+
+
+@dataclass(frozen=True)
+class HeadAdaptation:
+    """Hyper-parameters of the head adaptation rule (see the module docstring for the formula)."""
+
+    steps: int = 5
+    """K: number of gradient steps on the head."""
+    lr: float = 0.1
+    """alpha: SGD step size."""
+    gamma: float = 0.98
+    """Discount of the TD targets."""
+    huber_delta: float = 1.0
+    """kappa: Huber threshold (the per-transition TD error is clipped to [-kappa, kappa] in the gradient)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"HeadAdaptation.steps must be an int >= 1, got {self.steps!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"HeadAdaptation.lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"HeadAdaptation.gamma must be in [0, 1], got {self.gamma!r}")
+        if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
+            raise ValueError(f"HeadAdaptation.huber_delta must be > 0, got {self.huber_delta!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (written to config.json and the export manifest)."""
+        return {"rule": "head_td_sgd", **asdict(self)}
+
+
+def _head_q(weight: Tensor, bias: Tensor, features: Tensor) -> Tensor:
+    """``W f + b`` for features ``(..., N, H)``, weight ``(..., A, H)``, bias ``(..., A)`` -> ``(..., N, A)``."""
+    return features @ weight.transpose(-1, -2) + bias.unsqueeze(-2)
+
+
+def head_td_targets(
+    weight: Tensor, bias: Tensor, next_features: Tensor, rewards: Tensor, terminated: Tensor, gamma: float
+) -> Tensor:
+    """Step 1: ``y = r + gamma (1 - d) max_a (W phi' + b)[a]``, shape ``(..., N)``."""
+    next_q = _head_q(weight, bias, next_features).max(dim=-1).values
+    return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def head_td_loss(weight: Tensor, bias: Tensor, features: Tensor, actions: Tensor, targets: Tensor, huber_delta: float) -> Tensor:
+    """Mean Huber TD loss of the head on a set, shape ``(...)`` (mean over the N transitions)."""
+    q_sa = _head_q(weight, bias, features).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+    diff = q_sa - targets
+    absd = diff.abs()
+    huber = torch.where(absd <= huber_delta, 0.5 * diff * diff, huber_delta * (absd - 0.5 * huber_delta))
+    return huber.mean(-1)
+
+
+def head_td_step(
+    weight: Tensor, bias: Tensor, features: Tensor, actions: Tensor, targets: Tensor, *, lr: float, huber_delta: float
+) -> tuple[Tensor, Tensor]:
+    """Step 2, once: one SGD step of the mean Huber TD loss on the head, in closed form.
+
+    Shapes: weight ``(..., A, H)``, bias ``(..., A)``, features ``(..., N, H)``, actions ``(..., N)``
+    (int), targets ``(..., N)``. Returns the new ``(weight, bias)``.
+    """
+    n = features.shape[-2]
+    if n == 0:
+        return weight, bias
+    n_actions = weight.shape[-2]
+    one_hot = torch.nn.functional.one_hot(actions.long(), n_actions).to(features.dtype)  # (..., N, A)
+    q = _head_q(weight, bias, features)  # (..., N, A)
+    delta = (q * one_hot).sum(-1) - targets  # (..., N)
+    g = delta.clamp(-huber_delta, huber_delta).unsqueeze(-1) * one_hot / n  # (..., N, A)
+    grad_w = g.transpose(-1, -2) @ features  # (..., A, H)
+    grad_b = g.sum(-2)  # (..., A)
+    return weight - lr * grad_w, bias - lr * grad_b
+
+
+def adapt_head(
+    weight: Tensor,
+    bias: Tensor,
+    features: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    next_features: Tensor,
+    terminated: Tensor,
+    rule: HeadAdaptation,
+) -> tuple[Tensor, Tensor]:
+    """The whole rule: fixed targets from the starting head, then ``rule.steps`` `head_td_step`s.
+
+    Differentiable with respect to every input (for the second-order meta-gradient); detach the
+    inputs for a first-order or inference-only adaptation.
+    """
+    if features.shape[-2] == 0:
+        return weight, bias
+    targets = head_td_targets(weight, bias, next_features, rewards, terminated.to(rewards.dtype), rule.gamma)
+    for _ in range(rule.steps):
+        weight, bias = head_td_step(weight, bias, features, actions, targets, lr=rule.lr, huber_delta=rule.huber_delta)
+    return weight, bias

@@ -1,0 +1,229 @@
+"""`MetaDQN`: MAML-style meta-Q-learning whose inner loop is the device's head adaptation rule.
+
+Per outer step, for a batch of tasks with support set S and query set Q drawn from each task's
+replay buffer (uniformly, with replacement):
+
+- inner loop: ``(W_K, b_K) = adapt_head(W_0, b_0, f(S), ..., rule)`` (`robot_meta.meta.adaptation`);
+  the target network is adapted on the same support with the same rule (no gradient);
+- outer loss: mean Huber TD loss of ``Q(s) = W_K f(s) + b_K`` on Q with Double-DQN targets
+  ``r + gamma (1 - d) Q'_K(s', argmax_a Q_K(s', a))`` (``Q'_K``: the adapted target network),
+  plus ``zero_shot_weight`` times the same loss for the un-adapted head (targets from the
+  un-adapted networks), so that the policy the device starts with is good too;
+- the meta-gradient flows through the K inner steps, the inner targets and the support features
+  (second order), or, with ``first_order=True``, only through the query features and
+  ``W_K - W_0`` treated as a constant (FOMAML).
+
+Collection (the worker) mimics deployment: the first episode of a task visit acts with the meta
+head, and before every later episode the head is re-adapted from ``(W_0, b_0)`` on the visit's
+latest ``support_size`` transitions.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, head_td_loss, head_td_targets
+from robot_meta.meta.config import MetaDQNConfig
+from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.replay import Batch, Transitions, stack_batches
+from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
+from robot_meta.meta.trainer import MetaTrainer, WorkResult, worker_module
+from robot_meta.policies import QNetwork
+
+__all__ = ["MetaDQN", "meta_td_loss"]
+
+
+def _head_q(weight: Tensor, bias: Tensor, features: Tensor) -> Tensor:
+    return features @ weight.transpose(-1, -2) + bias.unsqueeze(-2)
+
+
+def meta_td_loss(
+    qnet: QNetwork,
+    target: QNetwork,
+    support: Batch,
+    query: Batch,
+    rule: HeadAdaptation,
+    *,
+    first_order: bool = False,
+    zero_shot_weight: float = 0.0,
+    params: Mapping[str, Tensor] | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """The MetaDQN outer loss for a batch of tasks (support ``(B, S, ...)``, query ``(B, Q, ...)``).
+
+    `params` (default: ``qnet``'s own parameters) are the meta-parameters the loss is a function
+    of, applied through ``torch.func.functional_call`` (buffers such as the normaliser come from
+    `qnet`); the target network only provides constants. Returns the loss and scalars
+    (``losses/outer_td``, ``losses/zero_shot_td``, ``losses/inner_td_pre|post``).
+    """
+    p = dict(qnet.named_parameters()) if params is None else dict(params)
+    body_params = {k[len("body.") :]: v for k, v in p.items() if k.startswith("body.")}
+    w0, b0 = p["head.weight"], p["head.bias"]
+
+    def feats(obs: Tensor) -> Tensor:
+        out: Tensor = functional_call(qnet.body, body_params, (obs,))
+        return out
+
+    if first_order:
+        with torch.no_grad():
+            fs, fs_next = feats(support.obs), feats(support.next_obs)
+            wk_c, bk_c = adapt_head(w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule)
+        wk, bk = w0 + (wk_c - w0).detach(), b0 + (bk_c - b0).detach()
+    else:
+        fs, fs_next = feats(support.obs), feats(support.next_obs)
+        wk, bk = adapt_head(w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule)
+
+    with torch.no_grad():
+        tw0, tb0 = target.head.weight, target.head.bias
+        tfs, tfs_next = target.features(support.obs), target.features(support.next_obs)
+        twk, tbk = adapt_head(tw0, tb0, tfs, support.actions, support.rewards, tfs_next, support.terminated, rule)
+        tf_q_next = target.features(query.next_obs)
+        f_q_next = feats(query.next_obs)
+        y = double_dqn_targets(
+            query.rewards, query.terminated, _head_q(wk.detach(), bk.detach(), f_q_next), _head_q(twk, tbk, tf_q_next), rule.gamma
+        )
+    fq = feats(query.obs)
+    outer = td_loss(_head_q(wk, bk, fq), query.actions, y, rule.huber_delta)
+    loss = outer
+    stats: dict[str, float] = {"losses/outer_td": float(outer.detach())}
+    if zero_shot_weight > 0:
+        with torch.no_grad():
+            y0 = double_dqn_targets(
+                query.rewards, query.terminated, _head_q(w0.detach(), b0.detach(), f_q_next), _head_q(tw0, tb0, tf_q_next), rule.gamma
+            )
+        zero = td_loss(_head_q(w0, b0, fq), query.actions, y0, rule.huber_delta)
+        loss = loss + zero_shot_weight * zero
+        stats["losses/zero_shot_td"] = float(zero.detach())
+    with torch.no_grad():
+        fs_d, fs_next_d = fs.detach(), fs_next.detach()
+        y_in = head_td_targets(w0.detach(), b0.detach(), fs_next_d, support.rewards, support.terminated, rule.gamma)
+        stats["losses/inner_td_pre"] = float(head_td_loss(w0.detach(), b0.detach(), fs_d, support.actions, y_in, rule.huber_delta).mean())
+        stats["losses/inner_td_post"] = float(head_td_loss(wk.detach(), bk.detach(), fs_d, support.actions, y_in, rule.huber_delta).mean())
+    return loss, stats
+
+
+@dataclass(frozen=True)
+class _Work:
+    env_factory: EnvFactory
+    net_spec: tuple[tuple[str, Any], ...]
+    state: dict[str, Tensor]
+    task: Any
+    seed: int
+    epsilon: float
+    episodes: int
+    support_size: int
+    rule: HeadAdaptation
+
+
+def _work(item: _Work) -> WorkResult:
+    """One task visit: episode 0 with the meta head, later episodes with the head re-adapted on the visit so far."""
+    spec = dict(item.net_spec)
+    qnet = worker_module(("meta-dqn", item.net_spec), lambda: QNetwork(**spec))
+    qnet.load_state_dict(item.state)
+    env = cached_env(item.env_factory)
+    rng = np.random.default_rng(item.seed)
+    w0, b0 = qnet.head.weight.detach(), qnet.head.bias.detach()
+    parts: list[Transitions] = []
+    episodes: list[EpisodeStats] = []
+    for e in range(item.episodes):
+        w, b = w0, b0
+        if e > 0:
+            sup = Transitions.concat(parts).tail(item.support_size).to_batch()
+            with torch.no_grad():
+                w, b = adapt_head(w0, b0, qnet.features(sup.obs), sup.actions, sup.rewards, qnet.features(sup.next_obs), sup.terminated, item.rule)
+        wn, bn = w.numpy(), b.numpy()
+
+        def act(obs: np.ndarray, wn: np.ndarray = wn, bn: np.ndarray = bn) -> int:
+            with torch.inference_mode():
+                f = qnet.features(torch.from_numpy(np.asarray(obs, dtype=np.float32))).numpy()
+            return epsilon_greedy(wn @ f + bn, item.epsilon, rng)
+
+        tr, st = run_episode(env, item.task, int(rng.integers(2**31 - 1)), act)
+        parts.append(tr)
+        episodes.append(st)
+    return WorkResult(Transitions.concat(parts), episodes)
+
+
+class MetaDQN(MetaTrainer[MetaDQNConfig]):
+    """MAML-style meta-Q-learning; the inner loop is exactly the device's head adaptation (`adaptation`)."""
+
+    algo = "meta-dqn"
+    config_cls = MetaDQNConfig
+
+    def _build(self) -> None:
+        cfg = self.config
+        self.qnet = QNetwork(self.obs_dim, self.n_actions, cfg.hidden)
+        self.target = copy.deepcopy(self.qnet).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.qnet.parameters(), lr=cfg.lr)
+
+    @property
+    def adaptation(self) -> HeadAdaptation:
+        """The head adaptation rule (inner loop here, `adapt()` on the device)."""
+        cfg = self.config
+        return HeadAdaptation(steps=cfg.inner_steps, lr=cfg.inner_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta)
+
+    def _worker(self) -> Callable[[Any], WorkResult]:
+        return _work
+
+    def _work_item(self, task: Any, seed: int, epsilon: float, *, task_index: int | None) -> _Work:
+        cfg = self.config
+        return _Work(
+            env_factory=self.env_factory,
+            net_spec=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.qnet.spec().items()),
+            state=self.qnet.state_dict(),
+            task=task,
+            seed=seed,
+            epsilon=epsilon,
+            episodes=cfg.episodes_per_task,
+            support_size=cfg.support_size,
+            rule=self.adaptation,
+        )
+
+    def _observe(self, new: Transitions) -> None:
+        # The target network shares the current normalisation (as with normalised replay in SB3):
+        # only its weights lag behind.
+        self.qnet.obs_norm.update(new.obs)
+        self.target.obs_norm.load_state_dict(self.qnet.obs_norm.state_dict())
+
+    def _learn(self, task_ids: Sequence[int], results: Sequence[WorkResult]) -> dict[str, float]:
+        cfg = self.config
+        ready = [i for i, buf in enumerate(self.replay) if len(buf) > 0]
+        rule = self.adaptation
+        sums: dict[str, float] = {}
+        for _ in range(cfg.updates_per_iteration):
+            chosen = self.rng.choice(len(ready), size=min(cfg.update_batch_tasks, len(ready)), replace=False)
+            tasks = [ready[int(i)] for i in chosen]
+            support = stack_batches([self.replay[t].sample(cfg.support_size, self.rng) for t in tasks])
+            query = stack_batches([self.replay[t].sample(cfg.query_size, self.rng) for t in tasks])
+            loss, stats = meta_td_loss(
+                self.qnet, self.target, support, query, rule, first_order=cfg.first_order, zero_shot_weight=cfg.zero_shot_weight
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            stats["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm))
+            self.optimizer.step()
+            self.updates += 1
+            if self.updates % cfg.target_update_interval == 0:
+                hard_update(self.target, self.qnet)
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+        return {k: v / cfg.updates_per_iteration for k, v in sums.items()}
+
+    def _models(self) -> dict[str, nn.Module]:
+        return {"qnet": self.qnet, "target": self.target}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer}
+
+    def policy_modules(self) -> dict[str, nn.Module]:
+        return {"policy": self.qnet}
+
+    def run_info(self) -> dict[str, Any]:
+        return {"policy": self.qnet.spec(), "encoder": None, "adaptation": self.adaptation.to_dict()}

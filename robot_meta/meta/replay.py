@@ -1,0 +1,147 @@
+"""Transitions, per-task replay buffers and torch batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Batch", "ReplayBuffer", "Transitions", "stack_batches"]
+
+
+class Batch(NamedTuple):
+    """A torch batch; leading dimensions ``(..., N)`` (``(B, N)`` for a batch of tasks)."""
+
+    obs: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_obs: Tensor
+    terminated: Tensor
+
+    def to(self, dtype: torch.dtype) -> Batch:
+        """The same batch with float fields cast to `dtype` (actions stay int64)."""
+        return Batch(self.obs.to(dtype), self.actions, self.rewards.to(dtype), self.next_obs.to(dtype), self.terminated.to(dtype))
+
+
+class Transitions(NamedTuple):
+    """Numpy transitions, the unit that workers return and buffers store.
+
+    ``obs``/``next_obs`` float32 ``(N, obs_dim)``, ``actions`` int64 ``(N,)``, ``rewards`` float32
+    ``(N,)``, ``terminated`` float32 ``(N,)`` (1.0 only for true termination, not time limits).
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return int(self.actions.shape[0])
+
+    @staticmethod
+    def empty(obs_dim: int) -> Transitions:
+        return Transitions(
+            np.zeros((0, obs_dim), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.float32),
+            np.zeros((0, obs_dim), np.float32),
+            np.zeros(0, np.float32),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Transitions]) -> Transitions:
+        if not parts:
+            raise ValueError("Transitions.concat needs at least one part")
+        return Transitions(*(np.concatenate([getattr(p, f) for p in parts]) for f in Transitions._fields))
+
+    def tail(self, n: int) -> Transitions:
+        """The last `n` transitions."""
+        return Transitions(*(getattr(self, f)[max(0, len(self) - n) :] for f in Transitions._fields))
+
+    def to_batch(self) -> Batch:
+        return Batch(*(torch.from_numpy(np.ascontiguousarray(getattr(self, f))) for f in Transitions._fields))
+
+
+def stack_batches(parts: Sequence[Transitions]) -> Batch:
+    """Stack equally sized per-task transitions into a ``(B, N, ...)`` batch."""
+    return Batch(*(torch.from_numpy(np.stack([getattr(p, f) for p in parts])) for f in Transitions._fields))
+
+
+class ReplayBuffer:
+    """A fixed-capacity ring buffer of transitions for one task (numpy storage, uniform sampling).
+
+    Storage is allocated on the first `add`. `state_dict` holds torch tensors of the filled part
+    only, so it can go into a checkpoint loaded with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int) -> None:
+        if capacity <= 0 or obs_dim <= 0:
+            raise ValueError(f"ReplayBuffer needs a positive capacity and obs_dim, got {capacity} and {obs_dim}")
+        self.capacity = int(capacity)
+        self.obs_dim = int(obs_dim)
+        self._data: Transitions | None = None
+        self._pos = 0
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _storage(self) -> Transitions:
+        if self._data is None:
+            c, d = self.capacity, self.obs_dim
+            self._data = Transitions(
+                np.zeros((c, d), np.float32), np.zeros(c, np.int64), np.zeros(c, np.float32), np.zeros((c, d), np.float32), np.zeros(c, np.float32)
+            )
+        return self._data
+
+    def add(self, tr: Transitions) -> None:
+        """Append transitions (the oldest are overwritten once the buffer is full)."""
+        n = len(tr)
+        if n == 0:
+            return
+        if tr.obs.shape[1:] != (self.obs_dim,):
+            raise ValueError(f"ReplayBuffer for obs_dim={self.obs_dim} got observations of shape {tr.obs.shape}")
+        if n > self.capacity:
+            tr = tr.tail(self.capacity)
+            n = self.capacity
+        data = self._storage()
+        idx = (self._pos + np.arange(n)) % self.capacity
+        for f in Transitions._fields:
+            getattr(data, f)[idx] = getattr(tr, f)
+        self._pos = int((self._pos + n) % self.capacity)
+        self._size = min(self.capacity, self._size + n)
+
+    def sample(self, n: int, rng: np.random.Generator) -> Transitions:
+        """`n` transitions drawn uniformly with replacement (the buffer must not be empty)."""
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty ReplayBuffer: collect transitions first")
+        idx = rng.integers(0, self._size, size=n)
+        data = self._storage()
+        return Transitions(*(getattr(data, f)[idx] for f in Transitions._fields))
+
+    def all(self) -> Transitions:
+        """Every stored transition, oldest first."""
+        if self._data is None or self._size == 0:
+            return Transitions.empty(self.obs_dim)
+        order = np.arange(self._pos - self._size, self._pos) % self.capacity
+        return Transitions(*(getattr(self._data, f)[order] for f in Transitions._fields))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Filled part as tensors (oldest first) plus the sizes."""
+        everything = self.all()
+        state: dict[str, Any] = {"capacity": self.capacity, "obs_dim": self.obs_dim}
+        state.update({f: torch.from_numpy(np.ascontiguousarray(getattr(everything, f))) for f in Transitions._fields})
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if int(state["capacity"]) != self.capacity or int(state["obs_dim"]) != self.obs_dim:
+            raise ValueError(
+                f"replay state is for capacity={state['capacity']}, obs_dim={state['obs_dim']}; "
+                f"this buffer has capacity={self.capacity}, obs_dim={self.obs_dim}"
+            )
+        self._data, self._pos, self._size = None, 0, 0
+        self.add(Transitions(*(state[f].numpy() for f in Transitions._fields)))
