@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 ActionMode = Literal["discrete", "continuous"]
 
+#: Largest distance the end-effector setpoint may lead the measured end effector, m.
+MAX_LEAD = 0.03
+
 
 class RobotTaskEnv(gym.Env[np.ndarray, Any]):
     """A Panda task whose hidden physical parameters (`TaskParams`) vary from task to task.
@@ -87,6 +90,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(self.task.n_continuous,), dtype=np.float32)
         self._ee_pos = np.zeros(3)
+        self._setpoint = np.zeros(3)
         self._last: StepResult | None = None
         self._needs_reset = True
         self._closed = False
@@ -138,6 +142,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         self.task.reset_task(self.np_random)
         self.scene.show_goal(self.task.goal)
         self._ee_pos, ee_vel = self.robot.ee_state()
+        self._setpoint = self._ee_pos.copy()
         self._last = self.task.evaluate(self._ee_pos, ee_vel)
         self._needs_reset = False
         return self._obs(self._last), self._info(self._last)
@@ -161,7 +166,13 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
             move, gripper = self.task.decode_continuous(self._check_continuous(action))
         try:
             if velocity is None:
-                self.robot.command(self.task.ee_target(self._ee_pos, move), gripper)
+                # The setpoint integrates the commanded moves (so tracking errors do not accumulate
+                # into drift) but never leads the measured end effector by more than MAX_LEAD
+                # (anti-windup when the arm is blocked by a heavy object or the table).
+                target = self.task.ee_target(self._setpoint, move)
+                target = np.clip(target, self._ee_pos - MAX_LEAD, self._ee_pos + MAX_LEAD)
+                self._setpoint = target
+                self.robot.command(target, gripper)
             else:
                 self.robot.command_velocity(np.asarray(velocity))
             self.sim.step()
@@ -169,6 +180,8 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
             self._needs_reset = True
             raise
         self._ee_pos, ee_vel = self.robot.ee_state()
+        if velocity is not None:
+            self._setpoint = self._ee_pos.copy()  # hold where the strike ended
         res = self.task.evaluate(self._ee_pos, ee_vel)
         self._last = res
         if not np.isfinite(res.obs).all():

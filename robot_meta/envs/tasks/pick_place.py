@@ -33,6 +33,11 @@ class PickPlaceTask(ObjectTask):
     def reset_task(self, rng: np.random.Generator) -> None:
         obj_xy = rng.uniform(-0.1, 0.1, size=2)
         self.scene.place_object(float(obj_xy[0]), float(obj_xy[1]), yaw=float(rng.uniform(-0.5, 0.5)))
-        goal_xy = rng.uniform(-0.15, 0.15, size=2)
-        self.goal = self.goal_on_surface(float(goal_xy[0]), float(goal_xy[1]))
-        self.goal[2] += float(rng.uniform(0.0, 0.15))
+        start = self.scene.object_state()[0]
+        while True:  # the goal is never already satisfied at the start
+            goal_xy = rng.uniform(-0.15, 0.15, size=2)
+            goal = self.goal_on_surface(float(goal_xy[0]), float(goal_xy[1]))
+            goal[2] += float(rng.uniform(0.0, 0.15))
+            if np.linalg.norm(goal - start) > 2 * self.distance_threshold:
+                break
+        self.goal = goal

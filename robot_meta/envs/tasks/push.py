@@ -23,7 +23,7 @@ class PushTask(ObjectTask):
     reach_shaping = 0.2
 
     def start_ee(self, rng: np.random.Generator) -> np.ndarray:
-        return np.array([-0.22 + rng.uniform(-0.02, 0.02), rng.uniform(-0.05, 0.05), 0.04])
+        return np.array([-0.22 + rng.uniform(-0.02, 0.02), rng.uniform(-0.05, 0.05), 0.02])
 
     def reset_task(self, rng: np.random.Generator) -> None:
         obj_xy = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.12, 0.12)])

@@ -54,7 +54,12 @@ class ReachTask(Task):
         half = self.scene.geometry.hang_length / 2
         self.sim.resetBasePositionAndOrientation(self.scene.body, (ee[0], ee[1], ee[2] - half), (1.0, 0.0, 0.0, 0.0))
         self.sim.resetBaseVelocity(self.scene.body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
-        self.goal = np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.2, 0.2), rng.uniform(0.05, 0.25)])
+        tip = ee - np.array([0.0, 0.0, 2 * half])
+        while True:  # the goal is never already satisfied at the start
+            goal = np.array([rng.uniform(-0.2, 0.2), rng.uniform(-0.2, 0.2), rng.uniform(0.05, 0.25)])
+            if np.linalg.norm(goal - tip) > 3 * self.distance_threshold:
+                break
+        self.goal = goal
 
     def tip_position(self) -> np.ndarray:
         pos, _ = self.sim.getBasePositionAndOrientation(self.scene.body)
