@@ -41,7 +41,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         render_size: (width, height) of rendered frames, pixels.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (Gymnasium's contract)
 
     def __init__(
         self,
@@ -64,7 +64,9 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         if isinstance(distribution, str):
             distribution = TaskDistribution.preset(distribution)
         if distribution is not None and not isinstance(distribution, TaskDistribution):
-            raise TypeError(f"distribution must be a TaskDistribution or a preset name, got {type(distribution).__name__}")
+            raise TypeError(
+                f"distribution must be a TaskDistribution or a preset name, got {type(distribution).__name__}"
+            )
         self.family = family
         self.distribution = distribution
         self.action_mode: ActionMode = action_mode
@@ -77,7 +79,11 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         self.scene = Scene(self.sim)
         self.task = TASK_FAMILIES[family](self.sim, self.robot, self.scene, reward_type)
 
-        default = TaskDistribution.preset(family).nominal if family in TaskDistribution.preset_names() else TaskParams()
+        default = (
+            TaskDistribution.preset(family).nominal
+            if family in TaskDistribution.preset_names()
+            else TaskParams()
+        )
         self._params: TaskParams = self._coerce_task(task) if task is not None else default
         self._applied: TaskParams | None = None
 
@@ -119,13 +125,17 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         return (*layout, ("task_parameters", PRIVILEGED_DIM)) if self.privileged else layout
 
     # -- Gymnasium API ----------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self._check_open()
         options = options or {}
         unknown = set(options) - {"task"}
         if unknown:
-            raise ValueError(f"reset(options=...) got unknown key(s) {sorted(unknown)}; the only option is 'task'")
+            raise ValueError(
+                f"reset(options=...) got unknown key(s) {sorted(unknown)}; the only option is 'task'"
+            )
         if options.get("task") is not None:
             self._params = self._coerce_task(options["task"])
         elif self.distribution is not None:
@@ -157,7 +167,9 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             self._check_open()
-            raise RuntimeError("step() called before reset() (or after the episode terminated): call env.reset() first")
+            raise RuntimeError(
+                "step() called before reset() (or after the episode terminated): call env.reset() first"
+            )
         velocity = None
         if self.action_mode == "discrete":
             idx = self._check_discrete(action)
@@ -199,7 +211,9 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
             action = action.reshape(()).item()
         if isinstance(action, bool) or not isinstance(action, int | np.integer):
-            raise ValueError(f"action {action!r} is not an integer: this env's action space is {self.action_space}")
+            raise ValueError(
+                f"action {action!r} is not an integer: this env's action space is {self.action_space}"
+            )
         idx = int(action)
         if not 0 <= idx < len(self.actions):
             raise ValueError(f"action {idx} is out of range: valid actions are 0..{len(self.actions) - 1}")
@@ -211,7 +225,9 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         if arr.shape != (n,):
             raise ValueError(f"action has shape {arr.shape}; this env expects shape ({n},) in [-1, 1]")
         if not np.isfinite(arr).all():
-            raise ValueError(f"action {arr.tolist()} contains NaN or inf: refused (it would corrupt the physics state)")
+            raise ValueError(
+                f"action {arr.tolist()} contains NaN or inf: refused (it would corrupt the physics state)"
+            )
         if np.abs(arr).max() > 1.0 + 1e-6:
             raise ValueError(f"action {arr.tolist()} is outside [-1, 1]: clip it to the action space first")
         return np.clip(arr, -1.0, 1.0)
@@ -224,7 +240,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
     def _info(self, res: StepResult) -> dict[str, Any]:
         return {"is_success": bool(res.success), "task": self._params, "distance": res.distance}
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gym.logger.warn("render() called with render_mode=None: pass render_mode='rgb_array' to gym.make")
             return None

@@ -232,7 +232,9 @@ class TaskSpace:
 
     def __post_init__(self) -> None:
         if not self.object_shapes or any(s not in OBJECT_SHAPES for s in self.object_shapes):
-            raise ValueError(f"TaskSpace.object_shapes={self.object_shapes} must be a non-empty subset of {OBJECT_SHAPES}")
+            raise ValueError(
+                f"TaskSpace.object_shapes={self.object_shapes} must be a non-empty subset of {OBJECT_SHAPES}"
+            )
         if not self.terrains or any(t not in TERRAINS for t in self.terrains):
             raise ValueError(f"TaskSpace.terrains={self.terrains} must be a non-empty subset of {TERRAINS}")
 
@@ -320,7 +322,9 @@ class TaskDistribution:
         for fname in ("object_mass", "lateral_friction"):
             tr, te = getattr(self.train, fname), getattr(self.test, fname)
             if tr.overlaps(te):
-                raise ValueError(f"TaskDistribution {self.name!r}: test {fname} {te.intervals} overlaps train {tr.intervals}")
+                raise ValueError(
+                    f"TaskDistribution {self.name!r}: test {fname} {te.intervals} overlaps train {tr.intervals}"
+                )
             hull = (min(tr.low, te.low), max(tr.high, te.high))
             for lo, hi in getattr(self.ood, fname).intervals:
                 if lo < hull[1] and hi > hull[0]:
@@ -328,7 +332,9 @@ class TaskDistribution:
                         f"TaskDistribution {self.name!r}: ood {fname} ({lo}, {hi}) lies inside the train range {hull}"
                     )
         if not set(self.test.object_shapes) - set(self.train.object_shapes):
-            raise ValueError(f"TaskDistribution {self.name!r}: the test split must hold out a shape unseen in train")
+            raise ValueError(
+                f"TaskDistribution {self.name!r}: the test split must hold out a shape unseen in train"
+            )
 
     @staticmethod
     def preset_names() -> tuple[str, ...]:
@@ -399,7 +405,9 @@ def _preset(
     name: str,
     *,
     mass: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]], Sequence[tuple[float, float]]],
-    friction: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]], Sequence[tuple[float, float]]],
+    friction: tuple[
+        Sequence[tuple[float, float]], Sequence[tuple[float, float]], Sequence[tuple[float, float]]
+    ],
     size: tuple[float, float],
     shapes: tuple[tuple[ObjectShape, ...], ObjectShape],
     terrains: tuple[Terrain, ...],

@@ -40,10 +40,14 @@ class PandaRobot:
         base_position: world position of the robot base, m.
     """
 
-    def __init__(self, sim: PyBulletSim, base_position: tuple[float, float, float] = (-0.6, 0.0, 0.0)) -> None:
+    def __init__(
+        self, sim: PyBulletSim, base_position: tuple[float, float, float] = (-0.6, 0.0, 0.0)
+    ) -> None:
         self.sim = sim
         self.base_position = tuple(float(v) for v in base_position)
-        self.body = sim.loadURDF("franka_panda/panda.urdf", basePosition=self.base_position, useFixedBase=True)
+        self.body = sim.loadURDF(
+            "franka_panda/panda.urdf", basePosition=self.base_position, useFixedBase=True
+        )
         self._joints = ARM_JOINTS + FINGER_JOINTS
         self.joint_forces = [float(sim.getJointInfo(self.body, j)[10]) for j in self._joints]  # URDF efforts
         self._gains = [POSITION_GAIN] * len(self._joints)
@@ -54,7 +58,11 @@ class PandaRobot:
 
     def reset(self, finger_width: float | None = None) -> None:
         """Put the arm in its neutral pose at rest with the given finger opening (total width, m)."""
-        half = FINGER_CLOSED if finger_width is None else float(np.clip(finger_width / 2, FINGER_CLOSED, FINGER_OPEN))
+        half = (
+            FINGER_CLOSED
+            if finger_width is None
+            else float(np.clip(finger_width / 2, FINGER_CLOSED, FINGER_OPEN))
+        )
         self._finger_target = half
         for j, q in zip(self._joints, (*NEUTRAL_ARM, half, half), strict=True):
             self.sim.resetJointState(self.body, j, q, 0.0)

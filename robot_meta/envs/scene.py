@@ -52,7 +52,9 @@ class ObjectGeometry:
     def half_height(self) -> float:
         """Distance from the centre to the resting surface, m (capsules lie on their side)."""
         s = self.size
-        return {"cube": s / 2, "cuboid": 0.4 * s, "cylinder": s / 2, "sphere": s / 2, "capsule": s / 4}[self.shape]
+        return {"cube": s / 2, "cuboid": 0.4 * s, "cylinder": s / 2, "sphere": s / 2, "capsule": s / 4}[
+            self.shape
+        ]
 
     @property
     def hang_length(self) -> float:
@@ -64,7 +66,9 @@ class ObjectGeometry:
     def footprint_radius(self) -> float:
         """Radius of the horizontal footprint, m (for placement clearances)."""
         s = self.size
-        return {"cube": 0.71 * s, "cuboid": 0.9 * s, "cylinder": s / 2, "sphere": s / 2, "capsule": 0.75 * s}[self.shape]
+        return {"cube": 0.71 * s, "cuboid": 0.9 * s, "cylinder": s / 2, "sphere": s / 2, "capsule": 0.75 * s}[
+            self.shape
+        ]
 
     @property
     def rest_orientation(self) -> tuple[float, float, float, float]:
@@ -175,7 +179,9 @@ class Scene:
             s.changeDynamics(body, -1, mass=0.0)
         s.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
         self._parked += 1
-        s.resetBasePositionAndOrientation(body, (30.0 + 0.5 * (body % 200), 30.0, _PARK_Z), (0.0, 0.0, 0.0, 1.0))
+        s.resetBasePositionAndOrientation(
+            body, (30.0 + 0.5 * (body % 200), 30.0, _PARK_Z), (0.0, 0.0, 0.0, 1.0)
+        )
 
     def _make_bump_pattern(self) -> np.ndarray:
         """A fixed smooth bump pattern with peak 1 on the heightfield grid (scaled by roughness)."""
@@ -204,7 +210,11 @@ class Scene:
             # a positive slope rises along +x (the surface normal leans towards -x).
             q = _quat_about_y(-slope)
             cx, cz = SURFACE_CENTER_X, -SURFACE_HALF[2]
-            pos = (cx * math.cos(slope) - cz * math.sin(slope), 0.0, cx * math.sin(slope) + cz * math.cos(slope))
+            pos = (
+                cx * math.cos(slope) - cz * math.sin(slope),
+                0.0,
+                cx * math.sin(slope) + cz * math.cos(slope),
+            )
             s.resetBasePositionAndOrientation(self.surface, pos, q)
             self._slope_rad = slope
         rough = snap(params.terrain_roughness, ROUGHNESS_GRID, 0.0) if params.terrain == "bumpy" else 0.0
@@ -255,7 +265,10 @@ class Scene:
         fx, fy = gx - i, gy - j
         h = self._hf_heights
         return float(
-            h[i, j] * (1 - fx) * (1 - fy) + h[i + 1, j] * fx * (1 - fy) + h[i, j + 1] * (1 - fx) * fy + h[i + 1, j + 1] * fx * fy
+            h[i, j] * (1 - fx) * (1 - fy)
+            + h[i + 1, j] * fx * (1 - fy)
+            + h[i, j + 1] * (1 - fx) * fy
+            + h[i + 1, j + 1] * fx * fy
         )
 
     def max_height_around(self, x: float, y: float, radius: float) -> float:
@@ -276,7 +289,11 @@ class Scene:
         r = g.footprint_radius
         base = self.max_height_around(x, y, r) if self._hf_heights is not None else self.surface_height(x, y)
         # On a tilt, the centre sits half_height along the surface normal.
-        z = base + g.half_height / math.cos(self._slope_rad) + (0.0005 if self._hf_heights is not None else 0.0)
+        z = (
+            base
+            + g.half_height / math.cos(self._slope_rad)
+            + (0.0005 if self._hf_heights is not None else 0.0)
+        )
         yaw_q = (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
         orn = _quat_mul(self.surface_orientation, _quat_mul(yaw_q, g.rest_orientation))
         pos = np.array([x, y, z])

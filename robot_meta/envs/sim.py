@@ -35,7 +35,9 @@ class PyBulletSim:
             tracks end-effector commands as closely (measured in BENCHMARKS.md) at ~1.4x the speed.
     """
 
-    def __init__(self, timestep: float = 1.0 / 500.0, n_substeps: int = 20, solver_iterations: int = 20) -> None:
+    def __init__(
+        self, timestep: float = 1.0 / 500.0, n_substeps: int = 20, solver_iterations: int = 20
+    ) -> None:
         if not (timestep > 0 and np.isfinite(timestep)):
             raise ValueError(f"PyBulletSim timestep={timestep!r} must be a positive number of seconds")
         if int(n_substeps) < 1:

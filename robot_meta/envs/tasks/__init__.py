@@ -6,7 +6,16 @@ from robot_meta.envs.tasks.push import PushTask
 from robot_meta.envs.tasks.reach import ReachTask
 from robot_meta.envs.tasks.slide import SlideTask
 
-__all__ = ["TASK_FAMILIES", "DiscreteAction", "PickPlaceTask", "PushTask", "ReachTask", "SlideTask", "StepResult", "Task"]
+__all__ = [
+    "TASK_FAMILIES",
+    "DiscreteAction",
+    "PickPlaceTask",
+    "PushTask",
+    "ReachTask",
+    "SlideTask",
+    "StepResult",
+    "Task",
+]
 
 TASK_FAMILIES: dict[str, type[Task]] = {
     "reach": ReachTask,

@@ -46,7 +46,9 @@ def axis_moves(step: float, axes: str = "xyz", tag: str = "") -> tuple[DiscreteA
             for sign in (1.0, -1.0):
                 move = [0.0, 0.0, 0.0]
                 move[i] = sign * step
-                out.append(DiscreteAction(f"{'+' if sign > 0 else '-'}{axis}{tag}", (move[0], move[1], move[2])))
+                out.append(
+                    DiscreteAction(f"{'+' if sign > 0 else '-'}{axis}{tag}", (move[0], move[1], move[2]))
+                )
     return tuple(out)
 
 
@@ -82,7 +84,9 @@ class Task(ABC):
     """Lowest end-effector height above the support surface, m."""
     observation_layout: ClassVar[tuple[tuple[str, int], ...]]
 
-    def __init__(self, sim: PyBulletSim, robot: PandaRobot, scene: Scene, reward_type: RewardType = "dense") -> None:
+    def __init__(
+        self, sim: PyBulletSim, robot: PandaRobot, scene: Scene, reward_type: RewardType = "dense"
+    ) -> None:
         if reward_type not in ("dense", "sparse"):
             raise ValueError(f"reward_type={reward_type!r} is unknown: choose 'dense' or 'sparse'")
         self.sim = sim
@@ -125,7 +129,7 @@ class Task(ABC):
     def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
         """Observation, reward, success and failure of the current state."""
 
-    def on_task_change(self) -> None:
+    def on_task_change(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Hook run after the scene is reconfigured for a new task (before `reset_task`)."""
 
     # -- helpers for object tasks ---------------------------------------------------------------------
@@ -137,7 +141,9 @@ class Task(ABC):
     def object_failed(self, pos: np.ndarray) -> bool:
         """The object left the table or fell through it: the episode cannot be recovered."""
         floor = self.scene.surface_height(float(pos[0]), float(pos[1])) - 0.05
-        return bool(pos[2] < floor or abs(pos[1]) > 0.58 or not -0.7 < pos[0] < 1.0 or not np.isfinite(pos).all())
+        return bool(
+            pos[2] < floor or abs(pos[1]) > 0.58 or not -0.7 < pos[0] < 1.0 or not np.isfinite(pos).all()
+        )
 
     def goal_on_surface(self, x: float, y: float) -> np.ndarray:
         g = self.scene.geometry

@@ -52,7 +52,9 @@ class ReachTask(Task):
     def reset_task(self, rng: np.random.Generator) -> None:
         ee, _ = self.robot.ee_state()
         half = self.scene.geometry.hang_length / 2
-        self.sim.resetBasePositionAndOrientation(self.scene.body, (ee[0], ee[1], ee[2] - half), (1.0, 0.0, 0.0, 0.0))
+        self.sim.resetBasePositionAndOrientation(
+            self.scene.body, (ee[0], ee[1], ee[2] - half), (1.0, 0.0, 0.0, 0.0)
+        )
         self.sim.resetBaseVelocity(self.scene.body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
         tip = ee - np.array([0.0, 0.0, 2 * half])
         while True:  # the goal is never already satisfied at the start

@@ -41,4 +41,6 @@ class SlideTask(ObjectTask):
     def reset_task(self, rng: np.random.Generator) -> None:
         x, y = float(self._puck_xy[0]), float(self._puck_xy[1])
         self.scene.place_object(x, y)
-        self.goal = self.goal_on_surface(x + float(rng.uniform(0.3, 0.6)), y + float(rng.uniform(-0.05, 0.05)))
+        self.goal = self.goal_on_surface(
+            x + float(rng.uniform(0.3, 0.6)), y + float(rng.uniform(-0.05, 0.05))
+        )
