@@ -74,10 +74,9 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         self.render_mode = render_mode
         self.render_size = (int(render_size[0]), int(render_size[1]))
 
+        self.reward_type: RewardType = reward_type
         self.sim = PyBulletSim()
-        self.robot = PandaRobot(self.sim)
-        self.scene = Scene(self.sim)
-        self.task = TASK_FAMILIES[family](self.sim, self.robot, self.scene, reward_type)
+        self._build_world()
 
         default = (
             TaskDistribution.preset(family).nominal
@@ -85,7 +84,6 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
             else TaskParams()
         )
         self._params: TaskParams = self._coerce_task(task) if task is not None else default
-        self._applied: TaskParams | None = None
 
         obs_dim = self.task.obs_dim + (PRIVILEGED_DIM if self.privileged else 0)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
@@ -100,6 +98,14 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         self._last: StepResult | None = None
         self._needs_reset = True
         self._closed = False
+
+    def _build_world(self) -> None:
+        """(Re)build robot, scene and task in the sim's (empty) world."""
+        self.robot = PandaRobot(self.sim)
+        self.scene = Scene(self.sim)
+        self.task = TASK_FAMILIES[self.family](self.sim, self.robot, self.scene, self.reward_type)
+        self._applied: TaskParams | None = None
+        self._world_dirty = False
 
     # -- task -----------------------------------------------------------------------------------------
     @staticmethod
@@ -140,6 +146,10 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
             self._params = self._coerce_task(options["task"])
         elif self.distribution is not None:
             self._params = self.distribution.space.sample_one(self.np_random)
+        if seed is not None and self._world_dirty:
+            # A seeded reset replays bitwise: start from a freshly built world (~0.1 s, same client).
+            self.sim.reset_world()
+            self._build_world()
         params = self._params
         if params != self._applied:
             self.scene.apply(params)
@@ -182,18 +192,25 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
                 # into drift) but never leads the measured end effector by more than MAX_LEAD
                 # (anti-windup when the arm is blocked by a heavy object or the table).
                 target = self.task.ee_target(self._setpoint, move)
-                target = np.clip(target, self._ee_pos - MAX_LEAD, self._ee_pos + MAX_LEAD)
+                ee = self._ee_pos
+                for k in range(3):
+                    target[k] = min(max(target[k], ee[k] - MAX_LEAD), ee[k] + MAX_LEAD)
                 self._setpoint = target
                 self.robot.command(target, gripper)
             else:
                 self.robot.command_velocity(np.asarray(velocity))
+            self._world_dirty = True
             self.sim.step()
         except PhysicsDisconnectedError:
             self._needs_reset = True
             raise
         self._ee_pos, ee_vel = self.robot.ee_state()
         if velocity is not None:
-            self._setpoint = self._ee_pos.copy()  # hold where the strike ended
+            # Hold where the strike ended, at the height it started from (the arm sags a little
+            # while it is velocity-controlled).
+            z = self._setpoint[2]
+            self._setpoint = self._ee_pos.copy()
+            self._setpoint[2] = z
         res = self.task.evaluate(self._ee_pos, ee_vel)
         self._last = res
         if not np.isfinite(res.obs).all():

@@ -474,7 +474,7 @@ _PRESETS: dict[str, TaskDistribution] = {
         mass=([(0.1, 0.3), (0.8, 2.0)], [(0.3, 0.8)], [(2.0, 4.0)]),
         friction=([(0.05, 0.08), (0.14, 0.25)], [(0.08, 0.14)], [(0.025, 0.05)]),
         size=(0.05, 0.07),
-        shapes=(("cylinder", "cube", "cuboid"), "capsule"),
+        shapes=(("cylinder", "cube"), "cuboid"),
         terrains=("flat", "tilted"),
         slope=((0.0, 2.0), (2.0, 4.0)),
         nominal=TaskParams(object_mass=0.3, object_shape="cylinder", object_size=0.06, lateral_friction=0.1),

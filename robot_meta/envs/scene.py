@@ -63,6 +63,14 @@ class ObjectGeometry:
         return {"cube": s, "cuboid": 0.8 * s, "cylinder": s, "sphere": s, "capsule": 1.5 * s}[self.shape]
 
     @property
+    def half_extent_x(self) -> float:
+        """Half length along x when resting (capsules lie along y), m."""
+        s = self.size
+        return {"cube": s / 2, "cuboid": 0.75 * s, "cylinder": s / 2, "sphere": s / 2, "capsule": s / 4}[
+            self.shape
+        ]
+
+    @property
     def footprint_radius(self) -> float:
         """Radius of the horizontal footprint, m (for placement clearances)."""
         s = self.size
@@ -111,6 +119,7 @@ class Scene:
         self.geometry = ObjectGeometry("cube", 0.04)
         self.params = TaskParams()
         self._slope_rad = 0.0
+        self._tan_slope = 0.0
         self._hf_heights: np.ndarray | None = None
         self._bump_pattern = self._make_bump_pattern()
         self.goal_marker = sim.createMultiBody(
@@ -217,6 +226,7 @@ class Scene:
             )
             s.resetBasePositionAndOrientation(self.surface, pos, q)
             self._slope_rad = slope
+            self._tan_slope = math.tan(slope)
         rough = snap(params.terrain_roughness, ROUGHNESS_GRID, 0.0) if params.terrain == "bumpy" else 0.0
         active = self._hf_heights is not None
         if rough == 0.0:
@@ -249,7 +259,7 @@ class Scene:
     # -- geometry queries ------------------------------------------------------------------------
     def surface_height(self, x: float, y: float) -> float:
         """Height of the support surface at (x, y), m."""
-        h = x * math.tan(self._slope_rad)
+        h = x * self._tan_slope
         if self._hf_heights is not None:
             h += self._heightfield_at(x, y)
         return h

@@ -57,6 +57,9 @@ class PyBulletSim:
         self.connects += 1
         for name in [k for k, v in vars(self).items() if isinstance(v, functools.partial)]:
             delattr(self, name)  # drop functions bound to a previous client
+        self._configure()
+
+    def _configure(self) -> None:
         self.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.setGravity(0.0, 0.0, -9.81)
         # One stepSimulation call advances a whole control period in n_substeps fixed substeps.
@@ -80,6 +83,18 @@ class PyBulletSim:
             return bool(pybullet.getConnectionInfo(physicsClientId=self.client)["isConnected"])
         except pybullet.error:
             return False
+
+    def reset_world(self) -> None:
+        """Empty the world of the same client, dropping every hidden solver cache.
+
+        PyBullet keeps contact manifolds and warm-start impulses across teleports, so only a
+        fresh world replays an episode bitwise. Freed memory is returned (no leak, measured).
+        """
+        try:
+            self.resetSimulation()
+        except pybullet.error as exc:
+            raise PhysicsDisconnectedError(f"physics client {self.client} is not connected: {exc}") from exc
+        self._configure()
 
     def reconnect(self) -> None:
         """Drop the current client (if any) and start a fresh, empty world."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -110,11 +112,12 @@ class Task(ABC):
 
     def ee_target(self, ee_pos: np.ndarray, move: np.ndarray) -> np.ndarray:
         """Clip a displaced end-effector position to the workspace and above the surface."""
-        target = np.clip(ee_pos + move, self._low, self._high)
-        floor = self.scene.surface_height(float(target[0]), float(target[1])) + self.ee_min_clearance
-        if target[2] < floor:
-            target[2] = floor
-        return target
+        lo, hi = self.ee_low, self.ee_high
+        x = min(max(ee_pos[0] + move[0], lo[0]), hi[0])
+        y = min(max(ee_pos[1] + move[1], lo[1]), hi[1])
+        z = min(max(ee_pos[2] + move[2], lo[2]), hi[2])
+        z = max(z, self.scene.surface_height(x, y) + self.ee_min_clearance)
+        return np.array((x, y, z))
 
     # -- episode ------------------------------------------------------------------------------------
     def start_ee(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -138,12 +141,12 @@ class Task(ABC):
             return 0.0 if success else -1.0
         return -distance - shaping
 
-    def object_failed(self, pos: np.ndarray) -> bool:
+    def object_failed(self, pos: Sequence[float]) -> bool:
         """The object left the table or fell through it: the episode cannot be recovered."""
-        floor = self.scene.surface_height(float(pos[0]), float(pos[1])) - 0.05
-        return bool(
-            pos[2] < floor or abs(pos[1]) > 0.58 or not -0.7 < pos[0] < 1.0 or not np.isfinite(pos).all()
-        )
+        x, y, z = pos
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+            return True
+        return z < self.scene.surface_height(x, y) - 0.05 or abs(y) > 0.58 or not -0.7 < x < 1.0
 
     def goal_on_surface(self, x: float, y: float) -> np.ndarray:
         g = self.scene.geometry
@@ -173,16 +176,35 @@ class ObjectTask(Task):
     """Dense reward also subtracts this times the end-effector-to-object distance."""
 
     def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
-        pos, orn, lin, ang = self.scene.object_state()
-        to_goal = self.goal - pos
-        dist = float(np.hypot(to_goal[0], to_goal[1]) if self.planar_success else np.linalg.norm(to_goal))
+        # Hot path: plain float arithmetic on 3-vectors and one preallocated buffer (numpy's
+        # per-call overhead on tiny arrays would cost more than the arithmetic itself).
+        sim, body = self.sim, self.scene.body
+        pos, orn = sim.getBasePositionAndOrientation(body)
+        lin, ang = sim.getBaseVelocity(body)
+        gx, gy, gz = self.goal
+        dx, dy, dz = gx - pos[0], gy - pos[1], gz - pos[2]
+        dist = math.hypot(dx, dy) if self.planar_success else math.sqrt(dx * dx + dy * dy + dz * dz)
         success = dist < self.distance_threshold
         if success and self.settle_speed is not None:
-            success = float(np.linalg.norm(lin)) < self.settle_speed
-        parts = [ee_pos, ee_vel]
+            success = math.sqrt(lin[0] ** 2 + lin[1] ** 2 + lin[2] ** 2) < self.settle_speed
+        obs = np.empty(self.obs_dim, dtype=np.float32)
+        obs[0:3] = ee_pos
+        obs[3:6] = ee_vel
+        i = 6
         if self.uses_gripper:
-            parts.append(np.array([self.robot.finger_width()]))
-        parts += [pos, orn, lin, ang, self.goal, pos - ee_pos, to_goal]
-        obs = np.concatenate(parts).astype(np.float32)
-        shaping = self.reach_shaping * float(np.linalg.norm(pos - ee_pos)) if self.reach_shaping else 0.0
+            obs[6] = self.robot.finger_width()
+            i = 7
+        rel = (pos[0] - ee_pos[0], pos[1] - ee_pos[1], pos[2] - ee_pos[2])
+        obs[i : i + 3] = pos
+        obs[i + 3 : i + 7] = orn
+        obs[i + 7 : i + 10] = lin
+        obs[i + 10 : i + 13] = ang
+        obs[i + 13 : i + 16] = self.goal
+        obs[i + 16 : i + 19] = rel
+        obs[i + 19 : i + 22] = (dx, dy, dz)
+        shaping = (
+            self.reach_shaping * math.sqrt(rel[0] ** 2 + rel[1] ** 2 + rel[2] ** 2)
+            if self.reach_shaping
+            else 0.0
+        )
         return StepResult(obs, self.reward(dist, success, shaping), success, self.object_failed(pos), dist)

@@ -1,0 +1,233 @@
+"""Each hidden parameter measurably changes the physics.
+
+Numbers measured on pybullet 3.2.7 (1/500 s substeps, 20 solver iterations) are quoted next to
+each assertion; the assertions keep wide margins around them (ratios, not exact floats).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from envs_helpers import (
+    PUSH,
+    lift_height,
+    make_env,
+    push_displacement,
+    raw,
+    resting_position,
+    strike_distance,
+    teleport_ee,
+)
+
+from robot_meta.envs import TaskParams
+
+CUBE = TaskParams(object_mass=0.5, object_shape="cube", object_size=0.05, lateral_friction=0.5)
+PUCK = TaskParams(object_mass=0.3, object_shape="cylinder", object_size=0.06, lateral_friction=0.1)
+
+
+def test_mass_heavy_object_moves_clearly_less_under_the_same_push() -> None:
+    light = push_displacement(CUBE.replace(object_mass=0.1))[0]  # measured 11.9 cm
+    heavy = push_displacement(CUBE.replace(object_mass=2.0))[0]  # measured 5.7 cm
+    assert light > 0.08
+    assert 0.02 < heavy < 0.09
+    assert light / heavy > 1.5
+
+
+def test_mass_changes_the_push_outcome_monotonically() -> None:
+    # measured 11.9, 10.6, 7.4, 4.2 cm for 0.1, 0.3, 1.0, 4.0 kg
+    d = [push_displacement(CUBE.replace(object_mass=m))[0] for m in (0.1, 0.3, 1.0, 4.0)]
+    assert d[0] > d[1] > d[2] > d[3] > 0.01, d
+    assert d[0] / d[3] > 2.0
+
+
+def test_mass_decides_whether_the_grasp_holds() -> None:
+    """20 N per finger x friction 0.8 carries about 3.3 kg: 0.5 kg is lifted, 4 kg slips out."""
+    grippy = CUBE.replace(object_size=0.04, lateral_friction=0.8)
+    assert lift_height(grippy.replace(object_mass=0.5)) > 0.12  # measured 15.9 cm
+    assert lift_height(grippy.replace(object_mass=2.0)) > 0.10  # measured 14.2 cm
+    assert lift_height(grippy.replace(object_mass=4.0)) < 0.01  # measured 0.0 cm
+
+
+def test_lateral_friction_slippery_object_coasts_much_further() -> None:
+    slippery = push_displacement(CUBE.replace(lateral_friction=0.1))[0]  # measured 32.6 cm
+    grippy = push_displacement(CUBE.replace(lateral_friction=1.0))[0]  # measured 2.0 cm
+    assert slippery > 0.2
+    assert grippy < 0.08
+    assert slippery / grippy > 3.0
+
+
+def test_lateral_friction_changes_the_push_outcome_monotonically() -> None:
+    # measured 32.6, 18.6, 13.8, 9.5 cm for friction 0.1, 0.2, 0.3, 0.5
+    d = [push_displacement(CUBE.replace(lateral_friction=f))[0] for f in (0.1, 0.2, 0.3, 0.5)]
+    assert all(a > 1.2 * b for a, b in itertools.pairwise(d)), d
+
+
+def test_lateral_friction_decides_whether_the_grasp_holds() -> None:
+    """A 1 kg cube: friction 0.3 gives 12 N of grip (slips), 0.8 gives 32 N (holds)."""
+    kg = CUBE.replace(object_size=0.04, object_mass=1.0)
+    assert lift_height(kg.replace(lateral_friction=0.8)) > 0.12  # measured 15.9 cm
+    assert lift_height(kg.replace(lateral_friction=0.3)) < 0.01  # measured 0.0 cm
+
+
+def test_shape_changes_the_push_outcome() -> None:
+    # measured along x: cube 9.5, cuboid 22.7, cylinder 3.6, sphere 33.6 (rolls), capsule 12.6 cm
+    moved = {
+        s: push_displacement(CUBE.replace(object_shape=s)) for s in ("cube", "cylinder", "sphere", "capsule")
+    }
+    cube, cylinder, sphere, capsule = (moved[s][0] for s in ("cube", "cylinder", "sphere", "capsule"))
+    assert sphere > 2.0 * cube, "a sphere rolls: it must travel much further than a sliding cube"
+    assert sphere > 2.0 * capsule
+    assert cube / cylinder > 1.5 or cylinder / cube > 1.5
+    finals = np.array(list(moved.values()))
+    # every pair of shapes ends at least 2 cm apart
+    gaps = [float(np.linalg.norm(finals[i] - finals[j])) for i in range(4) for j in range(i + 1, 4)]
+    assert min(gaps) > 0.02, gaps
+
+
+@pytest.mark.parametrize(
+    ("shape", "half_height"),
+    [("cube", 0.5), ("cuboid", 0.4), ("cylinder", 0.5), ("sphere", 0.5), ("capsule", 0.25)],
+)
+def test_shape_and_size_set_the_resting_height(shape: str, half_height: float) -> None:
+    for size in (0.03, 0.08):
+        _, rest = resting_position(CUBE.replace(object_shape=shape, object_size=size), n=10)
+        assert rest[2] == pytest.approx(half_height * size, abs=1.5e-3), (shape, size, rest)
+
+
+def test_size_changes_the_resting_height() -> None:
+    small_rest = resting_position(CUBE.replace(object_size=0.03), n=10)[1]
+    big_rest = resting_position(CUBE.replace(object_size=0.08), n=10)[1]
+    assert big_rest[2] - small_rest[2] == pytest.approx(0.025, abs=2e-3)  # 4.0 cm vs 1.5 cm centre height
+
+
+def test_size_changes_the_reach_tool_tip() -> None:
+    """Reach: the tool hangs below the gripper, so its size moves the tip the reward is measured at."""
+    tips = []
+    for size in (0.03, 0.08):
+        with make_env("robot_meta/PandaReach-v0", task=CUBE.replace(object_size=size)) as env:
+            _, info = env.reset(seed=0)
+            u = raw(env)
+            ee = u.robot.ee_state()[0]
+            tips.append(ee[2] - u.task.tip_position()[2])  # type: ignore[attr-defined]
+            assert info["distance"] == pytest.approx(np.linalg.norm(u.task.goal - u.task.tip_position()))  # type: ignore[attr-defined]
+    assert tips[0] == pytest.approx(0.03, abs=3e-3)
+    assert tips[1] == pytest.approx(0.08, abs=3e-3)
+
+
+@pytest.mark.parametrize("slope", [15.0, -15.0])
+def test_tilted_slippery_object_slides_downhill_on_its_own(slope: float) -> None:
+    task = CUBE.replace(lateral_friction=0.1, terrain="tilted", terrain_slope_deg=slope)
+    placed, rest = resting_position(task, n=25)
+    dx = rest[0] - placed[0]
+    # measured: 77 cm downhill in 1 s (tan 15 deg = 0.27 > friction 0.1); positive slopes rise along +x
+    assert -math.copysign(1.0, slope) * dx > 0.2, f"moved {dx:+.3f} m on a {slope} deg slope"
+    assert rest[2] < placed[2] - 0.05
+
+
+def test_tilted_grippy_or_gentle_slope_holds_the_object() -> None:
+    # tan 15 deg = 0.27 < friction 1.0; tan 5 deg = 0.087 < friction 0.1
+    grippy = CUBE.replace(lateral_friction=1.0, terrain="tilted", terrain_slope_deg=15.0)
+    gentle = CUBE.replace(lateral_friction=0.1, terrain="tilted", terrain_slope_deg=5.0)
+    for task in (grippy, gentle):
+        placed, rest = resting_position(task, n=25)
+        assert np.linalg.norm(rest - placed) < 0.005, (task, rest - placed)
+
+
+def test_steeper_slope_slides_further() -> None:
+    d10 = resting_position(CUBE.replace(lateral_friction=0.1, terrain="tilted", terrain_slope_deg=10.0))
+    d15 = resting_position(CUBE.replace(lateral_friction=0.1, terrain="tilted", terrain_slope_deg=15.0))
+    slide10, slide15 = d10[0][0] - d10[1][0], d15[0][0] - d15[1][0]  # measured 36 cm, 77 cm
+    assert slide10 > 0.1
+    assert slide15 / slide10 > 1.5
+
+
+@pytest.mark.parametrize("slope", [-20.0, -7.5, 4.0, 15.0, 20.0])
+def test_tilted_surface_height_at_x_0_3_is_x_tan_slope(slope: float) -> None:
+    expected = 0.3 * math.tan(math.radians(slope))
+    with make_env(PUSH, task=CUBE.replace(terrain="tilted", terrain_slope_deg=slope)) as env:
+        env.reset(seed=0)
+        u = raw(env)
+        teleport_ee(env, [-0.3, -0.25, 0.15])
+        assert u.scene.surface_height(0.3, 0.0) == pytest.approx(expected, abs=1e-9)
+        # the simulated surface itself: cast a ray straight down at x = 0.3
+        hit = u.sim.rayTest((0.3, 0.0, 1.0), (0.3, 0.0, -1.0))[0]
+        assert hit[0] == u.scene.surface
+        assert hit[3][2] == pytest.approx(expected, abs=1e-6)
+
+
+def test_flat_surface_is_at_zero() -> None:
+    with make_env(PUSH, task=CUBE) as env:
+        env.reset(seed=0)
+        hit = raw(env).sim.rayTest((0.3, 0.0, 1.0), (0.3, 0.0, -1.0))[0]
+        assert hit[3][2] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bumpy_object_rests_above_the_flat_height_and_roughness_sets_how_far() -> None:
+    _, flat = resting_position(CUBE, n=25)  # measured 2.499 cm (half the 5 cm cube)
+    assert flat[2] == pytest.approx(0.025, abs=5e-4)
+    rest = {}
+    for r in (0.005, 0.02):
+        placed, settled = resting_position(CUBE.replace(terrain="bumpy", terrain_roughness=r), n=25)
+        assert abs(settled[2] - placed[2]) < r, "the object should settle on the bumps, not fall through"
+        rest[r] = settled[2]
+    # measured: 2.79 cm on 5 mm bumps, 3.65 cm on 20 mm bumps
+    assert rest[0.005] > flat[2] + 0.001
+    assert rest[0.02] > rest[0.005] + 0.004
+    assert rest[0.02] < flat[2] + 0.02 + 1e-3  # never above the highest bump
+
+
+def test_bumpy_surface_height_is_reported_consistently() -> None:
+    task = CUBE.replace(terrain="bumpy", terrain_roughness=0.01)
+    with make_env(PUSH, task=task) as env:
+        env.reset(seed=0)
+        u = raw(env)
+        teleport_ee(env, [-0.3, -0.25, 0.15])
+        u.scene.place_object(0.5, 0.4)  # out of the way of the rays
+        heights = []
+        for x, y in [(-0.1, 0.05), (0.0, 0.0), (0.1, -0.1), (0.2, 0.15)]:
+            hit = u.sim.rayTest((x, y, 1.0), (x, y, -1.0))[0]
+            assert hit[3][2] == pytest.approx(u.scene.surface_height(x, y), abs=1.5e-3)
+            heights.append(hit[3][2])
+        assert max(heights) - min(heights) > 0.002, "a bumpy surface should not be flat"
+        assert all(-1e-6 <= h <= 0.01 + 1e-6 for h in heights)
+
+
+def test_slide_strike_distance_grows_with_strike_speed() -> None:
+    # measured: 13.3, 27.1, 42.4, 75.4 cm at 0.5, 0.7, 0.9, 1.2 m/s
+    d = [strike_distance(PUCK, v) for v in (0.5, 0.7, 0.9, 1.2)]
+    assert all(b > 1.2 * a for a, b in itertools.pairwise(d)), d
+    assert d[0] > 0.05
+    assert d[-1] / d[0] > 3.0
+
+
+def test_slide_strike_distance_shrinks_with_friction() -> None:
+    # measured at 0.9 m/s: 82.4, 42.4, 22.0 cm on friction 0.05, 0.1, 0.2 (about 1 / friction)
+    d = [strike_distance(PUCK.replace(lateral_friction=f), 0.9) for f in (0.05, 0.1, 0.2)]
+    assert d[0] / d[1] > 1.5
+    assert d[1] / d[2] > 1.5
+    assert d[2] > 0.05
+
+
+def test_slide_strike_distance_shrinks_uphill() -> None:
+    def tilted(slope: float) -> TaskParams:
+        return PUCK.replace(terrain="tilted", terrain_slope_deg=slope) if slope else PUCK
+
+    # measured at 0.9 m/s: 63.3, 42.4, 36.5, 26.5 cm on slopes -2, 0, +2, +4 deg
+    down2, flat, up2, up4 = (strike_distance(tilted(s), 0.9) for s in (-2.0, 0.0, 2.0, 4.0))
+    assert down2 > 1.3 * flat
+    assert flat > up2 > up4
+    assert up4 < 0.75 * flat
+
+
+def test_slide_puck_mass_is_a_documented_nuisance_parameter() -> None:
+    """slide.py documents that mass hardly changes the slide (the arm is far heavier than any puck and
+    v^2 / (2 mu g) does not depend on mass): within 5 % from 0.1 to 4 kg, while friction halves it.
+    (Mass does change push hits and whether a grasp holds: see the tests above.)"""
+    light = strike_distance(PUCK.replace(object_mass=0.1), 0.9)  # measured 42.1 cm
+    heavy = strike_distance(PUCK.replace(object_mass=4.0), 0.9)  # measured 43.4 cm
+    assert abs(heavy - light) < 0.05 * light, f"0.1 kg puck: {light:.3f} m, 4 kg puck: {heavy:.3f} m"
+    grippy = strike_distance(PUCK.replace(object_mass=0.1, lateral_friction=0.2), 0.9)
+    assert grippy < 0.6 * light
