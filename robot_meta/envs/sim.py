@@ -70,6 +70,17 @@ class PyBulletSim:
             deterministicOverlappingPairs=1,
         )
 
+    def set_solver_iterations(self, iterations: int) -> None:
+        """Change the solver iterations per substep; kept across `reset_world` and `reconnect`.
+
+        (A bare ``setPhysicsEngineParameter(numSolverIterations=...)`` would be undone by the
+        world rebuild of a seeded reset.)
+        """
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise ValueError(f"solver iterations must be a positive int, got {iterations!r}")
+        self.solver_iterations = iterations
+        self.setPhysicsEngineParameter(numSolverIterations=iterations)
+
     @property
     def control_dt(self) -> float:
         """Duration of one control step, s."""
