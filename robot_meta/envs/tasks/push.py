@@ -17,7 +17,7 @@ __all__ = ["PushTask"]
 
 class PushTask(ObjectTask):
     family = "push"
-    discrete_actions = (NOOP, *axis_moves(0.025), *axis_moves(0.008, "xy", tag=" fine"))
+    discrete_actions = (NOOP, *axis_moves(0.025), *axis_moves(0.005, "xy", tag=" fine"))
     continuous_scale = (0.025, 0.025, 0.025)
     ee_low = (-0.35, -0.3, 0.0)
     ee_high = (0.35, 0.3, 0.2)
