@@ -501,6 +501,27 @@ def markdown(
     )
 
 
+def tracking_accuracy(iterations: int, steps: int, seed: int = 7) -> dict[str, float]:
+    """End-effector tracking at a solver-iteration setting: distance between the measured end
+    effector and its setpoint after each step of a seeded random discrete rollout (push)."""
+    import robot_meta  # noqa: F401  (registers the ids)
+
+    env = gym.make(OUR_ID)
+    base = env.unwrapped
+    base.sim.set_solver_iterations(iterations)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    errors = []
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        errors.append(float(np.linalg.norm(base._ee_pos - base._setpoint)))
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    e = np.array(errors) * 1000.0
+    return {"median_mm": float(np.median(e)), "p90_mm": float(np.percentile(e, 90)), "max_mm": float(e.max())}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="short run (< 1 min): 2 rounds x 400 steps")
@@ -541,6 +562,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     summary = summarise(variants)
     profile = profile_overhead(variants[0], profile_steps, seed=2024, top=15)
+    tracking = {f"{it}_iterations": tracking_accuracy(it, 300 if args.quick else 1500) for it in (20, 50)}
+    log.info("tracking error (mm): %s", tracking)
     for env in {id(v.env): v.env for v in variants}.values():
         env.close()
 
@@ -561,12 +584,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         **summary,
         "profile": profile,
+        "tracking_error": tracking,
     }
     name = "env_speed_quick" if args.quick else "env_speed"
     cmd = command_line()
     path = write_results(name, results, cmd)
     log.info("wrote %s", path)
     md = markdown(summary, profile, rounds, steps, chunk, (load_before, load_after))
+    md += (
+        "\n\nEnd-effector tracking (distance between the measured end effector and its setpoint after each "
+        "step of a random push rollout), by solver iterations:\n\n"
+        + markdown_table(
+            ["solver iterations", "median, mm", "p90, mm", "max, mm"],
+            [
+                [it.split("_")[0], f"{t['median_mm']:.2f}", f"{t['p90_mm']:.2f}", f"{t['max_mm']:.2f}"]
+                for it, t in tracking.items()
+            ],
+        )
+    )
     print("\n" + md + "\n")
     if not args.quick and not args.no_markdown:
         update_markdown_section("env_speed", md, cmd, now_utc())

@@ -1,1 +1,90 @@
-"""robot_meta.meta (see ARCHITECTURE.md)."""
+"""Meta-learning of discrete-action Q-networks: `MetaDQN`, `Reptile` and `ContextDQN`.
+
+Each algorithm is a `MetaTrainer` with a typed frozen config (`MetaDQNConfig`, `ReptileConfig`,
+`ContextDQNConfig`) and the same ``train(out)`` loop: sample a batch of tasks, collect on them
+(through an execution backend), store in per-task replay buffers, outer update, log, checkpoint.
+The device's adaptation rule is `adapt_head` (documented formula in `robot_meta.meta.adaptation`).
+"""
+
+from __future__ import annotations
+
+from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, head_td_loss, head_td_step, head_td_targets
+from robot_meta.meta.checkpoint import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    TENSORBOARD_DIR,
+    CheckpointError,
+    RunConfigMismatchError,
+    load_checkpoint,
+    read_run_config,
+)
+from robot_meta.meta.config import (
+    ALGO_NAMES,
+    BUDGETS,
+    AlgoName,
+    Budget,
+    ContextDQNConfig,
+    MetaConfig,
+    MetaDQNConfig,
+    ReptileConfig,
+    config_class,
+    make_config,
+    parse_override,
+)
+from robot_meta.meta.context import ContextDQN
+from robot_meta.meta.dqn import LinearSchedule, double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.meta_dqn import MetaDQN, meta_td_loss
+from robot_meta.meta.replay import Batch, ReplayBuffer, Transitions
+from robot_meta.meta.reptile import Reptile
+from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler
+from robot_meta.meta.run import ALGORITHMS, TrainedRun, load_run, make_algorithm, train_run
+from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
+
+__all__ = [
+    "ALGORITHMS",
+    "ALGO_NAMES",
+    "BUDGETS",
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "TENSORBOARD_DIR",
+    "AlgoName",
+    "Batch",
+    "Budget",
+    "CheckpointError",
+    "ContextDQN",
+    "ContextDQNConfig",
+    "EnvFactory",
+    "GymEnvFactory",
+    "HeadAdaptation",
+    "LinearSchedule",
+    "MetaConfig",
+    "MetaDQN",
+    "MetaDQNConfig",
+    "MetaTrainer",
+    "ReplayBuffer",
+    "Reptile",
+    "ReptileConfig",
+    "RunConfigMismatchError",
+    "TaskSampler",
+    "TrainCallback",
+    "TrainResult",
+    "TrainedRun",
+    "Transitions",
+    "adapt_head",
+    "config_class",
+    "double_dqn_targets",
+    "epsilon_greedy",
+    "hard_update",
+    "head_td_loss",
+    "head_td_step",
+    "head_td_targets",
+    "load_checkpoint",
+    "load_run",
+    "make_algorithm",
+    "make_config",
+    "meta_td_loss",
+    "parse_override",
+    "read_run_config",
+    "td_loss",
+    "train_run",
+]

@@ -86,31 +86,62 @@ def head_td_targets(
     return rewards + gamma * (1.0 - terminated) * next_q
 
 
-def head_td_loss(weight: Tensor, bias: Tensor, features: Tensor, actions: Tensor, targets: Tensor, huber_delta: float) -> Tensor:
+def head_td_loss(
+    weight: Tensor,
+    bias: Tensor,
+    features: Tensor,
+    actions: Tensor,
+    targets: Tensor,
+    huber_delta: float,
+    mask: Tensor | None = None,
+) -> Tensor:
     """Mean Huber TD loss of the head on a set, shape ``(...)`` (mean over the N transitions)."""
     q_sa = _head_q(weight, bias, features).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
     diff = q_sa - targets
     absd = diff.abs()
     huber = torch.where(absd <= huber_delta, 0.5 * diff * diff, huber_delta * (absd - 0.5 * huber_delta))
-    return huber.mean(-1)
+    if mask is None:
+        return huber.mean(-1)
+    m = mask.to(huber.dtype)
+    return (huber * m).sum(-1) / m.sum(-1).clamp(min=1.0)
 
 
 def head_td_step(
-    weight: Tensor, bias: Tensor, features: Tensor, actions: Tensor, targets: Tensor, *, lr: float, huber_delta: float
+    weight: Tensor,
+    bias: Tensor,
+    features: Tensor,
+    actions: Tensor,
+    targets: Tensor,
+    *,
+    lr: float,
+    huber_delta: float,
 ) -> tuple[Tensor, Tensor]:
     """Step 2, once: one SGD step of the mean Huber TD loss on the head, in closed form.
 
     Shapes: weight ``(..., A, H)``, bias ``(..., A)``, features ``(..., N, H)``, actions ``(..., N)``
     (int), targets ``(..., N)``. Returns the new ``(weight, bias)``.
     """
-    n = features.shape[-2]
-    if n == 0:
+    if features.shape[-2] == 0:
         return weight, bias
-    n_actions = weight.shape[-2]
-    one_hot = torch.nn.functional.one_hot(actions.long(), n_actions).to(features.dtype)  # (..., N, A)
+    one_hot = torch.nn.functional.one_hot(actions.long(), weight.shape[-2]).to(features.dtype)
+    scale = torch.full_like(targets, 1.0 / features.shape[-2])
+    return _td_step(weight, bias, features, one_hot, scale, targets, lr, huber_delta)
+
+
+def _td_step(
+    weight: Tensor,
+    bias: Tensor,
+    features: Tensor,
+    one_hot: Tensor,
+    scale: Tensor,
+    targets: Tensor,
+    lr: float,
+    huber_delta: float,
+) -> tuple[Tensor, Tensor]:
+    """One step; `scale` ``(..., N)`` is 1/N for real transitions and 0 for padding."""
     q = _head_q(weight, bias, features)  # (..., N, A)
     delta = (q * one_hot).sum(-1) - targets  # (..., N)
-    g = delta.clamp(-huber_delta, huber_delta).unsqueeze(-1) * one_hot / n  # (..., N, A)
+    g = (delta.clamp(-huber_delta, huber_delta) * scale).unsqueeze(-1) * one_hot  # (..., N, A)
     grad_w = g.transpose(-1, -2) @ features  # (..., A, H)
     grad_b = g.sum(-2)  # (..., A)
     return weight - lr * grad_w, bias - lr * grad_b
@@ -125,15 +156,25 @@ def adapt_head(
     next_features: Tensor,
     terminated: Tensor,
     rule: HeadAdaptation,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The whole rule: fixed targets from the starting head, then ``rule.steps`` `head_td_step`s.
 
-    Differentiable with respect to every input (for the second-order meta-gradient); detach the
-    inputs for a first-order or inference-only adaptation.
+    `mask` ``(..., N)`` (1 = real transition, 0 = padding) lets support sets of different sizes
+    share one padded batch: the result is the rule applied to the real transitions only (N = their
+    number; an all-padding set leaves the head unchanged). Differentiable with respect to every
+    input (for the second-order meta-gradient); detach the inputs for a first-order or
+    inference-only adaptation.
     """
     if features.shape[-2] == 0:
         return weight, bias
     targets = head_td_targets(weight, bias, next_features, rewards, terminated.to(rewards.dtype), rule.gamma)
+    one_hot = torch.nn.functional.one_hot(actions.long(), weight.shape[-2]).to(features.dtype)
+    if mask is None:
+        scale = torch.full_like(targets, 1.0 / features.shape[-2])
+    else:
+        m = mask.to(targets.dtype)
+        scale = m / m.sum(-1, keepdim=True).clamp(min=1.0)
     for _ in range(rule.steps):
-        weight, bias = head_td_step(weight, bias, features, actions, targets, lr=rule.lr, huber_delta=rule.huber_delta)
+        weight, bias = _td_step(weight, bias, features, one_hot, scale, targets, rule.lr, rule.huber_delta)
     return weight, bias

@@ -47,6 +47,7 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -55,6 +56,12 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
@@ -77,13 +84,17 @@ def load_checkpoint(path: Path, algo: str | None = None) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}: train first (robot-meta train ... --out RUN)") from None
+        raise CheckpointError(
+            f"no checkpoint at {path}: train first (robot-meta train ... --out RUN)"
+        ) from None
     except Exception as exc:  # corrupt zip, truncated file, pickle of a foreign object, ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable robot_meta checkpoint ({msg}); {advice}") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise CheckpointError(f"{path} is not a robot_meta checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}); {advice}")
+        raise CheckpointError(
+            f"{path} is not a robot_meta checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}); {advice}"
+        )
     if algo is not None and data.get("algo") != algo:
         raise CheckpointError(f"{path} holds a {data.get('algo')!r} checkpoint, not {algo!r}; {advice}")
     return data
@@ -95,11 +106,22 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"{run_dir} is not a run directory (no {CONFIG_FILE}): pass the --out of a training run") from None
+        raise CheckpointError(
+            f"{run_dir} is not a run directory (no {CONFIG_FILE}): pass the --out of a training run"
+        ) from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is unreadable ({exc}); restore it or train into a new --out directory") from exc
-    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT or "config" not in data or "algo" not in data:
-        raise CheckpointError(f"{path} was not written by robot-meta train (format {RUN_FORMAT!r} expected); use a new --out directory")
+        raise CheckpointError(
+            f"{path} is unreadable ({exc}); restore it or train into a new --out directory"
+        ) from exc
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != RUN_FORMAT
+        or "config" not in data
+        or "algo" not in data
+    ):
+        raise CheckpointError(
+            f"{path} was not written by robot-meta train (format {RUN_FORMAT!r} expected); use a new --out directory"
+        )
     return data
 
 
@@ -113,7 +135,11 @@ def check_run_config(run_dir: Path, algo: str, config: Mapping[str, Any]) -> Non
         )
     old = existing["config"]
     keys = sorted(set(old) | set(config))
-    diffs = [f"{k}: {old.get(k, '<missing>')!r} in the run vs {config.get(k, '<missing>')!r} now" for k in keys if old.get(k) != config.get(k)]
+    diffs = [
+        f"{k}: {old.get(k, '<missing>')!r} in the run vs {config.get(k, '<missing>')!r} now"
+        for k in keys
+        if old.get(k) != config.get(k)
+    ]
     if diffs:
         raise RunConfigMismatchError(
             f"{run_dir} was created with a different configuration ({'; '.join(diffs)}): "

@@ -67,6 +67,8 @@ class MetaConfig:
     """Episodes per task visit: the first with the meta-policy (zero-shot), the rest adapted."""
     hidden: tuple[int, ...] = (64, 64)
     """Widths of the Q-network trunk; the last is the feature size the head sees."""
+    feature_activation: Literal["relu", "tanh"] = "tanh"
+    """Activation of the last trunk layer (tanh: signed, bounded features for head adaptation)."""
     gamma: float = 0.98
     """Discount factor."""
     huber_delta: float = 1.0
@@ -105,18 +107,33 @@ class MetaConfig:
                     raise _fail(cls, f.name, value, "must be a sequence of positive ints, e.g. (64, 64)")
                 object.__setattr__(self, f.name, tuple(value))
         if not isinstance(self.env_id, str) or not self.env_id:
-            raise _fail(cls, "env_id", self.env_id, "must be a Gymnasium id such as 'robot_meta/PandaPush-v0'")
+            raise _fail(
+                cls, "env_id", self.env_id, "must be a Gymnasium id such as 'robot_meta/PandaPush-v0'"
+            )
         if not isinstance(self.preset, str) or not self.preset:
             raise _fail(cls, "preset", self.preset, "must be a task-distribution preset name such as 'push'")
+        if self.feature_activation not in ("relu", "tanh"):
+            raise _fail(cls, "feature_activation", self.feature_activation, "choose 'relu' or 'tanh'")
         if self.budget not in BUDGETS:
             raise _fail(cls, "budget", self.budget, f"choose one of {list(BUDGETS)}")
-        self._positive("num_tasks", "meta_iterations", "meta_batch_size", "episodes_per_task", "buffer_capacity", "checkpoint_interval")
+        self._positive(
+            "num_tasks",
+            "meta_iterations",
+            "meta_batch_size",
+            "episodes_per_task",
+            "buffer_capacity",
+            "checkpoint_interval",
+        )
         if self.seed < 0:
             raise _fail(cls, "seed", self.seed, "must be >= 0")
         if self.learning_starts < 0:
             raise _fail(cls, "learning_starts", self.learning_starts, "must be >= 0")
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden):
-            raise _fail(cls, "hidden", self.hidden, "must be a non-empty sequence of positive ints, e.g. (64, 64)")
+        if not self.hidden or any(
+            isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.hidden
+        ):
+            raise _fail(
+                cls, "hidden", self.hidden, "must be a non-empty sequence of positive ints, e.g. (64, 64)"
+            )
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("epsilon_start", 0.0, 1.0)
         self._in_range("epsilon_end", 0.0, 1.0)
@@ -155,7 +172,7 @@ class MetaConfig:
                           learning_starts=100, checkpoint_interval=2, buffer_capacity=2_000),
             "small": dict(num_tasks=16, meta_iterations=60, meta_batch_size=4, episodes_per_task=2,
                           learning_starts=1_000, checkpoint_interval=10, buffer_capacity=10_000),
-            "full": dict(num_tasks=32, meta_iterations=300, meta_batch_size=8, episodes_per_task=2,
+            "full": dict(num_tasks=32, meta_iterations=200, meta_batch_size=8, episodes_per_task=2,
                          learning_starts=2_000, checkpoint_interval=25, buffer_capacity=20_000),
         }  # fmt: skip
         if budget not in common:
@@ -189,12 +206,14 @@ class MetaDQNConfig(_OuterDQNConfig):
 
     inner_steps: int = 5
     """K: TD steps of the head adaptation rule (inner loop, and on the device)."""
-    inner_lr: float = 0.05
-    """alpha: SGD step size of the head adaptation rule."""
+    inner_lr: float = 0.01
+    """alpha: SGD step size of the head adaptation rule (0.05 flipped greedy actions on Panda Reach)."""
     support_size: int = 64
     """Transitions in a support set (inner loop); during collection, the most recent ones of the visit."""
     query_size: int = 128
-    """Transitions in a query set (outer loss)."""
+    """Transitions in a query set (outer loss), drawn uniformly from the task's replay buffer."""
+    support_bank_size: int = 32
+    """Support sets kept per task: the visit prefixes collection adapted on, reused as outer-loop supports."""
     first_order: bool = False
     """Drop the second-order terms (FOMAML): the adapted head's gradient is applied to the meta head."""
     zero_shot_weight: float = 0.25
@@ -202,7 +221,7 @@ class MetaDQNConfig(_OuterDQNConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._positive("inner_steps", "inner_lr", "support_size", "query_size")
+        self._positive("inner_steps", "inner_lr", "support_size", "query_size", "support_bank_size")
         if self.zero_shot_weight < 0:
             raise _fail(type(self).__name__, "zero_shot_weight", self.zero_shot_weight, "must be >= 0")
 
@@ -243,18 +262,30 @@ class ReptileConfig(MetaConfig):
     """Outer step size at the last iteration (annealed linearly)."""
     adapt_steps: int = 5
     """K of the head adaptation rule used on the device for a Reptile policy."""
-    adapt_lr: float = 0.05
+    adapt_lr: float = 0.01
     """alpha of the head adaptation rule used on the device for a Reptile policy."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._positive("inner_lr", "inner_updates_per_episode", "inner_batch_size", "inner_target_interval", "adapt_steps", "adapt_lr")
+        self._positive(
+            "inner_lr",
+            "inner_updates_per_episode",
+            "inner_batch_size",
+            "inner_target_interval",
+            "adapt_steps",
+            "adapt_lr",
+        )
         if self.inner_pool_size < 0:
             raise _fail(type(self).__name__, "inner_pool_size", self.inner_pool_size, "must be >= 0")
         self._in_range("meta_lr_start", 0.0, 1.0)
         self._in_range("meta_lr_end", 0.0, 1.0)
         if self.meta_lr_start == 0.0 and self.meta_lr_end == 0.0:
-            raise _fail(type(self).__name__, "meta_lr_start", 0.0, "and meta_lr_end cannot both be 0 (nothing would be learned)")
+            raise _fail(
+                type(self).__name__,
+                "meta_lr_start",
+                0.0,
+                "and meta_lr_end cannot both be 0 (nothing would be learned)",
+            )
 
     @classmethod
     def budget_sizes(cls, budget: Budget) -> dict[str, Any]:
@@ -263,7 +294,7 @@ class ReptileConfig(MetaConfig):
             {
                 "smoke": dict(episodes_per_task=2, inner_updates_per_episode=4, inner_pool_size=200),
                 "small": dict(episodes_per_task=3, inner_updates_per_episode=20),
-                "full": dict(episodes_per_task=3, inner_updates_per_episode=25, meta_iterations=200),
+                "full": dict(episodes_per_task=3, inner_updates_per_episode=15, meta_iterations=180),
             }[budget]
         )
         return sizes
@@ -287,8 +318,15 @@ class ContextDQNConfig(_OuterDQNConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive("latent_dim", "context_size", "batch_size")
-        if not self.encoder_hidden or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.encoder_hidden):
-            raise _fail(type(self).__name__, "encoder_hidden", self.encoder_hidden, "must be a non-empty sequence of positive ints")
+        if not self.encoder_hidden or any(
+            isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.encoder_hidden
+        ):
+            raise _fail(
+                type(self).__name__,
+                "encoder_hidden",
+                self.encoder_hidden,
+                "must be a non-empty sequence of positive ints",
+            )
 
     @classmethod
     def budget_sizes(cls, budget: Budget) -> dict[str, Any]:

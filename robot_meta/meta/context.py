@@ -61,6 +61,7 @@ def _work(item: _Work) -> WorkResult:
     enc.load_state_dict(item.enc_state)
     env = cached_env(item.env_factory)
     rng = np.random.default_rng(item.seed)
+    env_seed = int(rng.integers(2**31 - 1))  # seeds the visit's first reset only
     rows: list[np.ndarray] = []
     n_actions = enc.n_actions
     with torch.inference_mode():
@@ -81,8 +82,8 @@ def _work(item: _Work) -> WorkResult:
 
     parts: list[Transitions] = []
     episodes: list[EpisodeStats] = []
-    for _ in range(item.episodes):
-        tr, st = run_episode(env, item.task, int(rng.integers(2**31 - 1)), act, on_step)
+    for e in range(item.episodes):
+        tr, st = run_episode(env, item.task, env_seed if e == 0 else None, act, on_step)
         parts.append(tr)
         episodes.append(st)
     return WorkResult(Transitions.concat(parts), episodes)
@@ -97,7 +98,13 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
     def _build(self) -> None:
         cfg = self.config
         self.encoder = ContextEncoder(self.obs_dim, self.n_actions, cfg.latent_dim, cfg.encoder_hidden)
-        self.qnet = QNetwork(self.obs_dim, self.n_actions, cfg.hidden, context_dim=cfg.latent_dim)
+        self.qnet = QNetwork(
+            self.obs_dim,
+            self.n_actions,
+            cfg.hidden,
+            context_dim=cfg.latent_dim,
+            feature_activation=cfg.feature_activation,
+        )
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target = copy.deepcopy(self.qnet).requires_grad_(False)
         self.optimizer = torch.optim.Adam([*self.encoder.parameters(), *self.qnet.parameters()], lr=cfg.lr)
@@ -146,22 +153,37 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
             q = self.qnet(batch.obs, z)
             with torch.no_grad():
                 zt = self.target_encoder(packed, mask)
-                y = double_dqn_targets(batch.rewards, batch.terminated, self.qnet(batch.next_obs, z.detach()), self.target(batch.next_obs, zt), cfg.gamma)
+                y = double_dqn_targets(
+                    batch.rewards,
+                    batch.terminated,
+                    self.qnet(batch.next_obs, z.detach()),
+                    self.target(batch.next_obs, zt),
+                    cfg.gamma,
+                )
             loss = td_loss(q, batch.actions, y, cfg.huber_delta)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             grad_norm = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             self.optimizer.step()
             self.updates += 1
             if self.updates % cfg.target_update_interval == 0:
                 hard_update(self.target, self.qnet)
                 hard_update(self.target_encoder, self.encoder)
-            for k, v in {"losses/td": float(loss.detach()), "losses/grad_norm": grad_norm, "losses/z_norm": float(z.detach().norm(dim=-1).mean())}.items():
+            for k, v in {
+                "losses/td": float(loss.detach()),
+                "losses/grad_norm": grad_norm,
+                "losses/z_norm": float(z.detach().norm(dim=-1).mean()),
+            }.items():
                 sums[k] = sums.get(k, 0.0) + v
         return {k: v / cfg.updates_per_iteration for k, v in sums.items()}
 
     def _models(self) -> dict[str, nn.Module]:
-        return {"qnet": self.qnet, "encoder": self.encoder, "target": self.target, "target_encoder": self.target_encoder}
+        return {
+            "qnet": self.qnet,
+            "encoder": self.encoder,
+            "target": self.target,
+            "target_encoder": self.target_encoder,
+        }
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"optimizer": self.optimizer}

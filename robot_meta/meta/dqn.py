@@ -27,7 +27,9 @@ class LinearSchedule:
         return self.start + frac * (self.end - self.start)
 
 
-def double_dqn_targets(rewards: Tensor, terminated: Tensor, next_q_online: Tensor, next_q_target: Tensor, gamma: float) -> Tensor:
+def double_dqn_targets(
+    rewards: Tensor, terminated: Tensor, next_q_online: Tensor, next_q_target: Tensor, gamma: float
+) -> Tensor:
     """``r + gamma (1 - d) Q_target(s', argmax_a Q_online(s', a))`` (no gradient flows through it)."""
     with torch.no_grad():
         best = next_q_online.argmax(dim=-1, keepdim=True)

@@ -33,7 +33,7 @@ from torch.func import functional_call
 from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, head_td_loss, head_td_targets
 from robot_meta.meta.config import MetaDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
-from robot_meta.meta.replay import Batch, Transitions, stack_batches
+from robot_meta.meta.replay import Batch, SupportBank, Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
 from robot_meta.meta.trainer import MetaTrainer, WorkResult, worker_module
 from robot_meta.policies import QNetwork
@@ -52,6 +52,7 @@ def meta_td_loss(
     query: Batch,
     rule: HeadAdaptation,
     *,
+    support_mask: Tensor | None = None,
     first_order: bool = False,
     zero_shot_weight: float = 0.0,
     params: Mapping[str, Tensor] | None = None,
@@ -74,20 +75,30 @@ def meta_td_loss(
     if first_order:
         with torch.no_grad():
             fs, fs_next = feats(support.obs), feats(support.next_obs)
-            wk_c, bk_c = adapt_head(w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule)
+            wk_c, bk_c = adapt_head(
+                w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule, support_mask
+            )
         wk, bk = w0 + (wk_c - w0).detach(), b0 + (bk_c - b0).detach()
     else:
         fs, fs_next = feats(support.obs), feats(support.next_obs)
-        wk, bk = adapt_head(w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule)
+        wk, bk = adapt_head(
+            w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule, support_mask
+        )
 
     with torch.no_grad():
         tw0, tb0 = target.head.weight, target.head.bias
         tfs, tfs_next = target.features(support.obs), target.features(support.next_obs)
-        twk, tbk = adapt_head(tw0, tb0, tfs, support.actions, support.rewards, tfs_next, support.terminated, rule)
+        twk, tbk = adapt_head(
+            tw0, tb0, tfs, support.actions, support.rewards, tfs_next, support.terminated, rule, support_mask
+        )
         tf_q_next = target.features(query.next_obs)
         f_q_next = feats(query.next_obs)
         y = double_dqn_targets(
-            query.rewards, query.terminated, _head_q(wk.detach(), bk.detach(), f_q_next), _head_q(twk, tbk, tf_q_next), rule.gamma
+            query.rewards,
+            query.terminated,
+            _head_q(wk.detach(), bk.detach(), f_q_next),
+            _head_q(twk, tbk, tf_q_next),
+            rule.gamma,
         )
     fq = feats(query.obs)
     outer = td_loss(_head_q(wk, bk, fq), query.actions, y, rule.huber_delta)
@@ -96,16 +107,30 @@ def meta_td_loss(
     if zero_shot_weight > 0:
         with torch.no_grad():
             y0 = double_dqn_targets(
-                query.rewards, query.terminated, _head_q(w0.detach(), b0.detach(), f_q_next), _head_q(tw0, tb0, tf_q_next), rule.gamma
+                query.rewards,
+                query.terminated,
+                _head_q(w0.detach(), b0.detach(), f_q_next),
+                _head_q(tw0, tb0, tf_q_next),
+                rule.gamma,
             )
         zero = td_loss(_head_q(w0, b0, fq), query.actions, y0, rule.huber_delta)
         loss = loss + zero_shot_weight * zero
         stats["losses/zero_shot_td"] = float(zero.detach())
     with torch.no_grad():
         fs_d, fs_next_d = fs.detach(), fs_next.detach()
-        y_in = head_td_targets(w0.detach(), b0.detach(), fs_next_d, support.rewards, support.terminated, rule.gamma)
-        stats["losses/inner_td_pre"] = float(head_td_loss(w0.detach(), b0.detach(), fs_d, support.actions, y_in, rule.huber_delta).mean())
-        stats["losses/inner_td_post"] = float(head_td_loss(wk.detach(), bk.detach(), fs_d, support.actions, y_in, rule.huber_delta).mean())
+        y_in = head_td_targets(
+            w0.detach(), b0.detach(), fs_next_d, support.rewards, support.terminated, rule.gamma
+        )
+        stats["losses/inner_td_pre"] = float(
+            head_td_loss(
+                w0.detach(), b0.detach(), fs_d, support.actions, y_in, rule.huber_delta, support_mask
+            ).mean()
+        )
+        stats["losses/inner_td_post"] = float(
+            head_td_loss(
+                wk.detach(), bk.detach(), fs_d, support.actions, y_in, rule.huber_delta, support_mask
+            ).mean()
+        )
     return loss, stats
 
 
@@ -129,15 +154,28 @@ def _work(item: _Work) -> WorkResult:
     qnet.load_state_dict(item.state)
     env = cached_env(item.env_factory)
     rng = np.random.default_rng(item.seed)
+    env_seed = int(rng.integers(2**31 - 1))  # seeds the visit's first reset only
     w0, b0 = qnet.head.weight.detach(), qnet.head.bias.detach()
     parts: list[Transitions] = []
+    supports: list[Transitions] = []
     episodes: list[EpisodeStats] = []
     for e in range(item.episodes):
         w, b = w0, b0
         if e > 0:
-            sup = Transitions.concat(parts).tail(item.support_size).to_batch()
+            support = Transitions.concat(parts).tail(item.support_size)
+            supports.append(support)
+            sup = support.to_batch()
             with torch.no_grad():
-                w, b = adapt_head(w0, b0, qnet.features(sup.obs), sup.actions, sup.rewards, qnet.features(sup.next_obs), sup.terminated, item.rule)
+                w, b = adapt_head(
+                    w0,
+                    b0,
+                    qnet.features(sup.obs),
+                    sup.actions,
+                    sup.rewards,
+                    qnet.features(sup.next_obs),
+                    sup.terminated,
+                    item.rule,
+                )
         wn, bn = w.numpy(), b.numpy()
 
         def act(obs: np.ndarray, wn: np.ndarray = wn, bn: np.ndarray = bn) -> int:
@@ -145,10 +183,12 @@ def _work(item: _Work) -> WorkResult:
                 f = qnet.features(torch.from_numpy(np.asarray(obs, dtype=np.float32))).numpy()
             return epsilon_greedy(wn @ f + bn, item.epsilon, rng)
 
-        tr, st = run_episode(env, item.task, int(rng.integers(2**31 - 1)), act)
+        tr, st = run_episode(env, item.task, env_seed if e == 0 else None, act)
         parts.append(tr)
         episodes.append(st)
-    return WorkResult(Transitions.concat(parts), episodes)
+    if not supports:  # a one-episode visit: its episode is what the device would adapt on next
+        supports.append(parts[0].tail(item.support_size))
+    return WorkResult(Transitions.concat(parts), episodes, supports=supports)
 
 
 class MetaDQN(MetaTrainer[MetaDQNConfig]):
@@ -159,15 +199,22 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
 
     def _build(self) -> None:
         cfg = self.config
-        self.qnet = QNetwork(self.obs_dim, self.n_actions, cfg.hidden)
+        self.qnet = QNetwork(
+            self.obs_dim, self.n_actions, cfg.hidden, feature_activation=cfg.feature_activation
+        )
         self.target = copy.deepcopy(self.qnet).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.qnet.parameters(), lr=cfg.lr)
+        self.supports = [
+            SupportBank(cfg.support_bank_size, cfg.support_size, self.obs_dim) for _ in self.task_pool
+        ]
 
     @property
     def adaptation(self) -> HeadAdaptation:
         """The head adaptation rule (inner loop here, `adapt()` on the device)."""
         cfg = self.config
-        return HeadAdaptation(steps=cfg.inner_steps, lr=cfg.inner_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta)
+        return HeadAdaptation(
+            steps=cfg.inner_steps, lr=cfg.inner_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta
+        )
 
     def _worker(self) -> Callable[[Any], WorkResult]:
         return _work
@@ -186,6 +233,20 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
             rule=self.adaptation,
         )
 
+    def _store(self, task_id: int, result: WorkResult) -> None:
+        super()._store(task_id, result)
+        for support in result.supports:
+            self.supports[task_id].add(support)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"supports": [bank.state_dict() for bank in self.supports]}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if len(state["supports"]) != len(self.supports):
+            raise ValueError(f"{len(state['supports'])} support banks for {len(self.supports)} tasks")
+        for bank, bank_state in zip(self.supports, state["supports"], strict=True):
+            bank.load_state_dict(bank_state)
+
     def _observe(self, new: Transitions) -> None:
         # The target network shares the current normalisation (as with normalised replay in SB3):
         # only its weights lag behind.
@@ -194,20 +255,31 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
 
     def _learn(self, task_ids: Sequence[int], results: Sequence[WorkResult]) -> dict[str, float]:
         cfg = self.config
-        ready = [i for i, buf in enumerate(self.replay) if len(buf) > 0]
+        ready = [i for i, bank in enumerate(self.supports) if len(bank) > 0 and len(self.replay[i]) > 0]
         rule = self.adaptation
         sums: dict[str, float] = {}
         for _ in range(cfg.updates_per_iteration):
             chosen = self.rng.choice(len(ready), size=min(cfg.update_batch_tasks, len(ready)), replace=False)
             tasks = [ready[int(i)] for i in chosen]
-            support = stack_batches([self.replay[t].sample(cfg.support_size, self.rng) for t in tasks])
+            drawn = [self.supports[t].sample(self.rng) for t in tasks]
+            support = stack_batches([d[0] for d in drawn])
+            mask = torch.from_numpy(np.stack([d[1] for d in drawn]))
             query = stack_batches([self.replay[t].sample(cfg.query_size, self.rng) for t in tasks])
             loss, stats = meta_td_loss(
-                self.qnet, self.target, support, query, rule, first_order=cfg.first_order, zero_shot_weight=cfg.zero_shot_weight
+                self.qnet,
+                self.target,
+                support,
+                query,
+                rule,
+                support_mask=mask,
+                first_order=cfg.first_order,
+                zero_shot_weight=cfg.zero_shot_weight,
             )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            stats["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm))
+            loss.backward()
+            stats["losses/grad_norm"] = float(
+                nn.utils.clip_grad_norm_(self.qnet.parameters(), cfg.max_grad_norm)
+            )
             self.optimizer.step()
             self.updates += 1
             if self.updates % cfg.target_update_interval == 0:

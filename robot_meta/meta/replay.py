@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Batch", "ReplayBuffer", "Transitions", "stack_batches"]
+__all__ = ["Batch", "ReplayBuffer", "SupportBank", "Transitions", "stack_batches"]
 
 
 class Batch(NamedTuple):
@@ -23,7 +23,13 @@ class Batch(NamedTuple):
 
     def to(self, dtype: torch.dtype) -> Batch:
         """The same batch with float fields cast to `dtype` (actions stay int64)."""
-        return Batch(self.obs.to(dtype), self.actions, self.rewards.to(dtype), self.next_obs.to(dtype), self.terminated.to(dtype))
+        return Batch(
+            self.obs.to(dtype),
+            self.actions,
+            self.rewards.to(dtype),
+            self.next_obs.to(dtype),
+            self.terminated.to(dtype),
+        )
 
 
 class Transitions(NamedTuple):
@@ -39,7 +45,7 @@ class Transitions(NamedTuple):
     next_obs: np.ndarray
     terminated: np.ndarray
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.actions.shape[0])
 
     @staticmethod
@@ -80,7 +86,9 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int) -> None:
         if capacity <= 0 or obs_dim <= 0:
-            raise ValueError(f"ReplayBuffer needs a positive capacity and obs_dim, got {capacity} and {obs_dim}")
+            raise ValueError(
+                f"ReplayBuffer needs a positive capacity and obs_dim, got {capacity} and {obs_dim}"
+            )
         self.capacity = int(capacity)
         self.obs_dim = int(obs_dim)
         self._data: Transitions | None = None
@@ -94,7 +102,11 @@ class ReplayBuffer:
         if self._data is None:
             c, d = self.capacity, self.obs_dim
             self._data = Transitions(
-                np.zeros((c, d), np.float32), np.zeros(c, np.int64), np.zeros(c, np.float32), np.zeros((c, d), np.float32), np.zeros(c, np.float32)
+                np.zeros((c, d), np.float32),
+                np.zeros(c, np.int64),
+                np.zeros(c, np.float32),
+                np.zeros((c, d), np.float32),
+                np.zeros(c, np.float32),
             )
         return self._data
 
@@ -104,7 +116,9 @@ class ReplayBuffer:
         if n == 0:
             return
         if tr.obs.shape[1:] != (self.obs_dim,):
-            raise ValueError(f"ReplayBuffer for obs_dim={self.obs_dim} got observations of shape {tr.obs.shape}")
+            raise ValueError(
+                f"ReplayBuffer for obs_dim={self.obs_dim} got observations of shape {tr.obs.shape}"
+            )
         if n > self.capacity:
             tr = tr.tail(self.capacity)
             n = self.capacity
@@ -131,10 +145,17 @@ class ReplayBuffer:
         return Transitions(*(getattr(self._data, f)[order] for f in Transitions._fields))
 
     def state_dict(self) -> dict[str, Any]:
-        """Filled part as tensors (oldest first) plus the sizes."""
-        everything = self.all()
-        state: dict[str, Any] = {"capacity": self.capacity, "obs_dim": self.obs_dim}
-        state.update({f: torch.from_numpy(np.ascontiguousarray(getattr(everything, f))) for f in Transitions._fields})
+        """The filled part of the storage in its ring layout (so sampling continues identically) plus the sizes."""
+        state: dict[str, Any] = {
+            "capacity": self.capacity,
+            "obs_dim": self.obs_dim,
+            "pos": self._pos,
+            "size": self._size,
+        }
+        data = self._storage()
+        state.update(
+            {f: torch.from_numpy(getattr(data, f)[: self._size].copy()) for f in Transitions._fields}
+        )
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -143,5 +164,105 @@ class ReplayBuffer:
                 f"replay state is for capacity={state['capacity']}, obs_dim={state['obs_dim']}; "
                 f"this buffer has capacity={self.capacity}, obs_dim={self.obs_dim}"
             )
-        self._data, self._pos, self._size = None, 0, 0
-        self.add(Transitions(*(state[f].numpy() for f in Transitions._fields)))
+        size, pos = int(state["size"]), int(state["pos"])
+        if not (
+            0 <= size <= self.capacity
+            and 0 <= pos < self.capacity
+            and (size == self.capacity or pos == size % self.capacity)
+        ):
+            raise ValueError(
+                f"replay state has inconsistent pos={pos}, size={size} for capacity={self.capacity}"
+            )
+        self._data = None
+        data = self._storage()
+        for f in Transitions._fields:
+            getattr(data, f)[:size] = state[f].numpy()
+        self._pos, self._size = pos, size
+
+
+class SupportBank:
+    """The latest `capacity` support sets of one task, each its last `set_size` transitions, zero-padded.
+
+    MetaDQN stores here the support sets its collection actually adapted on (the beginning of a
+    task visit, acted by the meta-policy) and draws the inner-loop support of the outer loss from
+    them, so that meta-training adapts on the same kind of data as the device.
+    """
+
+    def __init__(self, capacity: int, set_size: int, obs_dim: int) -> None:
+        if capacity <= 0 or set_size <= 0 or obs_dim <= 0:
+            raise ValueError(
+                f"SupportBank needs positive sizes, got capacity={capacity}, set_size={set_size}, obs_dim={obs_dim}"
+            )
+        self.capacity, self.set_size, self.obs_dim = int(capacity), int(set_size), int(obs_dim)
+        c, n, d = self.capacity, self.set_size, self.obs_dim
+        self._sets = Transitions(
+            np.zeros((c, n, d), np.float32),
+            np.zeros((c, n), np.int64),
+            np.zeros((c, n), np.float32),
+            np.zeros((c, n, d), np.float32),
+            np.zeros((c, n), np.float32),
+        )
+        self._lengths = np.zeros(c, np.int64)
+        self._pos = 0
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, tr: Transitions) -> None:
+        """Store the last `set_size` transitions of `tr` as one set (empty sets are ignored)."""
+        tr = tr.tail(self.set_size)
+        n = len(tr)
+        if n == 0:
+            return
+        slot = self._pos
+        for f in Transitions._fields:
+            arr = getattr(self._sets, f)
+            arr[slot] = 0
+            arr[slot, :n] = getattr(tr, f)
+        self._lengths[slot] = n
+        self._pos = (self._pos + 1) % self.capacity
+        self._size = min(self.capacity, self._size + 1)
+
+    def sample(self, rng: np.random.Generator) -> tuple[Transitions, np.ndarray]:
+        """One stored set, uniformly: padded transitions ``(set_size, ...)`` and its float32 mask."""
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty SupportBank")
+        slot = int(rng.integers(self._size))
+        mask = (np.arange(self.set_size) < self._lengths[slot]).astype(np.float32)
+        return Transitions(*(getattr(self._sets, f)[slot].copy() for f in Transitions._fields)), mask
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored sets in their ring layout (so sampling continues identically) plus the sizes."""
+        n = self._size
+        state: dict[str, Any] = {
+            "capacity": self.capacity,
+            "set_size": self.set_size,
+            "obs_dim": self.obs_dim,
+            "pos": self._pos,
+            "size": n,
+        }
+        state.update({f: torch.from_numpy(getattr(self._sets, f)[:n].copy()) for f in Transitions._fields})
+        state["lengths"] = torch.from_numpy(self._lengths[:n].copy())
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if (int(state["capacity"]), int(state["set_size"]), int(state["obs_dim"])) != (
+            self.capacity,
+            self.set_size,
+            self.obs_dim,
+        ):
+            raise ValueError(
+                f"support-bank state is for capacity={state['capacity']}, set_size={state['set_size']}, "
+                f"obs_dim={state['obs_dim']}; this bank has {self.capacity}, {self.set_size}, {self.obs_dim}"
+            )
+        n, pos = int(state["size"]), int(state["pos"])
+        if not (0 <= n <= self.capacity and 0 <= pos < self.capacity):
+            raise ValueError(f"support-bank state has inconsistent pos={pos}, size={n}")
+        for f in Transitions._fields:
+            arr = getattr(self._sets, f)
+            arr[:] = 0
+            arr[:n] = state[f].numpy()
+        self._lengths[:] = 0
+        self._lengths[:n] = state["lengths"].numpy()
+        self._pos, self._size = pos, n

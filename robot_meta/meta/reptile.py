@@ -59,32 +59,35 @@ def _work(item: _Work) -> WorkResult:
     target = worker_module(("reptile-target", item.net_spec), lambda: QNetwork(**spec).requires_grad_(False))
     phi.load_state_dict(item.state)
     target.load_state_dict(item.state)
-    opt = torch.optim.Adam(phi.parameters(), lr=item.lr, betas=(0.0, 0.999))
+    opt = torch.optim.Adam(phi.parameters(), lr=item.lr, betas=(0.0, 0.999), foreach=True)
     env = cached_env(item.env_factory)
     rng = np.random.default_rng(item.seed)
+    env_seed = int(rng.integers(2**31 - 1))  # seeds the visit's first reset only
     fresh: list[Transitions] = []
     episodes: list[EpisodeStats] = []
     losses: list[float] = []
     steps = 0
-    for _ in range(item.episodes):
+    for e in range(item.episodes):
 
         def act(obs: np.ndarray) -> int:
             with torch.inference_mode():
                 q = phi(torch.from_numpy(np.asarray(obs, dtype=np.float32))).numpy()
             return epsilon_greedy(q, item.epsilon, rng)
 
-        tr, st = run_episode(env, item.task, int(rng.integers(2**31 - 1)), act)
+        tr, st = run_episode(env, item.task, env_seed if e == 0 else None, act)
         fresh.append(tr)
         episodes.append(st)
         data = Transitions.concat([item.pool, *fresh])
         for _ in range(item.updates_per_episode):
             idx = rng.integers(0, len(data), size=item.batch_size)
             b = Transitions(*(getattr(data, f)[idx] for f in Transitions._fields)).to_batch()
+            q_both = phi(torch.cat([b.obs, b.next_obs]))  # one pass for Q(s) and the online Q(s')
+            q, q_next = q_both[: len(b.obs)], q_both[len(b.obs) :].detach()
             with torch.no_grad():
-                y = double_dqn_targets(b.rewards, b.terminated, phi(b.next_obs), target(b.next_obs), item.gamma)
-            loss = td_loss(phi(b.obs), b.actions, y, item.huber_delta)
+                y = double_dqn_targets(b.rewards, b.terminated, q_next, target(b.next_obs), item.gamma)
+            loss = td_loss(q, b.actions, y, item.huber_delta)
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             nn.utils.clip_grad_norm_(phi.parameters(), item.max_grad_norm)
             opt.step()
             losses.append(float(loss.detach()))
@@ -103,13 +106,20 @@ class Reptile(MetaTrainer[ReptileConfig]):
     config_cls = ReptileConfig
 
     def _build(self) -> None:
-        self.qnet = QNetwork(self.obs_dim, self.n_actions, self.config.hidden)
+        self.qnet = QNetwork(
+            self.obs_dim,
+            self.n_actions,
+            self.config.hidden,
+            feature_activation=self.config.feature_activation,
+        )
 
     @property
     def adaptation(self) -> HeadAdaptation:
         """The head rule a Reptile policy is adapted with on the device."""
         cfg = self.config
-        return HeadAdaptation(steps=cfg.adapt_steps, lr=cfg.adapt_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta)
+        return HeadAdaptation(
+            steps=cfg.adapt_steps, lr=cfg.adapt_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta
+        )
 
     def meta_lr(self) -> float:
         """Outer step size of the current iteration (linear from meta_lr_start to meta_lr_end)."""
@@ -151,7 +161,13 @@ class Reptile(MetaTrainer[ReptileConfig]):
     def _learn(self, task_ids: Sequence[int], results: Sequence[WorkResult]) -> dict[str, float]:
         eps = self.meta_lr()
         params = dict(self.qnet.named_parameters())
-        sq = sum(float((r.params[n] - p).square().sum()) for r in results if r.params is not None for n, p in params.items())
+        with torch.no_grad():
+            sq = sum(
+                float((r.params[n] - p).square().sum())
+                for r in results
+                if r.params is not None
+                for n, p in params.items()
+            )
         with torch.no_grad():
             for name, p in params.items():
                 delta = torch.zeros_like(p)
@@ -170,4 +186,3 @@ class Reptile(MetaTrainer[ReptileConfig]):
 
     def run_info(self) -> dict[str, Any]:
         return {"policy": self.qnet.spec(), "encoder": None, "adaptation": self.adaptation.to_dict()}
-

@@ -50,7 +50,15 @@ from robot_meta.meta.checkpoint import (
 from robot_meta.meta.config import AlgoName, MetaConfig
 from robot_meta.meta.dqn import LinearSchedule
 from robot_meta.meta.replay import ReplayBuffer, Transitions
-from robot_meta.meta.rollout import EnvFactory, EpisodeStats, GymEnvFactory, TaskSampler, cached_env, env_dims, summarize_episodes
+from robot_meta.meta.rollout import (
+    EnvFactory,
+    EpisodeStats,
+    GymEnvFactory,
+    TaskSampler,
+    cached_env,
+    env_dims,
+    summarize_episodes,
+)
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -72,6 +80,8 @@ class WorkResult:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, torch.Tensor] | None = None
     """Adapted parameters (Reptile's phi), None for the other algorithms."""
+    supports: list[Transitions] = field(default_factory=list)
+    """The support sets the visit adapted on (MetaDQN)."""
 
 
 @dataclass(frozen=True)
@@ -140,15 +150,23 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         backend: Backend | None = None,
     ) -> None:
         if not isinstance(config, self.config_cls):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}"
+            )
         self.config: ConfigT = config
-        self.env_factory: EnvFactory = env_factory if env_factory is not None else GymEnvFactory(config.env_id)
+        self.env_factory: EnvFactory = (
+            env_factory if env_factory is not None else GymEnvFactory(config.env_id)
+        )
         self.task_distribution: TaskSampler = tasks if tasks is not None else _default_tasks(config.preset)
         self.backend: Backend = backend if backend is not None else get_backend("local")
         self.obs_dim, self.n_actions = env_dims(cached_env(self.env_factory))
-        self.task_pool: list[Any] = list(self.task_distribution.sample(config.num_tasks, np.random.default_rng([config.seed, 0])))
+        self.task_pool: list[Any] = list(
+            self.task_distribution.sample(config.num_tasks, np.random.default_rng([config.seed, 0]))
+        )
         if len(self.task_pool) != config.num_tasks:
-            raise ValueError(f"the task distribution returned {len(self.task_pool)} tasks for num_tasks={config.num_tasks}")
+            raise ValueError(
+                f"the task distribution returned {len(self.task_pool)} tasks for num_tasks={config.num_tasks}"
+            )
         self.rng = np.random.default_rng([config.seed, 1])
         random.seed(config.seed)
         self.replay = [ReplayBuffer(config.buffer_capacity, self.obs_dim) for _ in self.task_pool]
@@ -191,6 +209,17 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         """Every optimiser whose state is checkpointed."""
         return {}
 
+    def _store(self, task_id: int, result: WorkResult) -> None:
+        """Keep what a task visit returned (its transitions go to the task's replay buffer)."""
+        self.replay[task_id].add(result.transitions)
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Algorithm-specific checkpoint entries (tensors and containers only)."""
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore `_extra_state` output."""
+
     @abstractmethod
     def policy_modules(self) -> dict[str, nn.Module]:
         """The deployable modules: ``{"policy": QNetwork}`` plus ``"encoder"`` for ContextDQN."""
@@ -211,10 +240,13 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         task_ids = [int(t) for t in self.rng.choice(len(self.task_pool), size=k, replace=False)]
         seeds = [int(s) for s in self.rng.integers(0, 2**31 - 1, size=k)]
         eps = self.epsilon()
-        items = [self._work_item(self.task_pool[t], s, eps, task_index=t) for t, s in zip(task_ids, seeds, strict=True)]
+        items = [
+            self._work_item(self.task_pool[t], s, eps, task_index=t)
+            for t, s in zip(task_ids, seeds, strict=True)
+        ]
         results = self.backend.map(self._worker(), items)
         for t, res in zip(task_ids, results, strict=True):
-            self.replay[t].add(res.transitions)
+            self._store(t, res)
         new = Transitions.concat([r.transitions for r in results])
         self._observe(new)
         self.env_steps += len(new)
@@ -249,6 +281,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             "models": {name: m.state_dict() for name, m in self._models().items()},
             "optimizers": {name: o.state_dict() for name, o in self._optimizers().items()},
             "replay": [b.state_dict() for b in self.replay],
+            "extra": self._extra_state(),
             "rng": {
                 "python": random.getstate(),
                 "numpy": self.rng.bit_generator.state,
@@ -271,6 +304,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
                 opt.load_state_dict(state["optimizers"][name])
             for buf, buf_state in zip(self.replay, state["replay"], strict=True):
                 buf.load_state_dict(buf_state)
+            self._load_extra_state(state["extra"])
             py_state = state["rng"]["python"]
             random.setstate((py_state[0], tuple(py_state[1]), py_state[2]))
             self.rng.bit_generator.state = state["rng"]["numpy"]
@@ -294,7 +328,11 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             "task_distribution": task_to_dict(dist) if hasattr(dist, "to_dict") else None,
             "task_pool": [task_to_dict(t) for t in self.task_pool],
             **self.run_info(),
-            "versions": {"torch": torch.__version__, "numpy": np.__version__, "python": sys.version.split()[0]},
+            "versions": {
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "python": sys.version.split()[0],
+            },
         }
 
     def _open_run(self, run_dir: Path) -> bool:
@@ -308,7 +346,13 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         if not ckpt.exists():
             return False
         self.load_state_dict(load_checkpoint(ckpt, self.algo), source=str(ckpt))
-        log.info("resuming %s from %s at iteration %d/%d", self.algo, ckpt, self.iteration, self.config.meta_iterations)
+        log.info(
+            "resuming %s from %s at iteration %d/%d",
+            self.algo,
+            ckpt,
+            self.iteration,
+            self.config.meta_iterations,
+        )
         return True
 
     def save(self, run_dir: Path) -> None:
@@ -317,7 +361,11 @@ class MetaTrainer(ABC, Generic[ConfigT]):
 
     # -- the loop ----------------------------------------------------------------------------------------
     def train(
-        self, out: str | Path | None = None, *, callback: TrainCallback | None = None, progress: bool | None = None
+        self,
+        out: str | Path | None = None,
+        *,
+        callback: TrainCallback | None = None,
+        progress: bool | None = None,
     ) -> TrainResult:
         """Meta-train until ``config.meta_iterations``; with `out`, resume from / checkpoint to that run dir.
 
@@ -336,11 +384,20 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             if self.iteration < cfg.meta_iterations:
                 from torch.utils.tensorboard import SummaryWriter
 
-                writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=self.iteration + 1 if resumed else None)
+                writer = SummaryWriter(
+                    str(run_dir / TENSORBOARD_DIR), purge_step=self.iteration + 1 if resumed else None
+                )
         if self.iteration >= cfg.meta_iterations:
             log.info("%s run %s is already complete (%d iterations)", self.algo, run_dir, self.iteration)
         show = sys.stderr.isatty() if progress is None else progress
-        bar = tqdm(total=cfg.meta_iterations, initial=self.iteration, disable=not show, desc=self.algo, unit="it", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.meta_iterations,
+            initial=self.iteration,
+            disable=not show,
+            desc=self.algo,
+            unit="it",
+            dynamic_ncols=True,
+        )
         start = time.perf_counter()
         metrics: dict[str, float] = {}
         try:
@@ -352,12 +409,18 @@ class MetaTrainer(ABC, Generic[ConfigT]):
                 if writer is not None:
                     for key, value in metrics.items():
                         writer.add_scalar(key, value, self.iteration)
-                if run_dir is not None and (self.iteration % cfg.checkpoint_interval == 0 or self.iteration == cfg.meta_iterations):
+                if run_dir is not None and (
+                    self.iteration % cfg.checkpoint_interval == 0 or self.iteration == cfg.meta_iterations
+                ):
                     self.save(run_dir)
                     log.debug("checkpoint at iteration %d", self.iteration)
                 bar.update(1)
                 bar.set_postfix(
-                    {k.split("/")[-1]: f"{metrics[k]:.3g}" for k in ("meta/return_pre", "meta/return_post") if k in metrics},
+                    {
+                        k.split("/")[-1]: f"{metrics[k]:.3g}"
+                        for k in ("meta/return_pre", "meta/return_post")
+                        if k in metrics
+                    },
                     refresh=False,
                 )
                 log.debug("iteration %d: %s", self.iteration, {k: round(v, 4) for k, v in metrics.items()})
@@ -378,5 +441,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         )
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config)[:4])
+        fields = ", ".join(
+            f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config)[:4]
+        )
         return f"{type(self).__name__}({fields}, ...)"

@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from robot_meta.policies.context import ContextEncoder
 from robot_meta.policies.normalizer import RunningNormalizer
-from robot_meta.policies.qnetwork import FeatureExtractor, QNetwork, mlp
+from robot_meta.policies.qnetwork import FeatureActivation, FeatureExtractor, QNetwork, mlp
 
-__all__ = ["ContextEncoder", "FeatureExtractor", "QNetwork", "RunningNormalizer", "mlp"]
+__all__ = ["ContextEncoder", "FeatureActivation", "FeatureExtractor", "QNetwork", "RunningNormalizer", "mlp"]

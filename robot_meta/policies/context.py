@@ -36,7 +36,9 @@ class ContextEncoder(nn.Module):
         hidden: widths of the per-transition MLP ``phi``.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, latent_dim: int = 8, hidden: Sequence[int] = (64, 64)) -> None:
+    def __init__(
+        self, obs_dim: int, n_actions: int, latent_dim: int = 8, hidden: Sequence[int] = (64, 64)
+    ) -> None:
         super().__init__()
         if obs_dim <= 0 or n_actions <= 0 or latent_dim <= 0:
             raise ValueError(
@@ -44,7 +46,9 @@ class ContextEncoder(nn.Module):
             )
         widths = tuple(int(h) for h in hidden)
         if not widths or any(h <= 0 for h in widths):
-            raise ValueError(f"ContextEncoder hidden must be a non-empty tuple of positive widths, got {tuple(hidden)}")
+            raise ValueError(
+                f"ContextEncoder hidden must be a non-empty tuple of positive widths, got {tuple(hidden)}"
+            )
         self.obs_dim = obs_dim
         self.n_actions = n_actions
         self.latent_dim = latent_dim
@@ -87,4 +91,9 @@ class ContextEncoder(nn.Module):
 
     def spec(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable): ``ContextEncoder(**enc.spec())`` rebuilds it."""
-        return {"obs_dim": self.obs_dim, "n_actions": self.n_actions, "latent_dim": self.latent_dim, "hidden": list(self.hidden)}
+        return {
+            "obs_dim": self.obs_dim,
+            "n_actions": self.n_actions,
+            "latent_dim": self.latent_dim,
+            "hidden": list(self.hidden),
+        }

@@ -55,7 +55,9 @@ class RunningNormalizer(nn.Module):
         if n == 0:
             return
         if not torch.isfinite(batch).all():
-            raise ValueError("RunningNormalizer.update got non-finite values: check the environment's observations")
+            raise ValueError(
+                "RunningNormalizer.update got non-finite values: check the environment's observations"
+            )
         b_mean = batch.mean(0)
         b_var = batch.var(0, unbiased=False)
         self.merge(float(n), b_mean, b_var)

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from robot_meta.policies.normalizer import RunningNormalizer
 
-__all__ = ["FeatureExtractor", "QNetwork", "mlp"]
+__all__ = ["FeatureActivation", "FeatureExtractor", "QNetwork", "mlp"]
 
 
-def mlp(in_dim: int, hidden: Sequence[int]) -> nn.Sequential:
-    """``Linear -> ReLU`` for every width in `hidden` (an empty `hidden` is the identity)."""
+FeatureActivation = Literal["relu", "tanh"]
+
+
+def mlp(in_dim: int, hidden: Sequence[int], last_activation: FeatureActivation = "relu") -> nn.Sequential:
+    """``Linear -> ReLU`` for every width in `hidden` (``Tanh`` after the last one if asked; empty = identity)."""
     layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+    for i, width in enumerate(hidden):
+        last = i == len(hidden) - 1
+        layers += [nn.Linear(in_dim, width), nn.Tanh() if last and last_activation == "tanh" else nn.ReLU()]
         in_dim = width
     return nn.Sequential(*layers)
 
@@ -38,24 +42,34 @@ def _check_dims(obs_dim: int, n_actions: int, hidden: Sequence[int], context_dim
 class FeatureExtractor(nn.Module):
     """``features(obs[, z]) = trunk(concat(normalise(obs), z))``: everything below the head."""
 
-    def __init__(self, obs_dim: int, hidden: Sequence[int], context_dim: int = 0) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden: Sequence[int],
+        context_dim: int = 0,
+        feature_activation: FeatureActivation = "tanh",
+    ) -> None:
         super().__init__()
         self.obs_dim = obs_dim
         self.context_dim = context_dim
         self.obs_norm = RunningNormalizer(obs_dim)
-        self.trunk = mlp(obs_dim + context_dim, hidden)
+        self.trunk = mlp(obs_dim + context_dim, hidden, feature_activation)
         self.out_dim = int(hidden[-1]) if hidden else obs_dim + context_dim
 
     def forward(self, obs: Tensor, context: Tensor | None = None) -> Tensor:
         x = self.obs_norm(obs)
         if self.context_dim:
             if context is None:
-                raise ValueError(f"this network is conditioned on a task embedding of size {self.context_dim}: pass context=z")
+                raise ValueError(
+                    f"this network is conditioned on a task embedding of size {self.context_dim}: pass context=z"
+                )
             if context.dim() < x.dim():  # one embedding per task, broadcast over that task's observations
                 context = context.unsqueeze(-2).expand(*x.shape[:-1], self.context_dim)
             x = torch.cat([x, context], dim=-1)
         elif context is not None:
-            raise ValueError("this network takes no context (context_dim=0): call it with the observation only")
+            raise ValueError(
+                "this network takes no context (context_dim=0): call it with the observation only"
+            )
         out: Tensor = self.trunk(x)
         return out
 
@@ -65,7 +79,7 @@ class QNetwork(nn.Module):
 
     The trunk (`features`, including observation normalisation) is meta-trained and frozen on the
     device; the linear `head` (weight ``(n_actions, feature_dim)``, bias ``(n_actions,)``) is what
-    adapts. It is a pure module: plain ``Linear``/``ReLU``/arithmetic, no optimiser, no state that
+    adapts. It is a pure module: plain ``Linear``/``ReLU``/``Tanh``/arithmetic, no optimiser, no state that
     changes in `forward`, exportable with ``torch.onnx.export(..., dynamo=False)``.
 
     Args:
@@ -74,16 +88,30 @@ class QNetwork(nn.Module):
         hidden: trunk widths; the last one is the feature size seen by the head.
         context_dim: size of a task embedding ``z`` concatenated to the normalised observation
             (ContextDQN); 0 for an unconditioned network.
+        feature_activation: activation of the last trunk layer. ``tanh`` (default) gives signed,
+            bounded features: a TD step on the head can then raise ``Q(s, a)`` in some states and
+            lower it in others (with non-negative ReLU features one step moves it the same way
+            everywhere), and ``|f| <= 1`` keeps the effect of the adaptation step size predictable.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int] = (64, 64), context_dim: int = 0) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        context_dim: int = 0,
+        feature_activation: FeatureActivation = "tanh",
+    ) -> None:
         super().__init__()
         widths = _check_dims(obs_dim, n_actions, hidden, context_dim)
+        if feature_activation not in ("relu", "tanh"):
+            raise ValueError(f"feature_activation must be 'relu' or 'tanh', got {feature_activation!r}")
         self.obs_dim = obs_dim
         self.n_actions = n_actions
         self.hidden = widths
         self.context_dim = context_dim
-        self.body = FeatureExtractor(obs_dim, widths, context_dim)
+        self.feature_activation: FeatureActivation = feature_activation
+        self.body = FeatureExtractor(obs_dim, widths, context_dim, feature_activation)
         self.head = nn.Linear(self.body.out_dim, n_actions)
 
     @property
@@ -113,4 +141,5 @@ class QNetwork(nn.Module):
             "n_actions": self.n_actions,
             "hidden": list(self.hidden),
             "context_dim": self.context_dim,
+            "feature_activation": self.feature_activation,
         }

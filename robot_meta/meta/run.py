@@ -1,0 +1,111 @@
+"""Algorithm registry, one-call training of a run directory, and loading a trained run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from robot_meta.distributed import Backend
+from robot_meta.meta.adaptation import HeadAdaptation
+from robot_meta.meta.checkpoint import CHECKPOINT_FILE, CheckpointError, load_checkpoint, read_run_config
+from robot_meta.meta.config import ALGO_NAMES, MetaConfig, config_from_dict
+from robot_meta.meta.context import ContextDQN
+from robot_meta.meta.meta_dqn import MetaDQN
+from robot_meta.meta.reptile import Reptile
+from robot_meta.meta.rollout import EnvFactory, TaskSampler
+from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
+from robot_meta.policies import ContextEncoder, QNetwork
+
+__all__ = ["ALGORITHMS", "TrainedRun", "load_run", "make_algorithm", "train_run"]
+
+log = logging.getLogger(__name__)
+
+#: Algorithm name (``--algo``) -> trainer class.
+ALGORITHMS: dict[str, type[MetaTrainer[Any]]] = {
+    "meta-dqn": MetaDQN,
+    "reptile": Reptile,
+    "context": ContextDQN,
+}
+assert tuple(ALGORITHMS) == ALGO_NAMES
+
+
+def make_algorithm(
+    config: MetaConfig,
+    *,
+    env_factory: EnvFactory | None = None,
+    tasks: TaskSampler | None = None,
+    backend: Backend | None = None,
+) -> MetaTrainer[Any]:
+    """The trainer for `config` (its class decides the algorithm)."""
+    return ALGORITHMS[config.algo](config, env_factory=env_factory, tasks=tasks, backend=backend)
+
+
+def train_run(
+    config: MetaConfig,
+    out: str | Path,
+    *,
+    backend: Backend | None = None,
+    env_factory: EnvFactory | None = None,
+    tasks: TaskSampler | None = None,
+    callback: TrainCallback | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train `config` into run directory `out`, resuming it if it already holds this configuration."""
+    algo = make_algorithm(config, env_factory=env_factory, tasks=tasks, backend=backend)
+    return algo.train(out, callback=callback, progress=progress)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained run loaded for evaluation or export (modules in ``eval()`` mode, on CPU)."""
+
+    run_dir: Path
+    algo: str
+    config: MetaConfig
+    policy: QNetwork
+    encoder: ContextEncoder | None
+    adaptation: HeadAdaptation | None
+    """The device's head adaptation rule (None for ContextDQN, whose adaptation is inference)."""
+    iteration: int
+    info: dict[str, Any]
+    """The whole ``config.json`` (env dims, task distribution, task pool, versions)."""
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """Load the latest checkpoint of a run directory written by `train_run` / ``robot-meta train``."""
+    path = Path(run_dir)
+    info = read_run_config(path)
+    algo = str(info["algo"])
+    try:
+        config = config_from_dict(algo, info["config"])
+        policy = QNetwork(**info["policy"])
+        encoder = ContextEncoder(**info["encoder"]) if info.get("encoder") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path / 'config.json'} is inconsistent ({exc}); train into a new --out directory"
+        ) from exc
+    ckpt_path = path / CHECKPOINT_FILE
+    ckpt = load_checkpoint(ckpt_path, algo)
+    modules: dict[str, nn.Module] = {"qnet": policy}
+    if encoder is not None:
+        modules["encoder"] = encoder
+    try:
+        for name, module in modules.items():
+            module.load_state_dict(ckpt["models"][name])
+        iteration = int(ckpt["counters"]["iteration"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(
+            f"{ckpt_path} does not match {path / 'config.json'} ({exc}); train into a new --out directory"
+        ) from exc
+    adaptation = None
+    adapt = info.get("adaptation") or {}
+    if adapt.get("rule") == "head_td_sgd":
+        adaptation = HeadAdaptation(**{k: v for k, v in adapt.items() if k != "rule"})
+    policy.eval()
+    if encoder is not None:
+        encoder.eval()
+    return TrainedRun(path, algo, config, policy, encoder, adaptation, iteration, info)

@@ -1,0 +1,160 @@
+"""Replay buffers, support banks, DQN targets/losses/schedules and the config dataclasses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from robot_meta.meta import (
+    ContextDQNConfig,
+    LinearSchedule,
+    MetaDQNConfig,
+    ReplayBuffer,
+    ReptileConfig,
+    Transitions,
+    config_class,
+    double_dqn_targets,
+    epsilon_greedy,
+    make_config,
+    parse_override,
+    td_loss,
+)
+from robot_meta.meta.replay import SupportBank
+
+
+def _transitions(start: int, n: int, obs_dim: int = 2) -> Transitions:
+    ids = np.arange(start, start + n)
+    return Transitions(
+        np.repeat(ids[:, None], obs_dim, 1).astype(np.float32),
+        ids.astype(np.int64),
+        ids.astype(np.float32),
+        np.repeat(ids[:, None] + 0.5, obs_dim, 1).astype(np.float32),
+        (ids % 2).astype(np.float32),
+    )
+
+
+def test_replay_ring_buffer_keeps_the_latest_and_round_trips() -> None:
+    buf = ReplayBuffer(capacity=5, obs_dim=2)
+    buf.add(_transitions(0, 3))
+    buf.add(_transitions(3, 4))
+    assert len(buf) == 5
+    np.testing.assert_array_equal(buf.all().actions, [2, 3, 4, 5, 6])
+    buf.add(_transitions(100, 12))  # more than the capacity at once
+    np.testing.assert_array_equal(buf.all().actions, [107, 108, 109, 110, 111])
+    other = ReplayBuffer(capacity=5, obs_dim=2)
+    other.load_state_dict(buf.state_dict())
+    for f in Transitions._fields:
+        np.testing.assert_array_equal(getattr(other.all(), f), getattr(buf.all(), f))
+    s1, s2 = buf.sample(50, np.random.default_rng(3)), other.sample(50, np.random.default_rng(3))
+    np.testing.assert_array_equal(s1.obs, s2.obs)
+    assert set(s1.actions.tolist()) <= set(range(107, 112))
+    np.testing.assert_array_equal(s1.obs[:, 0], s1.actions)  # fields of one transition stay together
+    with pytest.raises(ValueError, match="empty"):
+        ReplayBuffer(3, 2).sample(1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="capacity"):
+        ReplayBuffer(4, 2).load_state_dict(buf.state_dict())
+
+
+def test_support_bank_pads_masks_and_round_trips() -> None:
+    bank = SupportBank(capacity=2, set_size=4, obs_dim=2)
+    bank.add(_transitions(0, 2))
+    bank.add(_transitions(10, 6))  # keeps the last 4
+    bank.add(_transitions(20, 3))  # evicts the first set
+    seen = set()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        tr, mask = bank.sample(rng)
+        n = int(mask.sum())
+        seen.add(tuple(tr.actions[:n].tolist()))
+        assert (tr.actions[n:] == 0).all() and (mask[:n] == 1).all()
+    assert seen == {(12, 13, 14, 15), (20, 21, 22)}
+    other = SupportBank(2, 4, 2)
+    other.load_state_dict(bank.state_dict())
+    a, b = bank.sample(np.random.default_rng(5)), other.sample(np.random.default_rng(5))
+    np.testing.assert_array_equal(a[0].obs, b[0].obs)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_double_dqn_targets_and_huber_td_loss() -> None:
+    online = torch.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    target = torch.tensor([[10.0, 20.0, 30.0], [7.0, 8.0, 9.0]])
+    y = double_dqn_targets(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0]), online, target, gamma=0.5)
+    torch.testing.assert_close(y, torch.tensor([1.0 + 0.5 * 20.0, 2.0]))  # target's value of online's argmax
+    q = torch.tensor([[0.0, 4.0], [1.0, 1.0]], requires_grad=True)
+    loss = td_loss(q, torch.tensor([1, 0]), torch.tensor([1.0, 0.5]), huber_delta=1.0)
+    torch.testing.assert_close(loss, torch.tensor((1.0 * (3.0 - 0.5) + 0.5 * 0.25) / 2))
+
+
+def test_linear_schedule_and_epsilon_greedy() -> None:
+    sched = LinearSchedule(1.0, 0.1, 10)
+    assert (
+        sched(0) == 1.0 and sched(5) == pytest.approx(0.55) and sched(10) == sched(100) == pytest.approx(0.1)
+    )
+    rng = np.random.default_rng(0)
+    q = np.array([0.0, 2.0, 1.0])
+    assert all(epsilon_greedy(q, 0.0, rng) == 1 for _ in range(20))
+    picks = [epsilon_greedy(q, 1.0, rng) for _ in range(300)]
+    assert set(picks) == {0, 1, 2}
+
+
+def test_config_round_trip_and_budgets() -> None:
+    for algo in ("meta-dqn", "reptile", "context"):
+        smoke, full = make_config(algo, budget="smoke"), make_config(algo, budget="full")
+        assert smoke.algo == algo and smoke.budget == "smoke"
+        assert smoke.meta_iterations * smoke.meta_batch_size < full.meta_iterations * full.meta_batch_size
+        cls = config_class(algo)
+        again = cls.from_dict(json.loads(json.dumps(full.to_dict())))
+        assert again == full
+    cfg = make_config("meta-dqn", budget="small", overrides={"hidden": [32, 32], "inner_lr": 1})
+    assert isinstance(cfg, MetaDQNConfig) and cfg.hidden == (32, 32) and cfg.inner_lr == 1.0
+    assert parse_override(MetaDQNConfig, "first_order=true") == ("first_order", True)
+    assert parse_override(ReptileConfig, "meta_lr_end=0") == ("meta_lr_end", 0.0)
+    assert parse_override(ContextDQNConfig, "preset=push") == ("preset", "push")
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [
+        (MetaDQNConfig, "num_tasks", 0),
+        (MetaDQNConfig, "lr", -1e-3),
+        (MetaDQNConfig, "inner_steps", 0),
+        (MetaDQNConfig, "inner_lr", 0.0),
+        (MetaDQNConfig, "gamma", 1.2),
+        (MetaDQNConfig, "hidden", ()),
+        (MetaDQNConfig, "meta_batch_size", 2.5),
+        (MetaDQNConfig, "first_order", "yes"),
+        (ReptileConfig, "inner_lr", -1.0),
+        (ReptileConfig, "meta_lr_start", 1.5),
+        (ContextDQNConfig, "latent_dim", 0),
+        (ContextDQNConfig, "encoder_hidden", (8, 0)),
+        (ContextDQNConfig, "budget", "huge"),
+    ],
+)
+def test_bad_config_values_raise_naming_the_field(cls: type, field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=rf"{cls.__name__}\.{field}="):
+        cls(**{field: value})
+
+
+def test_unknown_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        config_class("ppo")
+    with pytest.raises(ValueError, match="no field 'lrr'"):
+        parse_override(MetaDQNConfig, "lrr=1")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_override(MetaDQNConfig, "lr")
+    with pytest.raises(ValueError, match="unknown field"):
+        MetaDQNConfig.from_dict({"bogus": 1})
+
+
+def test_local_backend_maps_in_order_and_unknown_backends_are_refused() -> None:
+    from robot_meta.distributed import BACKENDS, get_backend
+
+    backend = get_backend("local")
+    assert backend.map(lambda x: x * x, range(5)) == [0, 1, 4, 9, 16]
+    backend.close()
+    assert "local" in BACKENDS
+    with pytest.raises(ValueError, match="unknown execution backend 'nope'"):
+        get_backend("nope")
