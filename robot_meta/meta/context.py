@@ -26,16 +26,10 @@ from robot_meta.meta.config import ContextDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
 from robot_meta.meta.replay import Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
-from robot_meta.meta.trainer import MetaTrainer, WorkResult, worker_module
+from robot_meta.meta.trainer import MetaTrainer, Spec, WorkResult, freeze_spec, worker_module
 from robot_meta.policies import ContextEncoder, QNetwork
 
 __all__ = ["ContextDQN"]
-
-Spec = tuple[tuple[str, Any], ...]
-
-
-def _spec(d: dict[str, Any]) -> Spec:
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items())
 
 
 @dataclass(frozen=True)
@@ -116,8 +110,8 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
         cfg = self.config
         return _Work(
             env_factory=self.env_factory,
-            net_spec=_spec(self.qnet.spec()),
-            enc_spec=_spec(self.encoder.spec()),
+            net_spec=freeze_spec(self.qnet.spec()),
+            enc_spec=freeze_spec(self.encoder.spec()),
             state=self.qnet.state_dict(),
             enc_state=self.encoder.state_dict(),
             task=task,

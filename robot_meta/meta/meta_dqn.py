@@ -35,7 +35,7 @@ from robot_meta.meta.config import MetaDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
 from robot_meta.meta.replay import Batch, SupportBank, Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
-from robot_meta.meta.trainer import MetaTrainer, WorkResult, worker_module
+from robot_meta.meta.trainer import MetaTrainer, WorkResult, freeze_spec, worker_module
 from robot_meta.policies import QNetwork
 
 __all__ = ["MetaDQN", "meta_td_loss"]
@@ -223,7 +223,7 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
         cfg = self.config
         return _Work(
             env_factory=self.env_factory,
-            net_spec=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self.qnet.spec().items()),
+            net_spec=freeze_spec(self.qnet.spec()),
             state=self.qnet.state_dict(),
             task=task,
             seed=seed,

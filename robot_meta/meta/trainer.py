@@ -104,6 +104,15 @@ TrainCallback = Callable[["MetaTrainer[Any]", dict[str, float]], None]
 _MODULE_CACHE: dict[Hashable, nn.Module] = {}
 
 
+#: A module's constructor arguments as a hashable tuple (used as a worker-cache key).
+Spec = tuple[tuple[str, Any], ...]
+
+
+def freeze_spec(spec: Mapping[str, Any]) -> Spec:
+    """Hashable form of a module's ``spec()`` dict (lists become tuples)."""
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.items())
+
+
 def worker_module(key: Hashable, build: Callable[[], M]) -> M:
     """A per-process cached module for workers (built once, outside the global torch RNG stream)."""
     module = _MODULE_CACHE.get(key)
