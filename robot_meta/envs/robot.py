@@ -8,7 +8,14 @@ joints far below the rated speed and left the end effector 19 mm behind a 25 mm 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
 import numpy as np
+import pybullet_data
 
 from robot_meta.envs.sim import PyBulletSim
 
@@ -30,6 +37,53 @@ POSITION_GAIN = 0.3
 #: IK iterations per command: the target is at most a few cm from the current pose, and 5
 #: iterations track as well as the default 20 at a fraction of the cost.
 IK_ITERATIONS = 5
+
+
+#: Left-finger collision boxes (size, centre) in the finger frame, replacing the tapered convex hull
+#: of pybullet_data's finger mesh: a flat fingertip pad whose inner face (y = 0) is parallel to the
+#: other finger's, as on the real gripper, and a body box behind it. With the hull, squeezing pushed
+#: slippery objects out along the 2.6-degree taper before any lift.
+FINGER_BOXES = (
+    ((0.0176, 0.012, 0.024), (0.0, 0.006, 0.042)),
+    ((0.021, 0.014, 0.054), (0.0, 0.019, 0.027)),
+)
+
+
+def _finger_collisions(mirrored: bool) -> str:
+    sign = -1.0 if mirrored else 1.0
+    rpy = "0 0 3.14159265359" if mirrored else "0 0 0"
+    return "".join(
+        f'<collision><origin rpy="{rpy}" xyz="{c[0]} {sign * c[1]} {c[2]}"/>'
+        f'<geometry><box size="{size[0]} {size[1]} {size[2]}"/></geometry></collision>'
+        for size, c in FINGER_BOXES
+    )
+
+
+def panda_urdf() -> str:
+    """Path of the Panda URDF the envs load: pybullet_data's, with parallel fingertip pads.
+
+    Generated from the installed pybullet_data (mesh paths made absolute) and written once,
+    atomically, to a content-addressed file in the temp directory.
+    """
+    src = Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
+    text = src.read_text().replace("package://meshes/", f"{src.parent / 'meshes'}/")
+    finger_collision = re.compile(
+        r"<collision>\s*(<origin rpy=\"0 0 3.14159265359\" xyz=\"0 0 0\"/>)?\s*<geometry>\s*"
+        r"<mesh filename=\"[^\"]*collision/finger.obj\"/>\s*</geometry>.*?</collision>",
+        re.S,
+    )
+    text, n = finger_collision.subn(lambda m: _finger_collisions(mirrored=m.group(1) is not None), text)
+    if n != 2:
+        raise RuntimeError(
+            f"{src}: expected 2 finger collision elements, found {n}; unsupported pybullet_data"
+        )
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"robot_meta_panda_{digest}.urdf"
+    if not out.exists():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, out)
+    return str(out)
 
 
 class PandaRobot:
