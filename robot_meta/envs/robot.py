@@ -39,24 +39,23 @@ POSITION_GAIN = 0.3
 IK_ITERATIONS = 5
 
 
-#: Left-finger collision boxes (size, centre) in the finger frame, replacing the tapered convex hull
-#: of pybullet_data's finger mesh: a flat fingertip pad whose inner face (y = 0) is parallel to the
-#: other finger's, as on the real gripper, and a body box behind it. With the hull, squeezing pushed
-#: slippery objects out along the 2.6-degree taper before any lift.
-FINGER_BOXES = (
-    ((0.0176, 0.012, 0.024), (0.0, 0.006, 0.042)),
-    ((0.021, 0.014, 0.054), (0.0, 0.019, 0.027)),
-)
+#: Left-finger fingertip pad (size, centre) in the finger frame, added to the finger's own collision
+#: hull: a flat pad whose inner face (y = 0) is parallel to the other finger's, as on the real
+#: gripper. The hull alone is tapered by ~2.6 degrees, and squeezing pushed slippery objects out
+#: along the taper before any lift. The hull is kept for the rest of the finger, so pushing with
+#: the closed gripper touches the same geometry as before.
+FINGER_PAD = ((0.0176, 0.012, 0.024), (0.0, 0.006, 0.042))
 
 
-def _finger_collisions(mirrored: bool) -> str:
+def _finger_collisions(mirrored: bool, hull: str) -> str:
     sign = -1.0 if mirrored else 1.0
     rpy = "0 0 3.14159265359" if mirrored else "0 0 0"
-    return "".join(
+    size, c = FINGER_PAD
+    pad = (
         f'<collision><origin rpy="{rpy}" xyz="{c[0]} {sign * c[1]} {c[2]}"/>'
         f'<geometry><box size="{size[0]} {size[1]} {size[2]}"/></geometry></collision>'
-        for size, c in FINGER_BOXES
     )
+    return pad + hull
 
 
 def panda_urdf() -> str:
@@ -72,7 +71,9 @@ def panda_urdf() -> str:
         r"<mesh filename=\"[^\"]*collision/finger.obj\"/>\s*</geometry>.*?</collision>",
         re.S,
     )
-    text, n = finger_collision.subn(lambda m: _finger_collisions(mirrored=m.group(1) is not None), text)
+    text, n = finger_collision.subn(
+        lambda m: _finger_collisions(mirrored=m.group(1) is not None, hull=m.group(0)), text
+    )
     if n != 2:
         raise RuntimeError(
             f"{src}: expected 2 finger collision elements, found {n}; unsupported pybullet_data"
@@ -99,9 +100,7 @@ class PandaRobot:
     ) -> None:
         self.sim = sim
         self.base_position = tuple(float(v) for v in base_position)
-        self.body = sim.loadURDF(
-            "franka_panda/panda.urdf", basePosition=self.base_position, useFixedBase=True
-        )
+        self.body = sim.loadURDF(panda_urdf(), basePosition=self.base_position, useFixedBase=True)
         self._joints = ARM_JOINTS + FINGER_JOINTS
         self.joint_forces = [float(sim.getJointInfo(self.body, j)[10]) for j in self._joints]  # URDF efforts
         self._gains = [POSITION_GAIN] * len(self._joints)

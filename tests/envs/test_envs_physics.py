@@ -234,3 +234,52 @@ def test_slide_puck_mass_is_a_documented_nuisance_parameter() -> None:
     assert abs(heavy - light) < 0.05 * light, f"0.1 kg puck: {light:.3f} m, 4 kg puck: {heavy:.3f} m"
     grippy = strike_distance(PUCK.replace(object_mass=0.1, lateral_friction=0.2), 0.9)
     assert grippy < 0.6 * light
+
+
+def test_fingers_have_flat_parallel_pads() -> None:
+    """The loaded Panda's fingers collide through a box pad plus their own hull (robot.FINGER_PAD)."""
+    import gymnasium as gym
+    import pybullet as pb
+
+    env = gym.make("robot_meta/PandaPickPlace-v0")
+    try:
+        base = env.unwrapped
+        for link in (9, 10):
+            types = [d[2] for d in base.sim.getCollisionShapeData(base.robot.body, link)]
+            assert types.count(pb.GEOM_BOX) == 1 and types.count(pb.GEOM_MESH) == 1, types
+    finally:
+        env.close()
+
+
+def yawed_lift(yaw: float) -> float:
+    """Lift (m) of a 0.1 kg, friction-0.3 cube standing yawed across the fingers: open above it,
+    descend, close, lift."""
+    import gymnasium as gym
+
+    env = gym.make("robot_meta/PandaPickPlace-v0")
+    try:
+        base = env.unwrapped
+        act = {a.label: i for i, a in enumerate(base.actions)}
+        light = TaskParams(object_mass=0.1, object_shape="cube", object_size=0.04, lateral_friction=0.3)
+        env.reset(seed=0, options={"task": light})
+        x, y, _ = base.scene.object_state()[0]
+        p0 = base.scene.place_object(float(x), float(y), yaw=yaw)
+        env.step(act["open"])
+        env.step(act["open"])
+        base.robot.teleport_ee(np.array([p0[0], p0[1], p0[2] + 0.06]))
+        base._ee_pos = base.robot.ee_state()[0]
+        base._setpoint = base._ee_pos.copy()
+        for label, n in (("-z", 10), ("close", 4), ("+z", 6)):
+            for _ in range(n):
+                env.step(act[label])
+        return float(base.scene.object_state()[0][2] - p0[2])
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.6])
+def test_light_slippery_object_is_lifted_not_squeezed_out(yaw: float) -> None:
+    """Regression: with the tapered finger hull alone, a 0.1 kg cube at friction 0.3 yawed 0.6 rad
+    across the fingers squirted out while they closed (lift 0.4 cm; 1.9 cm unyawed), although 2 x 20 N x 0.3 = 12 N
+    of grip far exceeds its 1 N weight. With the flat pads it is lifted (measured 9.4 cm)."""
+    assert yawed_lift(yaw) > 0.08
