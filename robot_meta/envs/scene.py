@@ -120,7 +120,6 @@ class Scene:
         sim.changeDynamics(self.surface, -1, lateralFriction=1.0)
         self._objects: dict[tuple[str, float], int] = {}
         self._heightfields: dict[float, tuple[int, np.ndarray, float]] = {}
-        self._parked = 0
         self.body = -1
         self.geometry = ObjectGeometry("cube", 0.04)
         self.params = TaskParams()
@@ -186,14 +185,12 @@ class Scene:
         self._objects[key] = body
         return body
 
-    def _park(self, body: int, mass_zero: bool = True) -> None:
+    def _park(self, body: int) -> None:
         """Move a body out of the world: static, collision-free, far away."""
         s = self.sim
         s.setCollisionFilterGroupMask(body, -1, 0, 0)
-        if mass_zero:
-            s.changeDynamics(body, -1, mass=0.0)
+        s.changeDynamics(body, -1, mass=0.0)
         s.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
-        self._parked += 1
         s.resetBasePositionAndOrientation(
             body, (30.0 + 0.5 * (body % 200), 30.0, _PARK_Z), (0.0, 0.0, 0.0, 1.0)
         )
