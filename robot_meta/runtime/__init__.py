@@ -1,1 +1,76 @@
-"""robot_meta.runtime (see ARCHITECTURE.md)."""
+"""The on-device runtime: numpy + onnxruntime ONLY (never torch, pybullet or gymnasium).
+
+    from robot_meta.runtime import AdaptivePolicy, AdaptiveController, ControllerConfig
+
+    policy = AdaptivePolicy.load("exports/slide")     # verifies manifest + sha256 of every file
+    a = policy.act(obs)                                # greedy action, single-threaded onnxruntime
+    policy.observe(obs, a, reward, next_obs, terminated)
+    report = policy.adapt()                            # head TD steps (or ridge), guarded, atomic swap
+    policy.reset_adaptation()                          # back to the meta-trained head (new task)
+
+    AdaptiveController(policy, robot, ControllerConfig(rate_hz=100)).run(episodes=10)
+
+Install on a controller with ``pip install --no-deps robot_meta numpy onnxruntime``.
+"""
+
+from __future__ import annotations
+
+from robot_meta.runtime.adaptation import HeadStep, huber_loss, ridge_adapt, td_adapt, td_targets
+from robot_meta.runtime.controller import (
+    AdaptiveController,
+    ControllerConfig,
+    ControllerReport,
+    EpisodeRecord,
+    StepEnv,
+)
+from robot_meta.runtime.manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    ContextSpec,
+    HeadRule,
+    Manifest,
+    ManifestError,
+    load_manifest,
+    sha256_file,
+)
+from robot_meta.runtime.policy import (
+    AdaptConfig,
+    AdaptivePolicy,
+    AdaptReport,
+    ObservationError,
+    RuntimeLoadError,
+    TransitionError,
+)
+from robot_meta.runtime.trials import TaskTrial, TrialsReport, run_trials
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "AdaptConfig",
+    "AdaptReport",
+    "AdaptiveController",
+    "AdaptivePolicy",
+    "ContextSpec",
+    "ControllerConfig",
+    "ControllerReport",
+    "EpisodeRecord",
+    "HeadRule",
+    "HeadStep",
+    "Manifest",
+    "ManifestError",
+    "ObservationError",
+    "RuntimeLoadError",
+    "StepEnv",
+    "TaskTrial",
+    "TransitionError",
+    "TrialsReport",
+    "huber_loss",
+    "load_manifest",
+    "ridge_adapt",
+    "run_trials",
+    "sha256_file",
+    "td_adapt",
+    "td_targets",
+]

@@ -1,0 +1,294 @@
+"""`AdaptiveController`: the fixed-rate control loop with adaptation in a background thread.
+
+It drives anything with Gymnasium's ``reset(seed=, options=) -> (obs, info)`` and
+``step(a) -> (obs, reward, terminated, truncated, info)`` - the PyBullet env in tests and in
+``robot-meta adapt``, a robot driver in the field. Imports only numpy (through the policy).
+
+Every tick: act on the latest observation, step, hand the transition to the policy. A tick is
+*scheduled* every ``1 / rate_hz`` seconds; if a tick starts a whole period or more after its
+scheduled time the ticks in between are *missed* (counted, never replayed in a burst) and the
+schedule moves on. Resets are not real-time (the schedule restarts after each reset).
+
+Adaptation never runs on the control thread: the controller wakes a background thread (every
+``adapt_every`` ticks and/or at the end of an episode) which calls `AdaptivePolicy.adapt`; the new
+head is swapped in atomically and the next tick acts with it. A refused observation (NaN, wrong
+shape) is logged and the last good action is repeated; a refused transition is logged and
+dropped - the loop never crashes on bad data. Ctrl-C (KeyboardInterrupt) or `stop()` ends the loop
+cleanly: the background thread is joined and the report returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol, SupportsFloat
+
+import numpy as np
+
+from robot_meta.runtime.policy import AdaptivePolicy, AdaptReport, ObservationError, TransitionError
+
+__all__ = ["AdaptiveController", "ControllerConfig", "ControllerReport", "EpisodeRecord", "StepEnv"]
+
+log = logging.getLogger(__name__)
+
+
+class StepEnv(Protocol):
+    """What the controller needs from an environment or robot driver (Gymnasium's shape)."""
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]: ...
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Control-loop settings."""
+
+    rate_hz: float = 100.0
+    """Control rate; 0 runs as fast as the env allows (simulation)."""
+    adapt_every: int = 0
+    """Ticks between background adaptations during an episode (0: only at episode ends)."""
+    adapt_at_episode_end: bool = True
+    """Adapt in the background when an episode ends; the next reset waits for it (up to `adapt_timeout_s`)."""
+    adapt_timeout_s: float = 2.0
+    """Longest wait at a reset for the end-of-episode adaptation."""
+    fallback_action: int = 0
+    """Action used when the very first observation is refused (afterwards: the last good action)."""
+    log_every_refusal: int = 100
+    """Log every n-th refused observation/transition after the first (avoid flooding the log)."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.rate_hz) and self.rate_hz >= 0):
+            raise ValueError(
+                f"ControllerConfig.rate_hz={self.rate_hz} must be >= 0 (0 = as fast as possible)"
+            )
+        if self.adapt_every < 0:
+            raise ValueError(f"ControllerConfig.adapt_every={self.adapt_every} must be >= 0")
+        if not self.adapt_timeout_s >= 0:
+            raise ValueError(f"ControllerConfig.adapt_timeout_s={self.adapt_timeout_s} must be >= 0")
+        if self.fallback_action < 0:
+            raise ValueError(f"ControllerConfig.fallback_action={self.fallback_action} must be >= 0")
+        if self.log_every_refusal < 1:
+            raise ValueError(f"ControllerConfig.log_every_refusal={self.log_every_refusal} must be >= 1")
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One episode the controller ran."""
+
+    index: int
+    ticks: int
+    ret: float
+    success: bool
+    adaptations: int
+    """Adaptations applied to the policy when the episode started (0 = the meta-trained head)."""
+
+
+@dataclass
+class ControllerReport:
+    """What a `AdaptiveController.run` call did."""
+
+    ticks: int = 0
+    missed_ticks: int = 0
+    """Scheduled ticks that could not start within their period (skipped, not replayed)."""
+    max_lateness_s: float = 0.0
+    """Largest delay of a tick's start after its scheduled time."""
+    refused_observations: int = 0
+    refused_transitions: int = 0
+    adaptations: int = 0
+    rolled_back: int = 0
+    interrupted: bool = False
+    wall_time_s: float = 0.0
+    episodes: list[EpisodeRecord] = field(default_factory=list)
+    adapt_reports: list[AdaptReport] = field(default_factory=list)
+    act_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    """Wall time of the latest `act` calls (bounded: a controller may run for days)."""
+
+    def act_latency_us(self) -> dict[str, float]:
+        """p50/p99/max of the act calls in microseconds."""
+        if not self.act_seconds:
+            return {"p50": math.nan, "p99": math.nan, "max": math.nan}
+        a = np.asarray(self.act_seconds) * 1e6
+        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+class _Adapter:
+    """The background thread that runs `policy.adapt()` on request."""
+
+    def __init__(self, policy: AdaptivePolicy) -> None:
+        self.policy = policy
+        self.reports: list[AdaptReport] = []
+        self._cv = threading.Condition()
+        self._pending = False
+        self._busy = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="robot-meta-adapt", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        with self._cv:
+            self._pending = True
+            self._cv.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no adaptation is pending or running; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cv.wait(left)
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                self._pending = False
+                self._busy = True
+            try:
+                report = self.policy.adapt()
+                self.reports.append(report)
+            except Exception:  # never let the adapter thread die silently
+                log.exception("adaptation failed; the policy keeps its last good head")
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout=5.0)
+
+
+class AdaptiveController:
+    """Run `policy` against `env` at a fixed rate, adapting off the hot path (see the module docstring)."""
+
+    def __init__(self, policy: AdaptivePolicy, env: StepEnv, config: ControllerConfig | None = None) -> None:
+        self.policy = policy
+        self.env = env
+        self.config = config or ControllerConfig()
+        if self.config.fallback_action >= policy.n_actions:
+            raise ValueError(
+                f"ControllerConfig.fallback_action={self.config.fallback_action} is not an action of this "
+                f"policy (it has {policy.n_actions})"
+            )
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask a running loop to stop after the current tick (thread-safe)."""
+        self._stop.set()
+
+    def _refuse(self, what: str, count: int, exc: Exception) -> None:
+        if count == 1 or count % self.config.log_every_refusal == 0:
+            log.warning("refused %s #%d: %s", what, count, exc)
+
+    def run(
+        self,
+        *,
+        ticks: int | None = None,
+        episodes: int | None = None,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> ControllerReport:
+        """Run until `ticks` ticks or `episodes` episodes are done (or `stop()` / Ctrl-C).
+
+        The first reset gets `seed`; every reset gets `options` (e.g. ``{"task": params}``).
+        """
+        if ticks is None and episodes is None:
+            raise ValueError("pass ticks= or episodes= (or both) to bound the run; stop() ends it early")
+        cfg = self.config
+        self._stop.clear()
+        report = ControllerReport()
+        period = 1.0 / cfg.rate_hz if cfg.rate_hz > 0 else 0.0
+        adapter = _Adapter(self.policy)
+        t_start = time.perf_counter()
+        last_action = cfg.fallback_action
+        first_reset = True
+        try:
+            while not self._stop.is_set():
+                if episodes is not None and len(report.episodes) >= episodes:
+                    break
+                if ticks is not None and report.ticks >= ticks:
+                    break
+                obs, _ = self.env.reset(seed=seed if first_reset else None, options=options)
+                first_reset = False
+                ep_ticks, ep_ret, success = 0, 0.0, False
+                adaptations_at_start = self.policy.adaptations
+                next_t = time.perf_counter()
+                ended = False
+                while not self._stop.is_set() and (ticks is None or report.ticks < ticks):
+                    if period:
+                        now = time.perf_counter()
+                        if now < next_t:
+                            time.sleep(next_t - now)
+                        else:
+                            late = now - next_t
+                            report.max_lateness_s = max(report.max_lateness_s, late)
+                            if late >= period:
+                                skipped = int(late // period)
+                                report.missed_ticks += skipped
+                                next_t += skipped * period
+                        next_t += period
+                    t0 = time.perf_counter()
+                    try:
+                        action = self.policy.act(obs)
+                        last_action = action
+                    except ObservationError as exc:
+                        report.refused_observations += 1
+                        self._refuse(
+                            "observation (repeating the last good action)", report.refused_observations, exc
+                        )
+                        action = last_action
+                    report.act_seconds.append(time.perf_counter() - t0)
+                    next_obs, reward, terminated, truncated, info = self.env.step(action)
+                    report.ticks += 1
+                    ep_ticks += 1
+                    try:
+                        ep_ret += float(reward)
+                        self.policy.observe(obs, action, float(reward), next_obs, bool(terminated))
+                    except (TransitionError, TypeError, ValueError) as exc:
+                        report.refused_transitions += 1
+                        self._refuse("transition", report.refused_transitions, exc)
+                    success = bool(info.get("is_success", False)) if isinstance(info, dict) else False
+                    obs = next_obs
+                    if cfg.adapt_every and ep_ticks % cfg.adapt_every == 0:
+                        adapter.request()
+                    if terminated or truncated:
+                        ended = True
+                        break
+                if not ended:  # stopped, or the tick budget ran out mid-episode (not recorded)
+                    break
+                report.episodes.append(
+                    EpisodeRecord(len(report.episodes), ep_ticks, ep_ret, success, adaptations_at_start)
+                )
+                if cfg.adapt_at_episode_end and (episodes is None or len(report.episodes) < episodes):
+                    adapter.request()
+                    if not adapter.wait_idle(cfg.adapt_timeout_s):
+                        log.warning(
+                            "end-of-episode adaptation still running after %.1f s; not waiting",
+                            cfg.adapt_timeout_s,
+                        )
+        except KeyboardInterrupt:
+            report.interrupted = True
+            log.warning("interrupted: stopping the control loop")
+        finally:
+            adapter.wait_idle(cfg.adapt_timeout_s)
+            adapter.close()
+            report.adapt_reports = list(adapter.reports)
+            report.adaptations = sum(r.applied for r in adapter.reports)
+            report.rolled_back = sum(r.rolled_back for r in adapter.reports)
+            report.wall_time_s = time.perf_counter() - t_start
+        return report

@@ -1,0 +1,494 @@
+"""`AdaptivePolicy`: an exported policy on the device - act, observe, adapt the head, reset.
+
+Imports only numpy and onnxruntime. Loading checks the manifest (format version, fields, paths
+inside the export directory) and builds the sessions from bytes whose sha256 matched the manifest,
+so what runs is exactly what was exported. Sessions are single-threaded (one intra-op and one
+inter-op thread): the control loop owns one core.
+
+Thread model: `act` (the control thread) reads the current head as one tuple; `adapt` (any thread,
+typically `AdaptiveController`'s background thread) computes a new head off the hot path and
+publishes it with a single attribute assignment - an atomic swap, so an action is always computed
+from one consistent head. `observe` appends to a bounded ring buffer under a short lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+
+from robot_meta.runtime.adaptation import HeadStep, ridge_adapt, successor_flags, td_adapt
+from robot_meta.runtime.manifest import Manifest, ManifestError, load_manifest
+
+__all__ = [
+    "AdaptConfig",
+    "AdaptReport",
+    "AdaptivePolicy",
+    "ObservationError",
+    "RuntimeLoadError",
+    "TransitionError",
+]
+
+log = logging.getLogger(__name__)
+
+AdaptMethod = Literal["td", "ridge"]
+
+
+class RuntimeLoadError(RuntimeError):
+    """onnxruntime could not load a graph, or the graph does not match its manifest."""
+
+
+class ObservationError(ValueError):
+    """An observation has the wrong shape or dtype, or non-finite values."""
+
+
+class TransitionError(ValueError):
+    """A transition handed to `AdaptivePolicy.observe` was refused (it is not stored)."""
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How the device adapts (the rule itself - K, alpha, gamma, kappa - comes from the manifest)."""
+
+    method: AdaptMethod = "td"
+    """``td``: the meta-training inner loop (K SGD steps); ``ridge``: closed-form ridge solve per action."""
+    support_size: int | None = None
+    """Latest transitions adapted on; None = the manifest's (meta-training's support size)."""
+    buffer_capacity: int = 1024
+    """Transitions kept (ring buffer; the oldest are dropped)."""
+    min_transitions: int = 1
+    """`adapt` leaves the head alone with fewer transitions than this."""
+    trust_region: float = 1.0
+    """A step may move the head (W, b) at most ``trust_region * max(1, ||(W0, b0)||)`` (Euclidean) from the meta head."""
+    ridge_lambda: float = 1.0
+    """Pull towards the meta head of the ridge solve."""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("td", "ridge"):
+            raise ValueError(f"AdaptConfig.method={self.method!r}: choose 'td' or 'ridge'")
+        if self.support_size is not None and self.support_size < 1:
+            raise ValueError(f"AdaptConfig.support_size={self.support_size} must be >= 1 (or None)")
+        if self.buffer_capacity < 1:
+            raise ValueError(f"AdaptConfig.buffer_capacity={self.buffer_capacity} must be >= 1")
+        if self.min_transitions < 1:
+            raise ValueError(f"AdaptConfig.min_transitions={self.min_transitions} must be >= 1")
+        if not (self.trust_region > 0):
+            raise ValueError(f"AdaptConfig.trust_region={self.trust_region} must be > 0")
+        if not (math.isfinite(self.ridge_lambda) and self.ridge_lambda > 0):
+            raise ValueError(f"AdaptConfig.ridge_lambda={self.ridge_lambda} must be > 0")
+
+
+@dataclass(frozen=True)
+class AdaptReport:
+    """What one `AdaptivePolicy.adapt` call did."""
+
+    method: str
+    """``td``, ``ridge`` or ``context`` (re-inferring z)."""
+    transitions: int
+    """Transitions adapted on."""
+    steps: int
+    """Steps applied (a rolled-back step is not counted)."""
+    loss_before: float
+    """Mean Huber TD loss of the starting (meta) head on the transitions (NaN for context)."""
+    loss_after: float
+    """The same loss for the adapted head."""
+    rolled_back: bool
+    """A step was undone (non-finite, or outside the trust region)."""
+    applied: bool
+    """The policy now acts with the new head (False: it keeps its last good head)."""
+    reason: str
+    """Why a step was rolled back or nothing was applied ('' otherwise)."""
+    seconds: float
+    """Wall time of the call."""
+
+
+def _session(model: bytes, name: str) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # the overridable head initialisers are intended: no warning about them
+    try:
+        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise RuntimeLoadError(
+            f"onnxruntime cannot load {name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "the file is damaged or from an incompatible exporter: re-export the run"
+        ) from None
+
+
+def _read_verified(manifest: Manifest, name: str) -> bytes:
+    """The file's bytes, hashed after reading (what is hashed is what is loaded)."""
+    path = manifest.path(name)
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.files[name]["sha256"]:
+        raise ManifestError(f"{path} changed while it was being loaded: copy the export directory again")
+    return data
+
+
+class _Ring:
+    """A bounded transition buffer (numpy ring), thread-safe for one writer and snapshot readers."""
+
+    def __init__(self, capacity: int, obs_dim: int) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.actions = np.zeros(capacity, np.int64)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.terminated = np.zeros(capacity, np.float32)
+        self.size = 0
+        self.pos = 0
+        self.lock = threading.Lock()
+
+    def add(self, obs: np.ndarray, a: int, r: float, nxt: np.ndarray, d: bool) -> None:
+        with self.lock:
+            i = self.pos
+            self.obs[i] = obs
+            self.next_obs[i] = nxt
+            self.actions[i] = a
+            self.rewards[i] = r
+            self.terminated[i] = 1.0 if d else 0.0
+            self.pos = (i + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the latest `n` transitions, oldest first."""
+        with self.lock:
+            k = min(n, self.size)
+            idx = (self.pos - k + np.arange(k)) % self.capacity
+            return (
+                self.obs[idx],
+                self.actions[idx],
+                self.rewards[idx],
+                self.next_obs[idx],
+                self.terminated[idx],
+            )
+
+    def clear(self) -> None:
+        with self.lock:
+            self.size = 0
+            self.pos = 0
+
+
+class AdaptivePolicy:
+    """An exported Q-network policy that acts greedily and adapts its head on the device.
+
+    Build it with `AdaptivePolicy.load` (``robot-meta export`` writes the directory). For
+    head-adapting exports (MetaDQN, Reptile) `adapt` runs the meta-training inner loop on the
+    latest transitions, starting from the meta-trained head each time (as in meta-training); for
+    ContextDQN it re-infers the task embedding z from the latest transitions.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        policy_session: ort.InferenceSession,
+        encoder_session: ort.InferenceSession | None = None,
+        config: AdaptConfig | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.config = config or AdaptConfig()
+        self.obs_dim = manifest.obs_dim
+        self.n_actions = manifest.n_actions
+        self.feature_dim = manifest.feature_dim
+        self._sess = policy_session
+        self._enc = encoder_session
+        self._context = manifest.context
+        self._check_graphs()
+        self._z0: np.ndarray | None = self._prior_z() if self._context is not None else None
+        feeds: dict[str, np.ndarray] = {"obs": np.zeros((1, self.obs_dim), np.float32)}
+        if self._z0 is not None:
+            feeds["z"] = self._z0
+        w0, b0 = self._sess.run(["head_weight_value", "head_bias_value"], feeds)
+        self.meta_weight: np.ndarray = np.array(w0, np.float32)
+        self.meta_bias: np.ndarray = np.array(b0, np.float32)
+        self.meta_weight.setflags(write=False)
+        self.meta_bias.setflags(write=False)
+        norm = math.sqrt(
+            float(
+                np.sum(self.meta_weight.astype(np.float64) ** 2)
+                + np.sum(self.meta_bias.astype(np.float64) ** 2)
+            )
+        )
+        self.trust_radius = self.config.trust_region * max(1.0, norm)
+        # The state act() reads: one tuple, replaced (never mutated) by adapt/reset: an atomic swap.
+        self._state: tuple[np.ndarray, np.ndarray, np.ndarray | None] = (
+            self.meta_weight,
+            self.meta_bias,
+            self._z0,
+        )
+        rule = manifest.head_rule
+        default_support = (
+            rule.support_size if rule is not None else (self._context.context_size if self._context else 64)
+        )
+        self.support_size = self.config.support_size or default_support
+        self._buffer = _Ring(max(self.config.buffer_capacity, 1), self.obs_dim)
+        self._adapt_lock = threading.Lock()
+        self.adaptations = 0
+        """Adaptations applied since load (or the last `reset_adaptation`)."""
+        self._q_out = ["q_values"]
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | Path, config: AdaptConfig | None = None) -> AdaptivePolicy:
+        """Load an export directory: validate the manifest, verify every file's sha256, build sessions."""
+        manifest = load_manifest(directory)
+        policy = _session(
+            _read_verified(manifest, manifest.policy_file), str(manifest.directory / manifest.policy_file)
+        )
+        encoder = None
+        if manifest.context is not None:
+            encoder = _session(
+                _read_verified(manifest, manifest.context.file),
+                str(manifest.directory / manifest.context.file),
+            )
+        log.info(
+            "loaded %s policy for %s from %s (obs %d, %d actions, head %dx%d)",
+            manifest.algo,
+            manifest.env_id,
+            manifest.directory,
+            manifest.obs_dim,
+            manifest.n_actions,
+            manifest.n_actions,
+            manifest.feature_dim,
+        )
+        return cls(manifest, policy, encoder, config)
+
+    def _check_graphs(self) -> None:
+        where = self.manifest.directory / self.manifest.policy_file
+        inputs = {i.name: i.shape for i in self._sess.get_inputs()}
+        inputs.update({i.name: i.shape for i in self._sess.get_overridable_initializers()})
+        outputs = {o.name: o.shape for o in self._sess.get_outputs()}
+        need_in = {"obs", "head_weight", "head_bias", *(["z"] if self._context else [])}
+        need_out = {"q_values", "features", "head_weight_value", "head_bias_value"}
+        if not need_in <= set(inputs) or not need_out <= set(outputs):
+            raise RuntimeLoadError(
+                f"{where} has inputs {sorted(inputs)} and outputs {sorted(outputs)}, expected {sorted(need_in)} "
+                f"and {sorted(need_out)}: it was not written by `robot-meta export`; re-export the run"
+            )
+        if inputs["obs"][-1] != self.obs_dim or list(inputs["head_weight"]) != [
+            self.n_actions,
+            self.feature_dim,
+        ]:
+            raise RuntimeLoadError(
+                f"{where} takes obs {inputs['obs']} and head {inputs['head_weight']}, but the manifest says obs "
+                f"{self.obs_dim} and head {self.n_actions}x{self.feature_dim}: re-export the run"
+            )
+        if self._context is not None:
+            if self._enc is None:
+                raise RuntimeLoadError("a context export needs its encoder session")
+            enc_in = {i.name: i.shape for i in self._enc.get_inputs()}
+            if (
+                enc_in.get("transitions", [None, None])[-1] != self._context.transition_dim
+                or "mask" not in enc_in
+            ):
+                raise RuntimeLoadError(
+                    f"{self.manifest.directory / self._context.file} does not take transitions of width "
+                    f"{self._context.transition_dim} and a mask: re-export the run"
+                )
+
+    def _prior_z(self) -> np.ndarray:
+        assert self._enc is not None and self._context is not None
+        pad = np.zeros((1, self._context.transition_dim), np.float32)
+        z = self._enc.run(["z"], {"transitions": pad, "mask": np.zeros(1, np.float32)})[0]
+        return np.asarray(z, np.float32).reshape(1, -1)
+
+    # -- acting -----------------------------------------------------------------------------------
+    def check_observation(self, obs: Any) -> np.ndarray:
+        """`obs` as a ``(1, obs_dim)`` float32 array, or an `ObservationError` saying what is wrong."""
+        x = obs if isinstance(obs, np.ndarray) else np.asarray(obs)
+        if x.dtype != np.float32:
+            if x.dtype.kind != "f":
+                raise ObservationError(
+                    f"observation dtype {x.dtype} is not a float type: pass a float32 array of shape ({self.obs_dim},)"
+                )
+            x = x.astype(np.float32)
+        if x.shape != (self.obs_dim,) and x.shape != (1, self.obs_dim):
+            raise ObservationError(
+                f"observation shape {x.shape} does not match the policy's ({self.obs_dim},) "
+                f"(layout {[n for n, _ in self.manifest.raw['observation']['layout']]}): check the robot driver"
+            )
+        if not np.isfinite(x).all():
+            raise ObservationError(
+                "observation has non-finite values (NaN/inf): refusing to act on it; check the sensors"
+            )
+        return x.reshape(1, self.obs_dim)
+
+    def q_values(self, obs: Any) -> np.ndarray:
+        """Q-values ``(n_actions,)`` of one observation with the current head."""
+        x = self.check_observation(obs)
+        w, b, z = self._state
+        feeds = {"obs": x, "head_weight": w, "head_bias": b}
+        if z is not None:
+            feeds["z"] = z
+        q: np.ndarray = self._sess.run(self._q_out, feeds)[0][0]
+        return q
+
+    def act(self, obs: Any) -> int:
+        """Greedy action for one observation ``(obs_dim,)`` (float; ObservationError if malformed or non-finite)."""
+        return int(self.q_values(obs).argmax())
+
+    # -- adaptation -------------------------------------------------------------------------------
+    def observe(self, obs: Any, action: int, reward: float, next_obs: Any, terminated: bool) -> None:
+        """Store one transition for the next `adapt` (TransitionError, and nothing stored, if it is malformed)."""
+        try:
+            s = self.check_observation(obs)[0]
+            s2 = self.check_observation(next_obs)[0]
+        except ObservationError as exc:
+            raise TransitionError(f"transition refused: {exc}") from None
+        if (
+            isinstance(action, bool)
+            or not isinstance(action, int | np.integer)
+            or not 0 <= int(action) < self.n_actions
+        ):
+            raise TransitionError(
+                f"transition refused: action {action!r} is not an int in [0, {self.n_actions})"
+            )
+        try:
+            r = float(reward)
+        except (TypeError, ValueError):
+            raise TransitionError(f"transition refused: reward {reward!r} is not a number") from None
+        if not math.isfinite(r):
+            raise TransitionError(f"transition refused: reward {r} is not finite")
+        self._buffer.add(s, int(action), r, s2, bool(terminated))
+
+    @property
+    def buffered(self) -> int:
+        """Transitions currently in the buffer."""
+        return self._buffer.size
+
+    @property
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """The head ``(W (A, H), b (A,))`` the policy acts with now (read-only arrays)."""
+        w, b, _ = self._state
+        return w, b
+
+    @property
+    def z(self) -> np.ndarray | None:
+        """The task embedding in use (ContextDQN), else None."""
+        return self._state[2]
+
+    def features(self, obs: np.ndarray) -> np.ndarray:
+        """Trunk features ``(N, H)`` of a batch of observations ``(N, obs_dim)`` (the graph's ``features`` output)."""
+        x = np.ascontiguousarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
+        w, b, z = self._state
+        feeds = {"obs": x, "head_weight": w, "head_bias": b}
+        if z is not None:
+            feeds["z"] = np.broadcast_to(z, (len(x), z.shape[-1])).copy()
+        f: np.ndarray = self._sess.run(["features"], feeds)[0]
+        return f
+
+    def adapt(self) -> AdaptReport:
+        """Adapt on the latest transitions and swap the new head in atomically; see `AdaptReport`."""
+        t0 = time.perf_counter()
+        with self._adapt_lock:
+            if self._context is not None:
+                return self._adapt_context(t0)
+            obs, actions, rewards, next_obs, terminated = self._buffer.latest(self.support_size)
+            n = len(actions)
+            if n < self.config.min_transitions:
+                return AdaptReport(
+                    self.config.method, n, 0, math.nan, math.nan, False, False,
+                    f"only {n} transitions observed (need {self.config.min_transitions})",
+                    time.perf_counter() - t0,
+                )  # fmt: skip
+            feats = self.features(np.concatenate([obs, next_obs]))
+            phi, phi_next = feats[:n], feats[n:]
+            rule = self.manifest.head_rule
+            assert rule is not None
+            succ = successor_flags(obs, next_obs) if rule.n_step > 1 else None
+            step: HeadStep
+            if self.config.method == "ridge":
+                step = ridge_adapt(
+                    self.meta_weight, self.meta_bias, phi, actions, rewards, phi_next, terminated,
+                    gamma=rule.gamma, huber_delta=rule.huber_delta, ridge_lambda=self.config.ridge_lambda,
+                    n_step=rule.n_step, successor=succ, trust_radius=self.trust_radius,
+                )  # fmt: skip
+            else:
+                step = td_adapt(
+                    self.meta_weight, self.meta_bias, phi, actions, rewards, phi_next, terminated,
+                    steps=rule.steps, lr=rule.lr, gamma=rule.gamma, huber_delta=rule.huber_delta,
+                    n_step=rule.n_step, successor=succ, trust_radius=self.trust_radius,
+                )  # fmt: skip
+            applied = step.steps > 0
+            if applied:
+                w, b = step.weight, step.bias
+                w.setflags(write=False)
+                b.setflags(write=False)
+                self._state = (w, b, None)
+                self.adaptations += 1
+            if step.rolled_back:
+                log.warning("adaptation step rolled back: %s", step.reason)
+            reason = step.reason if step.rolled_back else ""
+            if not applied and not reason:
+                reason = "no step was applied"
+            elif not applied:
+                reason += "; keeping the last good head"
+            return AdaptReport(
+                self.config.method, n, step.steps, step.loss_before, step.loss_after,
+                step.rolled_back, applied, reason, time.perf_counter() - t0,
+            )  # fmt: skip
+
+    def _adapt_context(self, t0: float) -> AdaptReport:
+        assert self._enc is not None and self._context is not None
+        obs, actions, rewards, next_obs, _ = self._buffer.latest(self._context.context_size)
+        n = len(actions)
+        if n == 0:
+            return AdaptReport(
+                "context",
+                0,
+                0,
+                math.nan,
+                math.nan,
+                False,
+                False,
+                "no transitions observed",
+                time.perf_counter() - t0,
+            )
+        one_hot = np.zeros((n, self.n_actions), np.float32)
+        one_hot[np.arange(n), actions] = 1.0
+        rows = np.concatenate([obs, one_hot, rewards[:, None], next_obs], axis=1)
+        z = np.asarray(
+            self._enc.run(["z"], {"transitions": rows, "mask": np.ones(n, np.float32)})[0], np.float32
+        )
+        if not np.isfinite(z).all():
+            log.warning("context inference gave a non-finite z: keeping the last good one")
+            return AdaptReport(
+                "context",
+                n,
+                0,
+                math.nan,
+                math.nan,
+                True,
+                False,
+                "non-finite z; keeping the last good one",
+                time.perf_counter() - t0,
+            )
+        w, b, _ = self._state
+        z = z.reshape(1, -1)
+        z.setflags(write=False)
+        self._state = (w, b, z)
+        self.adaptations += 1
+        return AdaptReport("context", n, 1, math.nan, math.nan, False, True, "", time.perf_counter() - t0)
+
+    def reset_adaptation(self) -> None:
+        """Back to the meta-trained head (and prior z) and an empty transition buffer (a new task)."""
+        with self._adapt_lock:
+            self._buffer.clear()
+            self._state = (self.meta_weight, self.meta_bias, self._z0)
+            self.adaptations = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"AdaptivePolicy({self.manifest.algo}, {self.manifest.env_id}, obs {self.obs_dim}, "
+            f"{self.n_actions} actions, adaptations={self.adaptations})"
+        )
