@@ -161,6 +161,273 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def _parse_ints(text: str, what: str, example: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise CliError(f"{what} must be comma-separated integers such as {example}, got {text!r}") from None
+    if not values:
+        raise CliError(f"{what} is empty: give at least one value, e.g. {example}")
+    return values
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="K-shot evaluation of a trained run on held-out tasks (eval.json + success-vs-K plot)",
+        description=(
+            "Meta-World-style K-shot protocol on tasks the run never trained on. For every seed and each of "
+            "--tasks tasks drawn from the split: collect K shot episodes with the policy's own exploration, "
+            "adapt after each (meta-dqn: head TD steps; reptile: a few full-network DQN steps, and the "
+            "device's head-only rule as 'reptile-head'; context: encode the shots), then run --episodes greedy "
+            "episodes. Reports success rate and mean return per K with 95%% t-intervals over (task, seed) "
+            "units, and writes eval.json and eval.png into the run directory (or --out)."
+        ),
+        epilog="example: robot-meta evaluate runs/push --split test --shots 0,1,5,10 --episodes 5 --seeds 0,1,2",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train`")
+    p.add_argument(
+        "--split",
+        choices=["test", "ood", "train"],
+        default="test",
+        help="held-out tasks (test), beyond the train ranges (ood), or train for diagnosis (default: %(default)s)",
+    )
+    p.add_argument("--shots", default="0,1,5,10", help="comma-separated K values (default: %(default)s)")
+    p.add_argument(
+        "--episodes", type=int, default=5, help="greedy evaluation episodes per task and K (default: %(default)s)"
+    )
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated evaluation seeds (default: %(default)s)")
+    p.add_argument("--tasks", type=int, default=5, help="held-out tasks per seed (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="where eval.json and eval.png go (default: RUN)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        shots = _parse_ints(args.shots, "--shots", "0,1,5,10")
+        seeds = _parse_ints(args.seeds, "--seeds", "0,1,2")
+        if min(shots) < 0:
+            raise CliError(f"--shots must be >= 0, got {args.shots!r}")
+        if args.episodes < 1 or args.tasks < 1:
+            raise CliError("--episodes and --tasks must be >= 1")
+        run_dir = Path(args.run)
+        if not run_dir.is_dir():
+            raise CliError(f"run directory {run_dir} does not exist: pass the --out of `robot-meta train`")
+        import torch
+
+        from robot_meta.meta import CheckpointError
+        from robot_meta.meta.evaluation import EVAL_FILE, evaluate
+
+        torch.set_num_threads(1)
+        try:
+            result = evaluate(
+                run_dir, args.split, shots, args.episodes, seeds, num_tasks=args.tasks, out=args.out
+            )
+        except (CheckpointError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        print(result.table())
+        log.info("wrote %s", Path(args.out or run_dir) / EVAL_FILE)
+        return 0
+
+    p.set_defaults(handler=run)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained run to ONNX + manifest.json for the on-device runtime",
+        description=(
+            "Export the latest checkpoint of a run directory (written by `robot-meta train`) to DIR: "
+            "policy.onnx (observation normalisation inside; the head weights are graph inputs whose defaults "
+            "are the meta-trained values; a `features` output for on-device adaptation), encoder.onnx for "
+            "context runs, and manifest.json (observation layout, action map, adaptation rule, versions, "
+            "sha256 of every file). The export is refused unless onnx.checker passes and onnxruntime matches "
+            "torch (max abs difference <= 1e-5, identical greedy actions) on a few thousand observations."
+        ),
+        epilog="example: robot-meta export runs/slide --out exports/slide",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train`")
+    p.add_argument("--out", required=True, metavar="DIR", help="export directory (new, or a previous export)")
+    p.add_argument(
+        "--parity-samples",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="observations of the torch<->onnxruntime parity check (default: %(default)s)",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        if not (Path(args.run) / "config.json").is_file():
+            raise CliError(
+                f"{args.run} is not a run directory (no config.json): pass the --out of `robot-meta train`"
+            )
+        from robot_meta.export import ExportConfig, ExportError, export_run
+        from robot_meta.meta import CheckpointError
+        from robot_meta.runtime import ManifestError
+
+        try:
+            cfg = ExportConfig(parity_samples=args.parity_samples)
+            command = f"robot-meta export {args.run} --out {args.out}"
+            if args.parity_samples != 4096:
+                command += f" --parity-samples {args.parity_samples}"
+            result = export_run(args.run, args.out, config=cfg, command=command)
+        except (ValueError, CheckpointError, ExportError, ManifestError, OSError) as exc:
+            raise CliError(str(exc)) from None
+        par = result.parity["policy_default_head"]
+        print(
+            f"exported {args.run} -> {result.out_dir} ({', '.join(result.manifest['files'])} + manifest.json); "
+            f"parity on {par['samples']} observations: max |dQ| {par['max_abs_diff_q']:.1e}, "
+            f"greedy mismatches {par['greedy_mismatches']}"
+        )
+        return 0
+
+    p.set_defaults(handler=run)
+
+
+def _add_adapt(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "adapt",
+        help="run an export's on-device adaptation loop against the simulator; success before/after",
+        description=(
+            "Load an export directory with the on-device runtime (numpy + onnxruntime), then for each of "
+            "--tasks tasks drawn from a split of the run's task distribution run the control loop at --rate "
+            "Hz against the simulator standing in for the robot: the first episode acts with the meta-trained "
+            "head (before), then the head adapts in a background thread at the end of every episode and the "
+            "remaining episodes act with it (after). Prints the success rate before and after adaptation."
+        ),
+        epilog="example: robot-meta adapt exports/slide --env robot_meta/PandaSlide-v0 --split test --episodes 3",
+    )
+    p.add_argument("export_dir", metavar="DIR", help="export directory written by `robot-meta export`")
+    p.add_argument(
+        "--env", metavar="ID", help="Gymnasium id of the simulator (default: the manifest's env id)"
+    )
+    p.add_argument(
+        "--split", choices=["train", "test", "ood"], default="test", help="task split (default: %(default)s)"
+    )
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=3,
+        metavar="N",
+        help="episodes per task: 1 before + N-1 after adaptation, N >= 2 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tasks", type=int, default=5, metavar="T", help="tasks drawn from the split (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the task draw and the resets (default: %(default)s)"
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        metavar="HZ",
+        help="control rate, 0 = as fast as possible (default: %(default)s)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["td", "ridge"],
+        default="td",
+        help="head adaptation: TD steps or ridge solve (default: %(default)s)",
+    )
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from robot_meta.runtime import (
+            AdaptConfig,
+            AdaptivePolicy,
+            ControllerConfig,
+            ManifestError,
+            RuntimeLoadError,
+            TaskTrial,
+            run_trials,
+        )
+
+        if args.episodes < 2:
+            raise CliError(
+                f"--episodes {args.episodes}: need at least 2 (one before and one after adaptation)"
+            )
+        if args.tasks < 1:
+            raise CliError(f"--tasks {args.tasks}: need at least 1")
+        try:
+            policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
+            ctrl = ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
+        except (ManifestError, RuntimeLoadError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+        import gymnasium as gym
+        import numpy as np
+
+        from robot_meta._registration import ENV_FAMILIES
+        from robot_meta.envs import TaskDistribution
+
+        env_id = args.env or policy.manifest.env_id
+        dist_doc = policy.manifest.raw.get("train_distribution")
+        try:
+            if isinstance(dist_doc, dict) and "train" in dist_doc:
+                dist = TaskDistribution.from_dict(dist_doc)
+            elif env_id in ENV_FAMILIES:
+                dist = TaskDistribution.preset(ENV_FAMILIES[env_id])
+            else:
+                raise ValueError(f"the manifest has no task distribution and {env_id!r} has no preset")
+            tasks = dist.split(args.split).sample(args.tasks, np.random.default_rng(args.seed))
+            env = gym.make(env_id, action_mode="discrete")
+        except (ValueError, KeyError, gym.error.Error) as exc:
+            raise CliError(f"cannot set up {env_id} / split {args.split!r}: {exc}") from None
+        if (
+            env.observation_space.shape != (policy.obs_dim,)
+            or getattr(env.action_space, "n", None) != policy.n_actions
+        ):
+            raise CliError(
+                f"{env_id} has observations {env.observation_space.shape} and {getattr(env.action_space, 'n', '?')} "
+                f"actions but the export expects ({policy.obs_dim},) and {policy.n_actions}: pass the env it was trained on"
+            )
+        print(
+            f"{policy.manifest.algo} policy from {args.export_dir} on {env_id}, split {args.split}: "
+            f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ({policy.config.method} adaptation)"
+        )
+
+        def show(i: int, t: TaskTrial) -> None:
+            after = "".join("S" if s else "." for s in t.success_after)
+            print(
+                f"  task {i + 1}/{args.tasks}: before {'S' if t.success_before else '.'}  after {after}  "
+                f"(return {t.return_before:.1f} -> {np.mean(t.return_after):.1f}, adaptations {t.adaptations}, "
+                f"missed ticks {t.missed_ticks})",
+                flush=True,
+            )
+
+        try:
+            report = run_trials(
+                policy, env, tasks, episodes=args.episodes, seed=args.seed, config=ctrl, on_task=show
+            )
+        finally:
+            env.close()
+        n_after = sum(len(t.success_after) for t in report.trials)
+        print(
+            f"success before adaptation: {report.success_before:.0%} of {len(report.trials)} episodes; "
+            f"after adaptation: {report.success_after:.0%} of {n_after} episodes; "
+            f"missed ticks {report.missed_ticks} of {report.ticks}"
+        )
+        if args.json:
+            doc = {
+                **report.summary(),
+                "export": str(args.export_dir),
+                "env_id": env_id,
+                "split": args.split,
+                "episodes": args.episodes,
+                "seed": args.seed,
+                "rate_hz": args.rate,
+                "method": args.method,
+            }
+            with open(args.json, "w") as fh:
+                json.dump(doc, fh, indent=2)
+        return 130 if report.interrupted else 0
+
+    p.set_defaults(handler=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="robot-meta",
@@ -174,7 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_demo, _add_train]
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_demo,
+    _add_train,
+    _add_evaluate,
+    _add_export,
+    _add_adapt,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
