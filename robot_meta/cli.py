@@ -194,7 +194,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--shots", default="0,1,5,10", help="comma-separated K values (default: %(default)s)")
     p.add_argument(
-        "--episodes", type=int, default=5, help="greedy evaluation episodes per task and K (default: %(default)s)"
+        "--episodes",
+        type=int,
+        default=5,
+        help="greedy evaluation episodes per task and K (default: %(default)s)",
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated evaluation seeds (default: %(default)s)")
     p.add_argument("--tasks", type=int, default=5, help="held-out tasks per seed (default: %(default)s)")
