@@ -3,23 +3,43 @@
 A meta-iteration hands its batch of per-task work items to ``backend.map(fn, items)``; ``fn`` is a
 module-level (picklable) pure function of its item (meta-parameters, task, seed, ...) and the
 results come back in the order of the items, so every backend gives the same results for the
-same seed. ``get_backend("local")`` (the default) is a plain loop in this process.
+same seed.
+
+- ``get_backend("local")`` (the default): a plain loop in this process; ``workers=N`` (N > 1)
+  runs the items on a pool of N local processes (`LocalBackend`). No services.
+- ``get_backend("ray")``: Ray tasks on a local Ray instance (``num_cpus=...``) or, with
+  ``address=...``, on an existing cluster (`RayBackend`). Needs ``pip install robot_meta[distributed]``.
+
+A worker process that dies is replaced and its items are re-run (``max_retries``), so an
+iteration completes and nothing is lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, get_args
 
-from robot_meta.distributed.local import LocalBackend
+from robot_meta.distributed.local import LocalBackend, WorkerLostError
 
-__all__ = ["BACKENDS", "Backend", "LocalBackend", "get_backend"]
+if TYPE_CHECKING:
+    from robot_meta.distributed.ray_backend import RayBackend
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendName",
+    "LocalBackend",
+    "RayBackend",
+    "WorkerLostError",
+    "get_backend",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+BackendName = Literal["local", "ray"]
 #: Names accepted by `get_backend` (and ``robot-meta train --backend``).
-BACKENDS: tuple[str, ...] = ("local",)
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 class Backend(Protocol):
@@ -37,9 +57,28 @@ class Backend(Protocol):
 
 
 def get_backend(name: str = "local", **options: Any) -> Backend:
-    """The execution backend called `name` (see `BACKENDS`)."""
+    """The execution backend called `name` (see `BACKENDS`), built with `options`.
+
+    ``local`` takes ``workers``, ``start_method``, ``max_retries``, ``torch_threads`` (`LocalBackend`);
+    ``ray`` takes ``address``, ``num_cpus``, ``workers``, ``max_retries``, ``torch_threads``,
+    ``runtime_env``, ``log_to_driver`` (`RayBackend`). Options set to None are ignored.
+    """
+    opts = {k: v for k, v in options.items() if v is not None}
     if name == "local":
-        if options:
-            raise ValueError(f"the local backend takes no options, got {sorted(options)}")
-        return LocalBackend()
+        unknown = sorted(set(opts) - {"workers", "start_method", "max_retries", "torch_threads"})
+        if unknown:
+            raise ValueError(f"the local backend does not take {unknown} (did you mean --backend ray?)")
+        return LocalBackend(**opts)
+    if name == "ray":
+        from robot_meta.distributed.ray_backend import RayBackend
+
+        return RayBackend(**opts)
     raise ValueError(f"unknown execution backend {name!r}: choose one of {list(BACKENDS)}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RayBackend":  # imported lazily: ray is an optional dependency
+        from robot_meta.distributed.ray_backend import RayBackend
+
+        return RayBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
