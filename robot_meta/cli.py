@@ -79,7 +79,30 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, metavar="RUN", help="run directory (created, or resumed if it exists)"
     )
     p.add_argument(
-        "--backend", default="local", help="execution backend of the per-task work (default: %(default)s)"
+        "--backend",
+        default=None,
+        metavar="{local,ray}",
+        help=(
+            "where the per-task work of each meta-iteration (collection, inner loops) runs: local = this "
+            "machine, no services (a process pool with --workers N); ray = Ray tasks on a local Ray "
+            "instance, or on a cluster with --ray-address; same seed, same results on both (default: local)"
+        ),
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "parallel workers, processes (local: pool size, 1 = in this process; ray: CPUs of the local "
+            "Ray instance and most tasks in flight; default: 1 for local, every CPU for ray)"
+        ),
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="join an existing Ray cluster, e.g. HOST:6379, ray://HOST:10001 or auto (implies --backend ray)",
     )
     p.add_argument(
         "--set",
@@ -94,7 +117,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         import gymnasium as gym
 
         from robot_meta._registration import ENV_FAMILIES
-        from robot_meta.distributed import BACKENDS, get_backend
+        from robot_meta.distributed import BACKENDS, backend_from_cli
         from robot_meta.meta import (
             CheckpointError,
             RunConfigMismatchError,
@@ -119,10 +142,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             from robot_meta.envs import TaskDistribution
 
             TaskDistribution.preset(config.preset)
-            if args.backend not in BACKENDS:
+            if args.backend is not None and args.backend not in BACKENDS:
                 raise ValueError(
                     f"unknown execution backend {args.backend!r}: choose one of {list(BACKENDS)}"
                 )
+            if args.workers is not None and args.workers < 1:
+                raise ValueError(f"--workers {args.workers} is invalid: must be >= 1")
+            if args.ray_address and args.backend == "local":
+                raise ValueError("--ray-address needs --backend ray (or leave --backend out)")
         except ValueError as exc:
             raise CliError(str(exc)) from None
         try:
@@ -138,7 +165,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
         torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True, warn_only=True)
-        backend = get_backend(args.backend)
+        try:
+            backend = backend_from_cli(args.backend, args.workers, args.ray_address)
+        except (ImportError, RuntimeError, ValueError) as exc:
+            raise CliError(str(exc)) from None
         try:
             result = train_run(config, args.out, backend=backend)
         except (CheckpointError, RunConfigMismatchError) as exc:

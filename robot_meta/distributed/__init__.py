@@ -82,3 +82,25 @@ def __getattr__(name: str) -> Any:
 
         return RayBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def backend_from_cli(
+    backend: str | None, workers: int | None = None, ray_address: str | None = None
+) -> Backend:
+    """The backend of ``robot-meta train --backend NAME --workers N --ray-address ADDR``.
+
+    ``--ray-address`` implies ``--backend ray``. ``--workers``: local, the process-pool size
+    (default 1, in process); ray, the CPUs of the local instance and the most tasks in flight
+    (default: every CPU of this machine, or of the cluster). Raises ValueError on bad combinations,
+    ImportError without Ray, RuntimeError when Ray cannot start or join.
+    """
+    name = backend if backend is not None else ("ray" if ray_address else "local")
+    if name not in BACKENDS:
+        raise ValueError(f"unknown execution backend {name!r}: choose one of {list(BACKENDS)}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"--workers {workers} is invalid: must be >= 1")
+    if name == "local":
+        if ray_address:
+            raise ValueError("--ray-address needs --backend ray (or leave --backend out)")
+        return get_backend("local", workers=workers)
+    return get_backend("ray", address=ray_address, workers=workers)
