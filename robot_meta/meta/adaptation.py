@@ -9,9 +9,23 @@ Hyper-parameters (`HeadAdaptation`): K = ``steps``, alpha = ``lr``, gamma, kappa
 
 Starting from the head :math:`(W_0, b_0)` that adaptation begins with (the meta-trained head):
 
-1. Targets, computed ONCE with the starting head and held fixed for all K steps::
+1. Targets, computed ONCE with the starting head and held fixed for all K steps. With n = ``n_step``::
+
+       y_i = sum_{j=0}^{m_i - 1} gamma^j r_{i+j}  +  gamma^{m_i} * (1 - d_{e_i}) * max_a (W_0 phi'_{e_i} + b_0)[a]
+       e_i = i + m_i - 1
+
+   where m_i (1 <= m_i <= n) is the length of the unbroken piece of one episode that starts at
+   transition i: transition k + 1 *continues* transition k iff both are real (not padding),
+   d_k = 0 and ``next_obs_k == obs_{k+1}`` exactly, component by component (`successor_flags`);
+   the sum stops before the first transition that does not continue its predecessor and after at
+   most n transitions. The support must therefore keep transitions in the order they happened.
+   With n = 1 (the default) this is the one-step target::
 
        y_i = r_i + gamma * (1 - d_i) * max_a (W_0 phi'_i + b_0)[a]
+
+   A larger n carries an episode's outcome back to the action that caused it within one
+   adaptation (one-step targets move information one transition per adaptation, i.e. not at all
+   from the end of a shot to its first action).
 
 2. For k = 0 .. K-1 (plain full-batch gradient descent on the mean Huber TD loss
    :math:`L = \frac1N \sum_i \mathrm{Huber}_\kappa(Q_k(s_i)[a_i] - y_i)`, whose derivative is
@@ -42,7 +56,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["HeadAdaptation", "adapt_head", "head_td_loss", "head_td_step", "head_td_targets"]
+__all__ = [
+    "HeadAdaptation",
+    "adapt_head",
+    "head_nstep_targets",
+    "head_td_loss",
+    "head_td_step",
+    "head_td_targets",
+    "successor_flags",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,9 @@ class HeadAdaptation:
     """Discount of the TD targets."""
     huber_delta: float = 1.0
     """kappa: Huber threshold (the per-transition TD error is clipped to [-kappa, kappa] in the gradient)."""
+    n_step: int = 1
+    """n: length of the TD targets' reward sums (1 = one-step TD; larger values carry an episode's outcome
+    back to the actions that caused it within one adaptation, see the module docstring)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -67,6 +92,8 @@ class HeadAdaptation:
             raise ValueError(f"HeadAdaptation.gamma must be in [0, 1], got {self.gamma!r}")
         if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
             raise ValueError(f"HeadAdaptation.huber_delta must be > 0, got {self.huber_delta!r}")
+        if isinstance(self.n_step, bool) or not isinstance(self.n_step, int) or self.n_step < 1:
+            raise ValueError(f"HeadAdaptation.n_step must be an int >= 1, got {self.n_step!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (written to config.json and the export manifest)."""
@@ -84,6 +111,57 @@ def head_td_targets(
     """Step 1: ``y = r + gamma (1 - d) max_a (W phi' + b)[a]``, shape ``(..., N)``."""
     next_q = _head_q(weight, bias, next_features).max(dim=-1).values
     return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def successor_flags(obs: Tensor, next_obs: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``(..., N)`` float flags: 1 where transition ``i + 1`` continues transition ``i`` (same episode).
+
+    That is ``next_obs[i] == obs[i + 1]`` exactly and both transitions real (`mask`, 1 = real);
+    the last transition has no successor. Termination is applied by the targets, not here.
+    """
+    if obs.shape[-2] == 0:
+        return torch.zeros(obs.shape[:-1], dtype=obs.dtype)
+    cont = (next_obs[..., :-1, :] == obs[..., 1:, :]).all(-1).to(obs.dtype)
+    if mask is not None:
+        m = mask.to(obs.dtype)
+        cont = cont * m[..., :-1] * m[..., 1:]
+    return torch.cat([cont, torch.zeros_like(cont[..., :1])], dim=-1)
+
+
+def _shift(x: Tensor, k: int) -> Tensor:
+    """``out[..., i] = x[..., i + k]`` (0 past the end)."""
+    if k == 0:
+        return x
+    return torch.cat([x[..., k:], torch.zeros_like(x[..., :k])], dim=-1)
+
+
+def head_nstep_targets(
+    weight: Tensor,
+    bias: Tensor,
+    next_features: Tensor,
+    rewards: Tensor,
+    terminated: Tensor,
+    successor: Tensor,
+    gamma: float,
+    n_step: int,
+) -> Tensor:
+    """Step 1 with n-step sums (module docstring), shape ``(..., N)``; n_step = 1 is `head_td_targets`."""
+    if n_step == 1:
+        return head_td_targets(weight, bias, next_features, rewards, terminated, gamma)
+    boot = _head_q(weight, bias, next_features).max(dim=-1).values  # (..., N)
+    n = rewards.shape[-1]
+    links = successor * (1.0 - terminated)  # transition k continues into k + 1
+    alive = torch.ones_like(rewards)
+    length = torch.ones_like(rewards)  # m_i
+    targets = rewards.clone()
+    for j in range(1, min(n_step, n)):
+        alive = alive * _shift(links, j - 1)
+        targets = targets + alive * (gamma**j) * _shift(rewards, j)
+        length = length + alive
+    end = (torch.arange(n, device=rewards.device) + length - 1).long()  # e_i
+    end_done = terminated.gather(-1, end)
+    end_boot = boot.gather(-1, end)
+    return targets + torch.pow(torch.full_like(length, gamma), length) * (1.0 - end_done) * end_boot
 
 
 def head_td_loss(
@@ -157,8 +235,12 @@ def adapt_head(
     terminated: Tensor,
     rule: HeadAdaptation,
     mask: Tensor | None = None,
+    successor: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The whole rule: fixed targets from the starting head, then ``rule.steps`` `head_td_step`s.
+
+    `successor` ``(..., N)``: `successor_flags` of the support's observations, required when
+    ``rule.n_step > 1`` (it is what tells where episodes break).
 
     `mask` ``(..., N)`` (1 = real transition, 0 = padding) lets support sets of different sizes
     share one padded batch: the result is the rule applied to the real transitions only (N = their
@@ -168,7 +250,19 @@ def adapt_head(
     """
     if features.shape[-2] == 0:
         return weight, bias
-    targets = head_td_targets(weight, bias, next_features, rewards, terminated.to(rewards.dtype), rule.gamma)
+    if rule.n_step > 1 and successor is None:
+        raise ValueError(
+            f"n_step={rule.n_step} needs the support's successor flags: pass "
+            "successor=successor_flags(obs, next_obs, mask)"
+        )
+    done = terminated.to(rewards.dtype)
+    if rule.n_step == 1:
+        targets = head_td_targets(weight, bias, next_features, rewards, done, rule.gamma)
+    else:
+        assert successor is not None
+        targets = head_nstep_targets(
+            weight, bias, next_features, rewards, done, successor.to(rewards.dtype), rule.gamma, rule.n_step
+        )
     one_hot = torch.nn.functional.one_hot(actions.long(), weight.shape[-2]).to(features.dtype)
     if mask is None:
         scale = torch.full_like(targets, 1.0 / features.shape[-2])

@@ -208,6 +208,8 @@ class MetaDQNConfig(_OuterDQNConfig):
     """K: TD steps of the head adaptation rule (inner loop, and on the device)."""
     inner_lr: float = 0.01
     """alpha: SGD step size of the head adaptation rule (0.05 flipped greedy actions on Panda Reach)."""
+    inner_n_step: int = 1
+    """n of the head adaptation rule's n-step TD targets (1 = one-step; see `HeadAdaptation.n_step`)."""
     support_size: int = 64
     """Transitions in a support set (inner loop); during collection, the most recent ones of the visit."""
     query_size: int = 128
@@ -221,7 +223,9 @@ class MetaDQNConfig(_OuterDQNConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._positive("inner_steps", "inner_lr", "support_size", "query_size", "support_bank_size")
+        self._positive(
+            "inner_steps", "inner_lr", "inner_n_step", "support_size", "query_size", "support_bank_size"
+        )
         if self.zero_shot_weight < 0:
             raise _fail(type(self).__name__, "zero_shot_weight", self.zero_shot_weight, "must be >= 0")
 

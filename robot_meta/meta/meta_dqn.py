@@ -30,7 +30,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, head_td_loss, head_td_targets
+from robot_meta.meta.adaptation import (
+    HeadAdaptation,
+    adapt_head,
+    head_nstep_targets,
+    head_td_loss,
+    successor_flags,
+)
 from robot_meta.meta.config import MetaDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
 from robot_meta.meta.replay import Batch, SupportBank, Transitions, stack_batches
@@ -72,24 +78,53 @@ def meta_td_loss(
         out: Tensor = functional_call(qnet.body, body_params, (obs,))
         return out
 
+    succ = successor_flags(support.obs, support.next_obs, support_mask) if rule.n_step > 1 else None
+
     if first_order:
         with torch.no_grad():
             fs, fs_next = feats(support.obs), feats(support.next_obs)
             wk_c, bk_c = adapt_head(
-                w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule, support_mask
+                w0,
+                b0,
+                fs,
+                support.actions,
+                support.rewards,
+                fs_next,
+                support.terminated,
+                rule,
+                support_mask,
+                succ,
             )
         wk, bk = w0 + (wk_c - w0).detach(), b0 + (bk_c - b0).detach()
     else:
         fs, fs_next = feats(support.obs), feats(support.next_obs)
         wk, bk = adapt_head(
-            w0, b0, fs, support.actions, support.rewards, fs_next, support.terminated, rule, support_mask
+            w0,
+            b0,
+            fs,
+            support.actions,
+            support.rewards,
+            fs_next,
+            support.terminated,
+            rule,
+            support_mask,
+            succ,
         )
 
     with torch.no_grad():
         tw0, tb0 = target.head.weight, target.head.bias
         tfs, tfs_next = target.features(support.obs), target.features(support.next_obs)
         twk, tbk = adapt_head(
-            tw0, tb0, tfs, support.actions, support.rewards, tfs_next, support.terminated, rule, support_mask
+            tw0,
+            tb0,
+            tfs,
+            support.actions,
+            support.rewards,
+            tfs_next,
+            support.terminated,
+            rule,
+            support_mask,
+            succ,
         )
         tf_q_next = target.features(query.next_obs)
         f_q_next = feats(query.next_obs)
@@ -118,8 +153,15 @@ def meta_td_loss(
         stats["losses/zero_shot_td"] = float(zero.detach())
     with torch.no_grad():
         fs_d, fs_next_d = fs.detach(), fs_next.detach()
-        y_in = head_td_targets(
-            w0.detach(), b0.detach(), fs_next_d, support.rewards, support.terminated, rule.gamma
+        y_in = head_nstep_targets(
+            w0.detach(),
+            b0.detach(),
+            fs_next_d,
+            support.rewards,
+            support.terminated,
+            succ if succ is not None else torch.zeros_like(support.rewards),
+            rule.gamma,
+            rule.n_step,
         )
         stats["losses/inner_td_pre"] = float(
             head_td_loss(
@@ -175,6 +217,7 @@ def _work(item: _Work) -> WorkResult:
                     qnet.features(sup.next_obs),
                     sup.terminated,
                     item.rule,
+                    successor=successor_flags(sup.obs, sup.next_obs),
                 )
         wn, bn = w.numpy(), b.numpy()
 
@@ -213,7 +256,11 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
         """The head adaptation rule (inner loop here, `adapt()` on the device)."""
         cfg = self.config
         return HeadAdaptation(
-            steps=cfg.inner_steps, lr=cfg.inner_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta
+            steps=cfg.inner_steps,
+            lr=cfg.inner_lr,
+            gamma=cfg.gamma,
+            huber_delta=cfg.huber_delta,
+            n_step=cfg.inner_n_step,
         )
 
     def _worker(self) -> Callable[[Any], WorkResult]:

@@ -246,3 +246,128 @@ def test_head_adaptation_validates(field: str, value: float) -> None:
     kwargs: dict[str, float] = {field: value}
     with pytest.raises(ValueError, match=f"HeadAdaptation.{field}"):
         HeadAdaptation(**kwargs)  # type: ignore[arg-type]
+
+
+# -- n-step targets ------------------------------------------------------------------------------------
+
+
+def _episodes_support(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Three episode pieces in order: 5 steps ending in termination, 4 truncated, 3 cut by the buffer end."""
+    d = 3
+    obs_rows, next_rows, done = [], [], []
+    for length, terminal in ((5, True), (4, False), (3, False)):
+        o = rng.normal(size=(length + 1, d))
+        obs_rows.append(o[:-1])
+        next_rows.append(o[1:])
+        dd = np.zeros(length)
+        dd[-1] = 1.0 if terminal else 0.0
+        done.append(dd)
+    obs, nxt, dn = np.concatenate(obs_rows), np.concatenate(next_rows), np.concatenate(done)
+    n = len(dn)
+    return {
+        "obs": obs,
+        "next_obs": nxt,
+        "done": dn,
+        "rewards": rng.normal(size=n),
+        "phi_next": rng.normal(size=(n, 6)),
+    }
+
+
+def _hand_nstep(
+    s: dict[str, np.ndarray], w0: np.ndarray, b0: np.ndarray, gamma: float, n_step: int
+) -> np.ndarray:
+    """The documented n-step targets, with explicit loops over each transition's unbroken piece."""
+    n = len(s["rewards"])
+    out = np.zeros(n)
+    for i in range(n):
+        total, k = 0.0, i
+        for j in range(n_step):
+            k = i + j
+            total += gamma**j * s["rewards"][k]
+            continues = (
+                k + 1 < n and s["done"][k] == 0.0 and np.array_equal(s["next_obs"][k], s["obs"][k + 1])
+            )
+            if j == n_step - 1 or not continues:
+                break
+        m = k - i + 1
+        out[i] = total + gamma**m * (1.0 - s["done"][k]) * np.max(w0 @ s["phi_next"][k] + b0)
+    return out
+
+
+@pytest.mark.parametrize("n_step", [1, 2, 3, 50])
+def test_nstep_targets_equal_the_documented_sums_over_unbroken_episode_pieces(n_step: int) -> None:
+    from robot_meta.meta.adaptation import head_nstep_targets, successor_flags
+
+    rng = np.random.default_rng(n_step)
+    s = _episodes_support(rng)
+    w0, b0 = rng.normal(size=(4, 6)), rng.normal(size=4)
+    t = {k: torch.from_numpy(v) for k, v in s.items()}
+    succ = successor_flags(t["obs"], t["next_obs"])
+    assert succ.tolist() == [1, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0]
+    y = head_nstep_targets(
+        torch.from_numpy(w0), torch.from_numpy(b0), t["phi_next"], t["rewards"], t["done"], succ, 0.9, n_step
+    )
+    np.testing.assert_allclose(y.numpy(), _hand_nstep(s, w0, b0, 0.9, n_step), rtol=1e-12, atol=1e-12)
+    if n_step == 1:
+        y1 = head_td_targets(
+            torch.from_numpy(w0), torch.from_numpy(b0), t["phi_next"], t["rewards"], t["done"], 0.9
+        )
+        assert torch.equal(y, y1)
+
+
+def test_nstep_rule_needs_successor_flags_and_respects_padding() -> None:
+    from robot_meta.meta.adaptation import successor_flags
+
+    rng = np.random.default_rng(3)
+    s = _episodes_support(rng)
+    t = {k: torch.from_numpy(v).float() for k, v in s.items()}
+    phi = torch.from_numpy(rng.normal(size=(len(s["rewards"]), 6))).float()
+    actions = torch.from_numpy(rng.integers(0, 4, size=len(s["rewards"])))
+    w0, b0 = torch.randn(4, 6), torch.randn(4)
+    rule = HeadAdaptation(steps=3, lr=0.2, n_step=10)
+    with pytest.raises(ValueError, match="successor"):
+        adapt_head(w0, b0, phi, actions, t["rewards"], t["phi_next"], t["done"], rule)
+    # The real transitions padded with junk rows (mask 0) adapt exactly like the unpadded set.
+    n, pad = len(s["rewards"]), 5
+
+    def padded(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.randn(pad, *x.shape[1:]) if x.is_floating_point() else x[:pad]])
+
+    mask = torch.cat([torch.ones(n), torch.zeros(pad)])
+    p_obs, p_next = padded(t["obs"]), padded(t["next_obs"])
+    p_next[n - 1] = p_obs[n]  # a junk row that looks like a continuation must still not be followed
+    w_ref, b_ref = adapt_head(
+        w0, b0, phi, actions, t["rewards"], t["phi_next"], t["done"], rule,
+        successor=successor_flags(t["obs"], t["next_obs"]),
+    )  # fmt: skip
+    w_pad, b_pad = adapt_head(
+        w0, b0, padded(phi), padded(actions), padded(t["rewards"]), padded(t["phi_next"]), padded(t["done"]),
+        rule, mask, successor_flags(p_obs, p_next, mask),
+    )  # fmt: skip
+    torch.testing.assert_close(w_pad, w_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b_pad, b_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_nstep_adaptation_carries_a_shots_outcome_back_to_its_first_action() -> None:
+    """One-step targets leave the first action's value where the starting head put it; n-step ones move it
+    to the shot's discounted return (what lets one shot re-rank a decisive first action)."""
+    from robot_meta.meta.adaptation import successor_flags
+
+    h, a, length = 4, 3, 10
+    obs = torch.arange(length + 1, dtype=torch.float32).unsqueeze(-1).repeat(1, 2)
+    phi = torch.zeros(length, h)
+    phi[0, 0] = 1.0  # only the first state has a feature: the head cannot bootstrap anything
+    rewards = torch.zeros(length)
+    rewards[-1] = -5.0  # the shot's outcome arrives at its end
+    done = torch.zeros(length)
+    done[-1] = 1.0
+    actions = torch.zeros(length, dtype=torch.long)
+    w0, b0 = torch.zeros(a, h), torch.zeros(a)
+    succ = successor_flags(obs[:-1], obs[1:])
+    q_first = {}
+    for n_step in (1, length):
+        rule = HeadAdaptation(steps=50, lr=1.0, gamma=0.9, huber_delta=100.0, n_step=n_step)
+        w, b = adapt_head(w0, b0, phi, actions, rewards, phi.roll(-1, 0), done, rule, successor=succ)
+        q_first[n_step] = float(w[0] @ phi[0] + b[0])
+    assert abs(q_first[1]) < 0.05
+    assert q_first[length] < -0.5 * 5.0 * 0.9 ** (length - 1)
