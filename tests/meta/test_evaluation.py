@@ -1,0 +1,210 @@
+"""The K-shot protocol (`robot_meta.meta.evaluation`) on the toy family: statistics, ordering, files, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from toy_env import ToyEnv, ToyTask, ToyTasks, toy_config, toy_trainer
+
+from robot_meta.meta.evaluation import (
+    EVAL_FILE,
+    PLOT_FILE,
+    AdapterMethod,
+    aggregate,
+    evaluate,
+    mean_ci,
+    run_methods,
+    t_quantile_975,
+)
+
+# -- statistics --------------------------------------------------------------------------------------
+
+
+def test_t_quantile_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for df in [*range(1, 40), 50, 100, 1000]:
+        assert t_quantile_975(df) == pytest.approx(float(stats.t.ppf(0.975, df)), abs=2e-5)
+    with pytest.raises(ValueError, match="df >= 1"):
+        t_quantile_975(0)
+
+
+def test_mean_ci_known_case() -> None:
+    # x = 0.2, 0.4, 0.6, 0.8: mean 0.5, s = sqrt(1/15) = 0.258199, t_{0.975,3} = 3.182446
+    # half-width = 3.182446 * 0.258199 / 2 = 0.410853
+    mean, lo, hi = mean_ci([0.2, 0.4, 0.6, 0.8])
+    assert mean == pytest.approx(0.5)
+    assert lo == pytest.approx(0.5 - 0.410853, abs=1e-6) and hi == pytest.approx(0.5 + 0.410853, abs=1e-6)
+    # clipped to [0, 1] for rates; a single unit has no interval
+    assert mean_ci([0.0, 1.0, 1.0], bounds=(0.0, 1.0))[2] == 1.0
+    m1, lo1, hi1 = mean_ci([0.7])
+    assert m1 == 0.7 and math.isnan(lo1) and math.isnan(hi1)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_ci([])
+
+
+# -- a scripted adapter with known outcomes ----------------------------------------------------------
+
+
+class ScriptedAdapter:
+    """Stays put (never succeeds) until it has adapted on at least one shot; then acts perfectly.
+
+    ``uses_shots=False`` makes it a non-adapting policy that always acts perfectly.
+    """
+
+    def __init__(self, uses_shots: bool = True) -> None:
+        self.uses_shots = uses_shots
+        self.task: ToyTask = ToyTask()
+        self.adapted = False
+        self.observed = 0
+        self.rng = np.random.default_rng(0)
+
+    def begin(self, task: Any, rng: np.random.Generator) -> None:
+        self.task, self.adapted, self.observed, self.rng = task, False, 0, rng
+
+    def observe(
+        self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
+    ) -> None:
+        self.observed += 1
+
+    def adapt(self) -> None:
+        self.adapted = self.observed > 0
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        if self.uses_shots and not self.adapted:
+            return 1 if greedy else int(self.rng.integers(3))  # "stay" when greedy: never succeeds
+        direction = np.sign(obs[2]) * np.sign(self.task.gain)
+        return int(1 + direction)
+
+
+def test_protocol_order_and_target_transitions() -> None:
+    methods = [
+        AdapterMethod("scripted", lambda _s: ScriptedAdapter(), ToyEnv),
+        AdapterMethod("fixed", lambda _s: ScriptedAdapter(uses_shots=False), ToyEnv),
+    ]
+    res = run_methods(
+        methods, ToyTasks(), shots=(0, 1, 3), episodes=3, seeds=(0, 1), num_tasks=3, progress=False
+    )
+    s = res["scripted"].per_k
+    assert set(s) == {0, 1, 3} and all(v.n_units == 6 for v in s.values())
+    # K=0 is evaluated before any shot: the stay-put policy never succeeds; it returns -sum |x - goal|
+    assert s[0].success == 0.0 and s[0].target_transitions == 0
+    assert s[0].ret == pytest.approx(float(np.mean([u.ret for u in res["scripted"].units if u.k == 0])))
+    assert s[0].ret < -5.0  # 20 steps at 0.3-0.5 from the goal
+    # after one shot it has adapted and solves every task
+    assert s[1].success == 1.0 and s[3].success == 1.0
+    assert s[1].ci_low == 1.0 and s[1].ci_high == 1.0
+    # the transitions seen grow with K and are at most K full episodes
+    units1 = [u for u in res["scripted"].units if u.k == 1]
+    units3 = [u for u in res["scripted"].units if u.k == 3]
+    for u1, u3 in zip(units1, units3, strict=True):
+        assert 1 <= u1.target_transitions <= 20 and u1.target_transitions < u3.target_transitions <= 60
+    # the non-adapting policy is evaluated once: same numbers for every K, no target transitions
+    f = res["fixed"].per_k
+    assert f[0].success == f[1].success == f[3].success == 1.0
+    assert {v.target_transitions for v in f.values()} == {0}
+
+
+def test_units_are_shared_and_deterministic() -> None:
+    def once() -> list[Any]:
+        m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), ToyEnv)
+        out = run_methods([m], ToyTasks(), shots=(0, 2), episodes=2, seeds=(3,), num_tasks=2, progress=False)
+        return [u.to_dict() for u in out["scripted"].units]
+
+    a, b = once(), once()
+    assert a == b
+    assert [u["task"] for u in a if u["k"] == 0] == [u["task"] for u in a if u["k"] == 2]
+
+
+def test_aggregate_matches_manual_mean_and_ci() -> None:
+    m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), ToyEnv)
+    res = run_methods([m], ToyTasks(), shots=(0,), episodes=2, seeds=(0, 1), num_tasks=2, progress=False)
+    units = res["scripted"].units
+    agg = aggregate("x", units)
+    rets = [u.ret for u in units]
+    mean, lo, hi = mean_ci(rets)
+    assert agg.per_k[0].ret == pytest.approx(mean) and agg.per_k[0].ret_ci_low == pytest.approx(lo)
+    assert agg.per_k[0].ret_ci_high == pytest.approx(hi) and lo < mean < hi
+
+
+# -- trained toy runs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", ["meta-dqn", "reptile", "context"])
+def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path) -> None:
+    trainer = toy_trainer(toy_config(algo, meta_iterations=6), signed=algo != "reptile")
+    trainer.train()
+    res = evaluate(
+        trainer,
+        "test",
+        shots=(0, 1, 2),
+        episodes=2,
+        seeds=(0, 1),
+        num_tasks=2,
+        tasks=ToyTasks(),
+        env_factory=ToyEnv,
+        out=tmp_path,
+        progress=False,
+    )
+    expected = {"meta-dqn": ["meta-dqn"], "reptile": ["reptile", "reptile-head"], "context": ["context"]}[
+        algo
+    ]
+    assert list(res.methods) == expected
+    data = json.loads((tmp_path / EVAL_FILE).read_text())
+    assert data["split"] == "test" and data["seeds"] == [0, 1] and data["shots"] == [0, 1, 2]
+    for name in expected:
+        per_k = data["methods"][name]["K"]
+        assert set(per_k) == {"0", "1", "2"}
+        for k, cell in per_k.items():
+            units = [u for u in data["methods"][name]["units"] if u["k"] == int(k)]
+            assert len(units) == 4 and cell["n_units"] == 4
+            assert cell["success"] == pytest.approx(np.mean([u["success"] for u in units]))
+            assert cell["return"] == pytest.approx(np.mean([u["return"] for u in units]))
+            assert cell["ci_low"] <= cell["success"] <= cell["ci_high"]
+        assert per_k["0"]["target_transitions"] == 0 < per_k["1"]["target_transitions"]
+        assert per_k["1"]["target_transitions"] < per_k["2"]["target_transitions"] <= 40
+    png = (tmp_path / PLOT_FILE).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+
+
+def test_reptile_head_and_full_adaptation_differ() -> None:
+    trainer = toy_trainer(toy_config("reptile", meta_iterations=8), signed=False)
+    trainer.train()
+    res = evaluate(
+        trainer,
+        "test",
+        (0, 2),
+        2,
+        (0,),
+        num_tasks=3,
+        tasks=ToyTasks(signed=False),
+        env_factory=ToyEnv,
+        progress=False,
+    )
+    full, head = res.methods["reptile"], res.methods["reptile-head"]
+    # the same un-adapted policy at K=0, on the same units
+    assert [u.ret for u in full.units if u.k == 0] == [u.ret for u in head.units if u.k == 0]
+    # different adaptation rules give different adapted policies
+    assert [u.ret for u in full.units if u.k == 2] != [u.ret for u in head.units if u.k == 2]
+
+
+# -- bad arguments -----------------------------------------------------------------------------------
+
+
+def test_bad_arguments_raise_clear_errors(tmp_path: Path) -> None:
+    trainer = toy_trainer(toy_config("context", meta_iterations=1))
+    kw: dict[str, Any] = dict(tasks=ToyTasks(), env_factory=ToyEnv, progress=False)
+    with pytest.raises(ValueError, match="shots is empty"):
+        evaluate(trainer, "test", shots=(), **kw)
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        evaluate(trainer, "val", **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shots must be >= 0"):
+        evaluate(trainer, "test", shots=(-1, 2), **kw)
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        evaluate(trainer, "test", episodes=0, **kw)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate(tmp_path / "nope", "test")
