@@ -1,0 +1,126 @@
+"""AdaptiveController: N ticks against an env, background adaptation, bad data, rate, Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from robot_meta.meta import TrainedRun
+from robot_meta.runtime import AdaptivePolicy, AdaptiveController, ControllerConfig, run_trials
+
+
+class LineEnv:
+    """A 5-d Gymnasium-shaped env: 10-step episodes, optional NaN observations, slow steps or Ctrl-C."""
+
+    def __init__(self, nan_every: int = 0, step_sleep: float = 0.0, interrupt_at: int = -1) -> None:
+        self.rng = np.random.default_rng(0)
+        self.t = 0
+        self.total = 0
+        self.nan_every, self.step_sleep, self.interrupt_at = nan_every, step_sleep, interrupt_at
+        self.actions: list[int] = []
+        self.resets: list[tuple[int | None, Any]] = []
+
+    def _obs(self) -> np.ndarray:
+        obs = self.rng.normal(size=5).astype(np.float32)
+        if self.nan_every and self.total % self.nan_every == 0:
+            obs[1] = np.nan
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        self.resets.append((seed, options))
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self.total == self.interrupt_at:
+            raise KeyboardInterrupt
+        if self.step_sleep:
+            time.sleep(self.step_sleep)
+        self.actions.append(int(action))
+        self.t += 1
+        self.total += 1
+        done = self.t >= 10
+        return self._obs(), -1.0, False, done, {"is_success": action == 0}
+
+
+@pytest.fixture()
+def policy(mdqn_export: tuple[TrainedRun, Path]) -> AdaptivePolicy:
+    return AdaptivePolicy.load(mdqn_export[1])
+
+
+def test_runs_n_ticks_and_adapts_in_background(policy: AdaptivePolicy) -> None:
+    env = LineEnv()
+    report = AdaptiveController(policy, env, ControllerConfig(rate_hz=0, adapt_every=3)).run(ticks=45, seed=7)
+    assert report.ticks == 45 and len(env.actions) == 45
+    assert len(report.episodes) == 4  # the 5th was cut by the tick budget (not recorded)
+    assert env.resets[0][0] == 7 and all(s is None for s, _ in env.resets[1:])
+    assert report.adaptations >= 4 and report.rolled_back == 0
+    assert all(r.transitions > 0 for r in report.adapt_reports)
+    assert report.episodes[1].adaptations >= 1  # episode 2 started with an adapted head
+    assert report.missed_ticks == 0 and not report.interrupted
+    lat = report.act_latency_us()
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+    assert threading.active_count() == 1 or all(t.name != "robot-meta-adapt" for t in threading.enumerate())
+
+
+def test_episodes_and_reset_options(policy: AdaptivePolicy) -> None:
+    env = LineEnv()
+    report = AdaptiveController(policy, env, ControllerConfig(rate_hz=0)).run(episodes=3, options={"task": "t1"})
+    assert len(report.episodes) == 3 and report.ticks == 30
+    assert [o for _, o in env.resets] == [{"task": "t1"}] * 3
+    assert report.adaptations == 2  # at the end of episodes 1 and 2, each awaited before the next reset
+    assert [e.adaptations for e in report.episodes] == [0, 1, 2]
+
+
+def test_nan_observations_are_refused_and_the_last_good_action_repeated(
+    policy: AdaptivePolicy, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = LineEnv(nan_every=4)
+    report = AdaptiveController(policy, env, ControllerConfig(rate_hz=0)).run(ticks=40)
+    assert report.ticks == 40
+    assert report.refused_observations >= 9 and report.refused_transitions >= 9
+    assert "refused observation" in caplog.text
+    assert policy.buffered <= 40 - report.refused_transitions
+
+
+def test_ctrl_c_stops_cleanly(policy: AdaptivePolicy) -> None:
+    env = LineEnv(interrupt_at=12)
+    report = AdaptiveController(policy, env, ControllerConfig(rate_hz=0, adapt_every=2)).run(ticks=100)
+    assert report.interrupted and report.ticks == 12
+    assert all(t.name != "robot-meta-adapt" for t in threading.enumerate())
+
+
+def test_stop_from_another_thread(policy: AdaptivePolicy) -> None:
+    ctrl = AdaptiveController(policy, LineEnv(), ControllerConfig(rate_hz=200))
+    threading.Timer(0.15, ctrl.stop).start()
+    report = ctrl.run(ticks=10_000)
+    assert 10 <= report.ticks <= 60 and not report.interrupted
+
+
+def test_fixed_rate_and_missed_ticks(policy: AdaptivePolicy) -> None:
+    t0 = time.perf_counter()
+    report = AdaptiveController(policy, LineEnv(), ControllerConfig(rate_hz=200)).run(ticks=40)
+    assert time.perf_counter() - t0 >= 36 / 200  # 4 episodes of 10 ticks: 9 periods each (resets re-anchor)
+    assert report.missed_ticks <= 2  # a loaded CI machine may miss one
+    slow = AdaptiveController(policy, LineEnv(step_sleep=0.025), ControllerConfig(rate_hz=100)).run(ticks=8)
+    assert slow.missed_ticks >= 5  # each 25 ms step overruns two 10 ms periods
+
+
+def test_run_needs_a_bound(policy: AdaptivePolicy) -> None:
+    with pytest.raises(ValueError, match="ticks= or episodes="):
+        AdaptiveController(policy, LineEnv()).run()
+    with pytest.raises(ValueError, match="fallback_action"):
+        AdaptiveController(policy, LineEnv(), ControllerConfig(fallback_action=9))
+
+
+def test_run_trials_before_after(policy: AdaptivePolicy) -> None:
+    report = run_trials(policy, LineEnv(), ["a", "b"], episodes=3, config=ControllerConfig(rate_hz=0))
+    assert len(report.trials) == 2 and all(len(t.success_after) == 2 for t in report.trials)
+    summary = report.summary()
+    assert summary["tasks"] == 2 and 0.0 <= summary["success_before"] <= 1.0
+    assert report.trials[0].adaptations == 2
