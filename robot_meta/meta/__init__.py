@@ -9,6 +9,7 @@ The device's adaptation rule is `adapt_head` (documented formula in `robot_meta.
 from __future__ import annotations
 
 from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, head_td_loss, head_td_step, head_td_targets
+from robot_meta.meta.baselines import BASELINE_NAMES, SB3DQNConfig, ScratchMethod, train_policy_baseline
 from robot_meta.meta.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -33,6 +34,17 @@ from robot_meta.meta.config import (
 )
 from robot_meta.meta.context import ContextDQN
 from robot_meta.meta.dqn import LinearSchedule, double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.evaluation import (
+    Adapter,
+    EvalResult,
+    KShotStats,
+    MethodResult,
+    UnitResult,
+    evaluate,
+    mean_ci,
+    plot_success,
+    run_methods,
+)
 from robot_meta.meta.meta_dqn import MetaDQN, meta_td_loss
 from robot_meta.meta.replay import Batch, ReplayBuffer, Transitions
 from robot_meta.meta.reptile import Reptile
@@ -53,6 +65,14 @@ __all__ = [
     "CheckpointError",
     "ContextDQN",
     "ContextDQNConfig",
+    "Adapter",
+    "BASELINE_NAMES",
+    "EvalResult",
+    "KShotStats",
+    "MethodResult",
+    "SB3DQNConfig",
+    "ScratchMethod",
+    "UnitResult",
     "EnvFactory",
     "GymEnvFactory",
     "HeadAdaptation",
@@ -74,6 +94,11 @@ __all__ = [
     "config_class",
     "double_dqn_targets",
     "epsilon_greedy",
+    "evaluate",
+    "mean_ci",
+    "plot_success",
+    "run_methods",
+    "train_policy_baseline",
     "hard_update",
     "head_td_loss",
     "head_td_step",
