@@ -55,7 +55,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from robot_meta.meta.adaptation import HeadAdaptation, adapt_head
+from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, successor_flags
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
 from robot_meta.meta.replay import Transitions
 from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler, cached_env, run_episode
@@ -420,6 +420,7 @@ class HeadAdapter(ShotRecorder):
                 self.policy.features(sup.next_obs),
                 sup.terminated,
                 self.rule,
+                successor=successor_flags(sup.obs, sup.next_obs) if self.rule.n_step > 1 else None,
             )
         self.w, self.b = w.numpy(), b.numpy()
 

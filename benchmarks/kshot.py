@@ -1,0 +1,555 @@
+"""K-shot evaluation on held-out tasks: meta methods against SB3 DQN baselines (issue 4).
+
+For each task family (push, slide, ...) and seed, everything is scored by one protocol
+(`robot_meta.meta.evaluation`, the same (task, seed) units for every method):
+
+* ``meta-dqn``, ``reptile`` (full-network DQN steps on the shots), ``reptile-head`` (the device's
+  head-only rule on a Reptile policy), ``context`` - meta-trained with `robot_meta.meta.train_run`;
+* ``scratch``, ``scratch-10x``, ``scratch-100x`` - SB3 DQN from scratch on the target task with
+  1x / 10x / 100x the K-shot budget (K x 50 transitions);
+* ``domain-rand`` - SB3 DQN on the train split (new task per reset), no adaptation;
+* ``finetune`` - that policy fine-tuned on the shots (a short DQN after each shot);
+* ``oracle`` - SB3 DQN on the train split with the true parameters in the observation.
+
+Resumable: meta runs and baseline policies are trained into ``benchmarks/runs/<budget>/<family>/``
+(gitignored; a finished one is skipped, an interrupted one resumes from its checkpoint), and every
+evaluated cell (family, method, seed) is cached as JSON under
+``benchmarks/results/kshot_cells/<budget>/<family>/``: cells that exist are not recomputed, so the
+full table fills in over several sessions (commit the cells as they come).
+
+    .venv/bin/python benchmarks/kshot.py --budget small                  # quick look, < 5 min per family
+    .venv/bin/python benchmarks/kshot.py --budget full --families push   # the full table (hours)
+    .venv/bin/python benchmarks/kshot.py --budget full --dry-run         # what would run, nothing trained
+
+``full`` writes ``benchmarks/results/kshot_<family>.json`` and the ``kshot`` section of
+BENCHMARKS.md; ``small`` writes ``kshot_small_<family>.json`` and the ``kshot-small`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import (
+    BENCHMARKS_MD,
+    RESULTS_DIR,
+    command_line,
+    machine_info,
+    markdown_table,
+    now_utc,
+    update_markdown_section,
+)
+
+log = logging.getLogger("kshot")
+
+BENCH_DIR = Path(__file__).resolve().parent
+RUNS_DIR = BENCH_DIR / "runs"
+CELLS_DIR = RESULTS_DIR / "kshot_cells"
+FAMILY_ENVS = {
+    "reach": "robot_meta/PandaReach-v0",
+    "push": "robot_meta/PandaPush-v0",
+    "slide": "robot_meta/PandaSlide-v0",
+    "pick_place": "robot_meta/PandaPickPlace-v0",
+}
+META_ALGOS = ("meta-dqn", "reptile", "context")
+#: Cell name -> the method names it produces, in table order.
+CELLS: dict[str, tuple[str, ...]] = {
+    "meta-dqn": ("meta-dqn",),
+    "reptile": ("reptile", "reptile-head"),
+    "context": ("context",),
+    "domain-rand": ("domain-rand",),
+    "finetune": ("finetune",),
+    "oracle": ("oracle",),
+    "scratch": ("scratch", "scratch-10x", "scratch-100x"),
+}
+META_METHODS = ("meta-dqn", "reptile", "reptile-head", "context")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes of one benchmark budget."""
+
+    meta_budget: str
+    """`make_config` budget of the meta runs."""
+    meta_overrides: dict[str, Any] = field(default_factory=dict)
+    """Config overrides of the meta runs (all algorithms)."""
+    baseline_steps: int = 160_000
+    """Env steps of the domain-rand and oracle SB3 DQNs (about the meta runs' env steps)."""
+    baseline_overrides: dict[str, Any] = field(default_factory=dict)
+    """`SB3DQNConfig` overrides of the domain-rand / oracle policies."""
+    shots: tuple[int, ...] = (0, 1, 5, 10)
+    num_tasks: int = 8
+    """Held-out tasks per seed."""
+    episodes: int = 5
+    """Greedy evaluation episodes per unit and K."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+BUDGETS: dict[str, Budget] = {
+    # Minutes on 2 busy cores: meta runs of 8 iterations, 3k-step baselines, 2 tasks x 1 seed and
+    # K in {0, 1} - the scratch-100x cell alone is 100 x 1 x 50 = 5k target-task steps per task, and
+    # SB3 DQN runs at about 100-300 steps/s on these machines. Checks the machinery, not the targets.
+    "small": Budget(
+        meta_budget="smoke",
+        meta_overrides={"meta_iterations": 8, "num_tasks": 8, "meta_batch_size": 4, "learning_starts": 400},
+        baseline_steps=3_000,
+        baseline_overrides={"learning_starts": 500, "exploration_steps": 1_500},
+        shots=(0, 1),
+        num_tasks=2,
+        episodes=2,
+        seeds=(0,),
+    ),
+    # Hours: the issue's protocol, full meta runs (about 12-15 min each), 160k-step baselines.
+    "full": Budget(meta_budget="full", baseline_steps=160_000),
+}
+
+
+# -- cells --------------------------------------------------------------------------------------------
+
+
+def cell_path(budget: str, family: str, cell: str, seed: int) -> Path:
+    return CELLS_DIR / budget / family / f"{cell}-seed{seed}.json"
+
+
+def run_dir(runs: Path, family: str, name: str, seed: int) -> Path:
+    return runs / family / f"{name}-seed{seed}"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _timed_json(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["seconds"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+#: ``--meta-runs PATTERN``: evaluate existing meta runs instead of training them (e.g. ``/tmp/r3/{algo}-{family}``).
+META_RUN_PATTERN: str | None = None
+
+
+def train_meta(budget: Budget, family: str, algo: str, seed: int, runs: Path) -> tuple[Path, float | None]:
+    """Train (resume, or skip) one meta run; returns its directory and its training wall time.
+
+    With ``--meta-runs PATTERN`` an existing complete run at ``PATTERN.format(algo=, family=, seed=)``
+    is evaluated as it is (its training time is then unknown unless it records one).
+    """
+    from robot_meta.meta import load_run, make_config, train_run
+
+    if META_RUN_PATTERN:
+        given = Path(META_RUN_PATTERN.format(algo=algo, family=family, seed=seed))
+        run = load_run(given)
+        if run.iteration < run.config.meta_iterations:
+            raise RuntimeError(
+                f"{given} is at iteration {run.iteration}/{run.config.meta_iterations}: let it finish first"
+            )
+        if run.config.seed != seed:
+            raise RuntimeError(f"{given} was trained with seed {run.config.seed}, not {seed}")
+        return given, _timed_json(given / "bench_train_seconds.json")
+    out = run_dir(runs, family, algo, seed)
+    config = make_config(
+        algo,
+        budget=budget.meta_budget,  # type: ignore[arg-type]
+        env_id=FAMILY_ENVS[family],
+        preset=family,
+        seed=seed,
+        overrides=budget.meta_overrides,
+    )
+    timing = out / "bench_train_seconds.json"
+    t0 = time.perf_counter()
+    result = train_run(config, out, progress=False)
+    spent = time.perf_counter() - t0
+    before = _timed_json(timing) or 0.0
+    if result.metrics:  # something was trained in this call
+        _write_json(timing, {"seconds": before + spent})
+    return out, _timed_json(timing)
+
+
+def train_baseline(budget: Budget, family: str, kind: str, seed: int, runs: Path) -> tuple[Any, float | None]:
+    """Train (resume, or skip) the domain-rand / oracle policy of a seed; returns the model and its wall time."""
+    import dataclasses
+
+    from robot_meta.meta.baselines import SB3DQNConfig, load_sb3_dqn, train_policy_baseline
+
+    out = run_dir(runs, family, kind, seed)
+    cfg = dataclasses.replace(SB3DQNConfig(), **budget.baseline_overrides)
+    path = train_policy_baseline(
+        kind,  # type: ignore[arg-type]
+        out,
+        env_id=FAMILY_ENVS[family],
+        preset=family,
+        steps=budget.baseline_steps,
+        seed=seed,
+        config=cfg,
+    )
+    info = json.loads((out / "baseline.json").read_text())
+    return load_sb3_dqn(path), float(info.get("wall_time", 0.0))
+
+
+def compute_cell(
+    budget_name: str, family: str, cell: str, seed: int, runs: Path
+) -> tuple[dict[str, Any], Path]:
+    """Train what the cell needs and evaluate it on the seed's held-out tasks."""
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.meta import load_run
+    from robot_meta.meta.baselines import ScratchMethod, eval_env_factory, finetune_method, policy_method
+    from robot_meta.meta.evaluation import Method, evaluation_tasks, methods_for_run
+    from robot_meta.meta.rollout import GymEnvFactory
+
+    budget = BUDGETS[budget_name]
+    env_id = FAMILY_ENVS[family]
+    train_seconds: float | None = 0.0
+    methods: list[Method]
+    if cell in META_ALGOS:
+        out, train_seconds = train_meta(budget, family, cell, seed, runs)
+        methods = list(methods_for_run(load_run(out)))
+    elif cell in ("domain-rand", "oracle"):
+        model, train_seconds = train_baseline(budget, family, cell, seed, runs)
+        methods = [policy_method(cell, lambda _s: model, eval_env_factory(cell, env_id))]
+    elif cell == "finetune":
+        model, train_seconds = train_baseline(budget, family, "domain-rand", seed, runs)
+        methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]
+    elif cell == "scratch":
+        methods = [ScratchMethod(GymEnvFactory(env_id))]
+    else:
+        raise ValueError(f"unknown cell {cell!r}: choose one of {list(CELLS)}")
+    tasks = TaskDistribution.preset(family).split("test")
+    # Units are cached one by one (a scratch cell of the full budget trains 8 x 50k steps): an
+    # interrupted cell resumes at its next task.
+    partial_path = cell_path(budget_name, family, cell, seed).with_suffix(".partial.json")
+    partial: dict[str, Any] = {"units": {}, "eval_seconds": 0.0}
+    if partial_path.exists():
+        partial = json.loads(partial_path.read_text())
+    shots = tuple(sorted(budget.shots))
+    for i, task in enumerate(evaluation_tasks(tasks, seed, budget.num_tasks)):
+        if str(i) in partial["units"]:
+            continue
+        t0 = time.perf_counter()
+        rows: dict[str, list[Any]] = {}
+        for method in methods:
+            for name, units in method.run_unit(task, seed, i, shots, budget.episodes).items():
+                rows[name] = [u.to_dict() for u in units]
+        partial["units"][str(i)] = rows
+        partial["eval_seconds"] += time.perf_counter() - t0
+        _write_json(partial_path, _clean(partial))
+        log.info("  task %d/%d done (%.0f s)", i + 1, budget.num_tasks, time.perf_counter() - t0)
+    names = [n for m in methods for n in m.names]
+    data = {
+        "family": family,
+        "cell": cell,
+        "seed": seed,
+        "budget": budget_name,
+        "date": now_utc(),
+        "train_seconds": train_seconds,
+        "eval_seconds": partial["eval_seconds"],
+        "methods": {
+            n: [u for i in sorted(partial["units"], key=int) for u in partial["units"][i][n]] for n in names
+        },
+    }
+    return data, partial_path
+
+
+# -- aggregation and report ---------------------------------------------------------------------------
+
+
+def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dict[str, Any]:
+    """Merge the cached cells of a family into the ``kshot_<family>.json`` schema."""
+    from robot_meta.meta.evaluation import UnitResult, aggregate
+
+    budget = BUDGETS[budget_name]
+    units: dict[str, list[UnitResult]] = {}
+    times: dict[str, dict[str, float | None]] = {}
+    missing: list[str] = []
+    for cell, names in CELLS.items():
+        for seed in seeds:
+            path = cell_path(budget_name, family, cell, seed)
+            if not path.exists():
+                missing.append(f"{cell}-seed{seed}")
+                continue
+            data = json.loads(path.read_text())
+            for name in names:
+                units.setdefault(name, []).extend(UnitResult.from_dict(u) for u in data["methods"][name])
+                t = times.setdefault(name, {"train_seconds": 0.0, "eval_seconds": 0.0})
+                for key in ("train_seconds", "eval_seconds"):
+                    cur, add = t[key], data.get(key)
+                    t[key] = None if cur is None or add is None else cur + add / len(names)
+    methods: dict[str, Any] = {}
+    for name in (n for names in CELLS.values() for n in names):
+        if name not in units:
+            continue
+        res = aggregate(name, units[name])
+        methods[name] = {
+            "K": {
+                str(k): {
+                    "success": s.success,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "return": s.ret,
+                    "target_transitions": s.target_transitions,
+                    "n_units": s.n_units,
+                }
+                for k, s in sorted(res.per_k.items())
+            },
+            **times[name],
+        }
+    return {
+        "split": "test",
+        "seeds": list(seeds),
+        "shots": list(budget.shots),
+        "num_tasks": budget.num_tasks,
+        "episodes": budget.episodes,
+        "budget": budget_name,
+        "family": family,
+        "missing_cells": missing,
+        "methods": methods,
+        "targets": targets(methods, budget.shots),
+    }
+
+
+def _succ(methods: dict[str, Any], name: str, k: int) -> float | None:
+    cell = methods.get(name, {}).get("K", {}).get(str(k))
+    return None if cell is None else float(cell["success"])
+
+
+def targets(methods: dict[str, Any], shots: Sequence[int]) -> dict[str, Any]:
+    """The issue's three targets, computed from the table (None where a needed cell is missing)."""
+    k5 = 5 if 5 in shots else max(k for k in shots if k <= 5)
+    out: dict[str, Any] = {"k_for_targets": k5}
+    oracle, dr = _succ(methods, "oracle", 0), _succ(methods, "domain-rand", 0)
+    gap = None if oracle is None or dr is None else oracle - dr
+    out["oracle_minus_domain_rand"] = gap
+    out["oracle_gap_met"] = None if gap is None else gap >= 0.20
+    metas = {n: _succ(methods, n, k5) for n in META_METHODS if _succ(methods, n, k5) is not None}
+    if metas:
+        best = max(metas, key=lambda n: metas[n] or 0.0)
+        best_s = metas[best] or 0.0
+        out["best_meta"], out["best_meta_success"] = best, best_s
+        ft = _succ(methods, "finetune", k5)
+        out["finetune_success"] = ft
+        out["beats_finetune"] = None if ft is None else best_s > ft
+        if gap is not None and dr is not None:
+            out["recovered_fraction"] = (best_s - dr) / gap if abs(gap) > 1e-9 else None
+            out["recovery_met"] = (
+                None if out["recovered_fraction"] is None else out["recovered_fraction"] >= 0.8
+            )
+        meta_tt = methods[best]["K"][str(k5)]["target_transitions"]
+        out["best_meta_target_transitions"] = meta_tt
+        reach = [
+            cell["target_transitions"]
+            for name in ("scratch", "scratch-10x", "scratch-100x")
+            for cell in methods.get(name, {}).get("K", {}).values()
+            if cell["success"] >= best_s and cell["target_transitions"] > 0
+        ]
+        budgets = [
+            cell["target_transitions"]
+            for name in ("scratch", "scratch-10x", "scratch-100x")
+            for cell in methods.get(name, {}).get("K", {}).values()
+        ]
+        if reach:
+            out["scratch_transitions_to_match"] = min(reach)
+            out["scratch_ratio"] = min(reach) / max(meta_tt, 1)
+            out["scratch_ratio_is_lower_bound"] = False
+        elif budgets:
+            out["scratch_transitions_to_match"] = None
+            out["scratch_ratio"] = max(budgets) / max(meta_tt, 1)
+            out["scratch_ratio_is_lower_bound"] = True  # scratch never matched within its largest budget
+        if "scratch_ratio" in out:
+            out["sample_efficiency_met"] = out["scratch_ratio"] >= 20
+    return out
+
+
+def _fmt(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "-"
+    lo, hi = cell.get("ci_low"), cell.get("ci_high")
+    ci = "" if lo is None or hi is None or not math.isfinite(lo) else f" [{lo:.2f}, {hi:.2f}]"
+    return f"{cell['success']:.2f}{ci}"
+
+
+def _secs(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0f}"
+
+
+def family_markdown(res: dict[str, Any]) -> str:
+    ks = [str(k) for k in res["shots"]]
+    headers = ["method", *[f"K={k}" for k in ks], f"transitions at K={ks[-1]}", "train s", "eval s"]
+    rows = []
+    for name, m in res["methods"].items():
+        last = m["K"].get(ks[-1], {})
+        rows.append(
+            [name, *[_fmt(m["K"].get(k)) for k in ks], last.get("target_transitions", "-"),
+             _secs(m.get("train_seconds")), _secs(m.get("eval_seconds"))]
+        )  # fmt: skip
+    t = res["targets"]
+    lines = [
+        f"##### {res['family']} ({res['split']} split, seeds {res['seeds']}, {res['num_tasks']} tasks per seed, "
+        f"{res['episodes']} evaluation episodes per task and K)",
+        "",
+        "Success rate with 95 % t-interval over (task, seed) units:",
+        "",
+        markdown_table(headers, rows),
+        "",
+    ]
+    if res["missing_cells"]:
+        lines += [f"Missing cells (not yet computed): {', '.join(res['missing_cells'])}.", ""]
+    k5 = t.get("k_for_targets")
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.0f}"
+
+    lines.append(f"Targets (K={k5}):")
+    lines.append(
+        f"- oracle - domain-rand = {pct(t.get('oracle_minus_domain_rand'))} points (target >= 20): "
+        f"{_verdict(t.get('oracle_gap_met'))}"
+    )
+    if "best_meta" in t:
+        lines.append(
+            f"- best meta method `{t['best_meta']}` at K={k5}: {pct(t['best_meta_success'])} % success, "
+            f"recovers {pct(t.get('recovered_fraction'))} % of the oracle's advantage (target >= 80): "
+            f"{_verdict(t.get('recovery_met'))}; finetune {pct(t.get('finetune_success'))} %: "
+            f"{'beats' if t.get('beats_finetune') else 'does not beat'} fine-tuning"
+        )
+        if "scratch_ratio" in t:
+            bound = ">= " if t.get("scratch_ratio_is_lower_bound") else ""
+            lines.append(
+                f"- SB3 DQN from scratch needs {bound}{t['scratch_ratio']:.1f}x the target transitions of "
+                f"`{t['best_meta']}` ({t['best_meta_target_transitions']}) to match it (target >= 20x): "
+                f"{_verdict(t.get('sample_efficiency_met'))}"
+            )
+    return "\n".join(lines)
+
+
+def _verdict(x: bool | None) -> str:
+    return "n/a" if x is None else ("**met**" if x else "**missed**")
+
+
+def write_family(budget_name: str, family: str, res: dict[str, Any], command: str) -> Path:
+    from robot_meta.meta.evaluation import plot_success
+
+    stem = f"kshot_{family}" if budget_name == "full" else f"kshot_{budget_name}_{family}"
+    doc = {**res, "date": now_utc(), "command": command, "machine": machine_info()}
+    path = RESULTS_DIR / f"{stem}.json"
+    _write_json(path, _clean(doc))
+    plot_success({n: m["K"] for n, m in res["methods"].items()}, RESULTS_DIR / f"{stem}.png",
+                 title=f"{family}: success vs K ({res['split']} split, {budget_name})")  # fmt: skip
+    return path
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument(
+        "--budget", choices=list(BUDGETS), default="full", help="table size (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="same as --budget small (used by run_all.py --quick)"
+    )
+    ap.add_argument(
+        "--families", default="push,slide", help="comma-separated families (default: %(default)s)"
+    )
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the budget's)")
+    ap.add_argument(
+        "--cells", default=",".join(CELLS), help="comma-separated cells to compute (default: all)"
+    )
+    ap.add_argument(
+        "--runs-dir", default=None, help="where runs are trained (default: benchmarks/runs/<budget>)"
+    )
+    ap.add_argument(
+        "--meta-runs",
+        metavar="PATTERN",
+        help="evaluate existing complete meta runs, e.g. '/tmp/r3/{algo}-{family}-seed{seed}' (default: train them)",
+    )
+    ap.add_argument("--dry-run", action="store_true", help="list the cells that would be computed and exit")
+    ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    budget_name = "small" if args.quick else args.budget
+    global META_RUN_PATTERN
+    META_RUN_PATTERN = args.meta_runs
+    budget = BUDGETS[budget_name]
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = sorted(set(families) - set(FAMILY_ENVS))
+    if unknown:
+        ap.error(f"unknown families {unknown}: choose from {list(FAMILY_ENVS)}")
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if set(cells) - set(CELLS):
+        ap.error(f"unknown cells {sorted(set(cells) - set(CELLS))}: choose from {list(CELLS)}")
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else budget.seeds
+    runs = Path(args.runs_dir) if args.runs_dir else RUNS_DIR / budget_name
+    todo = [
+        (f, c, s)
+        for f in families
+        for c in cells
+        for s in seeds
+        if not cell_path(budget_name, f, c, s).exists()
+    ]
+    log.info("budget %s: %d cell(s) to compute, %d cached", budget_name, len(todo),
+             len(families) * len(cells) * len(seeds) - len(todo))  # fmt: skip
+    if args.dry_run:
+        for f, c, s in todo:
+            print(f"{f} {c} seed {s} -> {cell_path(budget_name, f, c, s).relative_to(BENCH_DIR.parent)}")
+        return 0
+    import torch
+
+    import robot_meta  # noqa: F401  (registers the env ids)
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("SB3_LOGDIR", str(runs / "sb3_logs"))  # never used: our SB3 loggers write nothing
+    cmd = command_line()
+    t_fam: dict[str, float] = {}
+    for family in families:
+        t0 = time.perf_counter()
+        for f, c, s in todo:
+            if f != family:
+                continue
+            t1 = time.perf_counter()
+            log.info("%s / %s / seed %d ...", f, c, s)
+            data, partial = compute_cell(budget_name, f, c, s, runs)
+            _write_json(cell_path(budget_name, f, c, s), _clean(data))
+            partial.unlink(missing_ok=True)
+            log.info("%s / %s / seed %d done in %.0f s", f, c, s, time.perf_counter() - t1)
+        t_fam[family] = time.perf_counter() - t0
+        log.info("%s: %.0f s", family, t_fam[family])
+    parts = []
+    for family in families:
+        res = aggregate_family(budget_name, family, seeds)
+        res["wall_seconds_this_call"] = t_fam.get(family)
+        path = write_family(budget_name, family, res, cmd)
+        log.info("wrote %s", path)
+        parts.append(family_markdown(res))
+    body = "#### K-shot adaptation on held-out tasks\n\n" + "\n\n".join(parts)
+    print("\n" + body + "\n")
+    if not args.no_markdown:
+        section = "kshot" if budget_name == "full" else f"kshot-{budget_name}"
+        update_markdown_section(section, body, cmd, now_utc(), path=BENCHMARKS_MD)
+        log.info("updated the %s section of BENCHMARKS.md", section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
