@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -153,7 +154,9 @@ def train_command(run: TrainedRun) -> str:
 def _to_onnx(module: nn.Module, args: tuple[Tensor, ...], **kwargs: Any) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="robot_meta_export_") as tmp:
         path = Path(tmp) / "graph.onnx"
-        with torch.no_grad():
+        # dynamo=False: the TorchScript exporter ships with torch; the dynamo path needs onnxscript.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(module, args, str(path), dynamo=False, do_constant_folding=True, **kwargs)
         return onnx.load(str(path))
 
@@ -233,6 +236,7 @@ def _session(path: Path) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # the overridable head initialisers are intended: no warning about them
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

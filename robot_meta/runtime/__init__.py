@@ -15,7 +15,14 @@ Install on a controller with ``pip install --no-deps robot_meta numpy onnxruntim
 
 from __future__ import annotations
 
-from robot_meta.runtime.adaptation import HeadStep, huber_loss, ridge_adapt, td_adapt, td_targets
+from robot_meta.runtime.adaptation import (
+    HeadStep,
+    huber_loss,
+    ridge_adapt,
+    successor_flags,
+    td_adapt,
+    td_targets,
+)
 from robot_meta.runtime.controller import (
     AdaptiveController,
     ControllerConfig,
@@ -71,6 +78,7 @@ __all__ = [
     "ridge_adapt",
     "run_trials",
     "sha256_file",
+    "successor_flags",
     "td_adapt",
     "td_targets",
 ]

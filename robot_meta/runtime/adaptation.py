@@ -230,15 +230,22 @@ def ridge_adapt(
         return HeadStep(w0.copy(), b0.copy(), 0, 0.0, 0.0, False, "")
     y = td_targets(w0, b0, phi_next, r, d, gamma, n_step, successor)
     loss_before = huber_loss(w0, b0, phi, a, y, huber_delta)
-    n_act, h = w0.shape
+    h = w0.shape[1]
     x = np.concatenate([phi, np.ones((n, 1), dtype=F32)], axis=1).astype(np.float64)
     theta0 = np.concatenate([w0, b0[:, None]], axis=1).astype(np.float64)  # (A, H+1)
-    one_hot = np.zeros((n, n_act))
-    one_hot[np.arange(n), a] = 1.0
-    # Per-action normal equations, batched: (A, H+1, H+1) and (A, H+1).
-    gram = np.einsum("na,ni,nj->aij", one_hot, x, x) + ridge_lambda * np.eye(h + 1)[None]
-    rhs = np.einsum("na,ni,n->ai", one_hot, x, y.astype(np.float64)) + ridge_lambda * theta0
-    theta = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    # Per-action normal equations (H+1 square), solved together for the actions that occur;
+    # an action without transitions keeps its starting row.
+    present = np.unique(a)
+    y64 = y.astype(np.float64)
+    gram = np.empty((len(present), h + 1, h + 1))
+    rhs = np.empty((len(present), h + 1))
+    eye = ridge_lambda * np.eye(h + 1)
+    for k, act in enumerate(present):
+        xa = x[a == act]
+        gram[k] = xa.T @ xa + eye
+        rhs[k] = xa.T @ y64[a == act] + ridge_lambda * theta0[act]
+    theta = theta0.copy()
+    theta[present] = np.linalg.solve(gram, rhs[..., None])[..., 0]
     w_new, b_new = theta[:, :h].astype(F32), theta[:, h].astype(F32)
     ok, why = _inside(w_new, b_new, w0, b0, trust_radius)
     if not ok:

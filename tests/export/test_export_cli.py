@@ -13,7 +13,7 @@ import pytest
 
 import robot_meta  # noqa: F401  (registers the env ids)
 from robot_meta.cli import main
-from robot_meta.runtime import AdaptivePolicy, AdaptiveController, ControllerConfig, load_manifest
+from robot_meta.runtime import AdaptiveController, AdaptivePolicy, ControllerConfig, load_manifest
 
 ENV_ID = "robot_meta/PandaSlide-v0"
 
@@ -50,7 +50,9 @@ def test_export_manifest_describes_the_panda_env(smoke_export: Path, smoke_run: 
     assert doc["observation"]["dim"] == obs_dim and len(doc["actions"]["map"]) == len(actions)
     assert doc["train_distribution"]["name"] == "slide"
     assert doc["producer"]["command"].endswith("--parity-samples 2048")
-    assert doc["train"]["command"].startswith(f"robot-meta train --algo meta-dqn --env {ENV_ID} --preset slide --budget smoke")
+    assert doc["train"]["command"].startswith(
+        f"robot-meta train --algo meta-dqn --env {ENV_ID} --preset slide --budget smoke"
+    )
     assert doc["parity"]["policy_default_head"]["samples"] == 2048
     assert m.head_rule is not None and m.head_rule.support_size == 32
 

@@ -12,7 +12,14 @@ import pytest
 import torch
 from export_helpers import export_fake, make_run
 
-from robot_meta.export import ENCODER_FILE, POLICY_FILE, ExportConfig, ExportError, export_trained, train_command
+from robot_meta.export import (
+    ENCODER_FILE,
+    POLICY_FILE,
+    ExportConfig,
+    ExportError,
+    export_trained,
+    train_command,
+)
 from robot_meta.runtime import FORMAT_VERSION, MANIFEST_FILE, load_manifest, sha256_file
 
 
@@ -22,7 +29,7 @@ def _one_thread() -> None:
 
 
 def test_policy_export_has_head_inputs_with_trained_defaults(tmp_path: Path) -> None:
-    run, result = export_fake(tmp_path / "exp")
+    run, _ = export_fake(tmp_path / "exp")
     model = onnx.load(str(tmp_path / "exp" / POLICY_FILE))
     onnx.checker.check_model(model, full_check=True)
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
@@ -43,7 +50,7 @@ def test_policy_export_has_head_inputs_with_trained_defaults(tmp_path: Path) -> 
 
 
 def test_manifest_content(tmp_path: Path) -> None:
-    run, result = export_fake(tmp_path / "exp")
+    export_fake(tmp_path / "exp")
     doc = json.loads((tmp_path / "exp" / MANIFEST_FILE).read_text())
     assert doc["format_version"] == FORMAT_VERSION
     assert doc["algo"] == "meta-dqn"
@@ -65,7 +72,7 @@ def test_manifest_content(tmp_path: Path) -> None:
 
 
 def test_context_export_has_encoder_and_parity(tmp_path: Path) -> None:
-    run, result = export_fake(tmp_path / "exp", "context")
+    _, result = export_fake(tmp_path / "exp", "context")
     assert (tmp_path / "exp" / ENCODER_FILE).is_file()
     doc = result.manifest
     assert doc["graphs"] == {"policy": POLICY_FILE, "encoder": ENCODER_FILE}
@@ -98,6 +105,8 @@ def test_reexport_replaces_and_refuses_foreign_directory(tmp_path: Path) -> None
 def test_train_command_reproduces_overrides(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
     cmd = train_command(run)
-    assert cmd.startswith("robot-meta train --algo meta-dqn --env test/NoSuchEnv-v0 --preset slide --budget smoke")
+    assert cmd.startswith(
+        "robot-meta train --algo meta-dqn --env test/NoSuchEnv-v0 --preset slide --budget smoke"
+    )
     assert cmd.endswith(f"--out {tmp_path / 'run'}")
     assert "--set" not in cmd

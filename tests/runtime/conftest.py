@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 
-from export_helpers import export_fake  # noqa: E402
+from export_helpers import export_fake
 
-from robot_meta.meta import TrainedRun  # noqa: E402
+from robot_meta.meta import TrainedRun
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def _episode_set(rng: np.random.Generator, n: int, obs_dim: int = 6, n_actions: 
 @pytest.mark.parametrize("n", [1, 7, 64])
 def test_td_rule_matches_torch_adapt_head(n: int) -> None:
     rng = np.random.default_rng(n)
-    obs, next_obs, a, r, d, phi, phi_next, w, b = _episode_set(rng, n)
+    _, _, a, r, d, phi, phi_next, w, b = _episode_set(rng, n)
     rule = HeadAdaptation(steps=5, lr=0.3, gamma=0.95, huber_delta=0.7)
     wt, bt = adapt_head(
         torch.from_numpy(w), torch.from_numpy(b), torch.from_numpy(phi), torch.from_numpy(a),
@@ -66,7 +66,19 @@ def test_nstep_rule_matches_torch(n_step: int) -> None:
         torch.from_numpy(r), torch.from_numpy(phi_next), torch.from_numpy(d), rule, successor=succ_t,
     )  # type: ignore[call-arg]  # fmt: skip
     step = td_adapt(
-        w, b, phi, a, r, phi_next, d, steps=4, lr=0.2, gamma=0.9, huber_delta=1.0, n_step=n_step, successor=succ
+        w,
+        b,
+        phi,
+        a,
+        r,
+        phi_next,
+        d,
+        steps=4,
+        lr=0.2,
+        gamma=0.9,
+        huber_delta=1.0,
+        n_step=n_step,
+        successor=succ,
     )
     np.testing.assert_allclose(step.weight, wt.numpy(), atol=1e-6, rtol=0)
     np.testing.assert_allclose(step.bias, bt.numpy(), atol=1e-6, rtol=0)
@@ -81,7 +93,9 @@ def test_successor_flags() -> None:
 def test_empty_set_leaves_head() -> None:
     w, b = np.ones((3, 4), np.float32), np.zeros(3, np.float32)
     e = np.zeros((0, 4), np.float32)
-    step = td_adapt(w, b, e, np.zeros(0, int), np.zeros(0), e, np.zeros(0), steps=3, lr=0.1, gamma=0.9, huber_delta=1.0)
+    step = td_adapt(
+        w, b, e, np.zeros(0, int), np.zeros(0), e, np.zeros(0), steps=3, lr=0.1, gamma=0.9, huber_delta=1.0
+    )
     assert step.steps == 0 and np.array_equal(step.weight, w)
 
 
@@ -94,7 +108,9 @@ def test_trust_region_rolls_back_the_step_that_leaves_it() -> None:
         sk = td_adapt(w, b, phi, a, r, phi_next, d, steps=k, lr=0.5, gamma=0.9, huber_delta=1.0)
         moved.append(float(np.sqrt(np.sum((sk.weight - w) ** 2) + np.sum((sk.bias - b) ** 2))))
     radius = (moved[3] + moved[4]) / 2  # step 4 leaves the region
-    guarded = td_adapt(w, b, phi, a, r, phi_next, d, steps=10, lr=0.5, gamma=0.9, huber_delta=1.0, trust_radius=radius)
+    guarded = td_adapt(
+        w, b, phi, a, r, phi_next, d, steps=10, lr=0.5, gamma=0.9, huber_delta=1.0, trust_radius=radius
+    )
     assert guarded.rolled_back and guarded.steps == 3 and "trust region" in guarded.reason
     s3 = td_adapt(w, b, phi, a, r, phi_next, d, steps=3, lr=0.5, gamma=0.9, huber_delta=1.0)
     np.testing.assert_array_equal(guarded.weight, s3.weight)
@@ -127,5 +143,7 @@ def test_ridge_fits_linear_targets() -> None:
     # A strong pull keeps it near the start; the trust region refuses a big jump.
     near = ridge_adapt(w0, b0, phi, a, r, phi, d, gamma=0.9, huber_delta=1.0, ridge_lambda=1e6)
     assert np.abs(near.weight).max() < 0.05
-    refused = ridge_adapt(w0, b0, phi, a, r, phi, d, gamma=0.9, huber_delta=1.0, ridge_lambda=1e-6, trust_radius=0.1)
+    refused = ridge_adapt(
+        w0, b0, phi, a, r, phi, d, gamma=0.9, huber_delta=1.0, ridge_lambda=1e-6, trust_radius=0.1
+    )
     assert refused.rolled_back and np.array_equal(refused.weight, w0)

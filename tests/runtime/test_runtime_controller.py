@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from robot_meta.meta import TrainedRun
-from robot_meta.runtime import AdaptivePolicy, AdaptiveController, ControllerConfig, run_trials
+from robot_meta.runtime import AdaptiveController, AdaptivePolicy, ControllerConfig, run_trials
 
 
 class LineEnv:
@@ -31,7 +31,9 @@ class LineEnv:
             obs[1] = np.nan
         return obs
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         self.resets.append((seed, options))
         self.t = 0
         return self._obs(), {}
@@ -70,7 +72,9 @@ def test_runs_n_ticks_and_adapts_in_background(policy: AdaptivePolicy) -> None:
 
 def test_episodes_and_reset_options(policy: AdaptivePolicy) -> None:
     env = LineEnv()
-    report = AdaptiveController(policy, env, ControllerConfig(rate_hz=0)).run(episodes=3, options={"task": "t1"})
+    report = AdaptiveController(policy, env, ControllerConfig(rate_hz=0)).run(
+        episodes=3, options={"task": "t1"}
+    )
     assert len(report.episodes) == 3 and report.ticks == 30
     assert [o for _, o in env.resets] == [{"task": "t1"}] * 3
     assert report.adaptations == 2  # at the end of episodes 1 and 2, each awaited before the next reset

@@ -42,7 +42,13 @@ def _edit_manifest(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
 
 def _transitions(rng: np.random.Generator, n: int, obs_dim: int, n_actions: int):  # type: ignore[no-untyped-def]
     obs = (rng.normal(size=(n + 1, obs_dim)) * 2).astype(np.float32)
-    return obs[:-1], rng.integers(0, n_actions, n), rng.normal(size=n).astype(np.float32), obs[1:], rng.random(n) < 0.1
+    return (
+        obs[:-1],
+        rng.integers(0, n_actions, n),
+        rng.normal(size=n).astype(np.float32),
+        obs[1:],
+        rng.random(n) < 0.1,
+    )
 
 
 # -- acting ---------------------------------------------------------------------------------------
@@ -77,7 +83,7 @@ def test_hash_mismatch_is_refused(copy_of: Path) -> None:
     data = bytearray((copy_of / "policy.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (copy_of / "policy.onnx").write_bytes(bytes(data))
-    with pytest.raises(ManifestError, match="sha256 of .*policy.onnx.*corrupt or was modified"):
+    with pytest.raises(ManifestError, match=r"sha256 of .*policy.onnx.*corrupt or was modified"):
         AdaptivePolicy.load(copy_of)
 
 
@@ -98,13 +104,13 @@ def test_truncated_onnx_with_matching_manifest_gives_load_error(copy_of: Path) -
         doc["files"]["policy.onnx"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
     _edit_manifest(copy_of, fix)
-    with pytest.raises(RuntimeLoadError, match="onnxruntime cannot load .*re-export"):
+    with pytest.raises(RuntimeLoadError, match=r"onnxruntime cannot load .*re-export"):
         AdaptivePolicy.load(copy_of)
 
 
 def test_wrong_format_version_is_refused(copy_of: Path) -> None:
     _edit_manifest(copy_of, lambda d: d.update(format_version=99))
-    with pytest.raises(ManifestError, match="format_version 99 .* reads version 1"):
+    with pytest.raises(ManifestError, match=r"format_version 99 .* reads version 1"):
         AdaptivePolicy.load(copy_of)
 
 
@@ -117,10 +123,10 @@ def test_missing_manifest_field_is_named(copy_of: Path, field: str) -> None:
 
 def test_missing_nested_field_and_manifest(copy_of: Path, tmp_path: Path) -> None:
     _edit_manifest(copy_of, lambda d: d["adaptation"].pop("lr"))
-    with pytest.raises(ManifestError, match="adaptation.'lr' is missing"):
+    with pytest.raises(ManifestError, match=r"adaptation\.'lr' is missing"):
         AdaptivePolicy.load(copy_of)
     (copy_of / "manifest.json").unlink()
-    with pytest.raises(ManifestError, match="manifest.json not found"):
+    with pytest.raises(ManifestError, match=r"manifest\.json not found"):
         AdaptivePolicy.load(copy_of)
     with pytest.raises(ManifestError, match="not a directory"):
         AdaptivePolicy.load(tmp_path / "nowhere")
@@ -222,7 +228,9 @@ def test_rollback_keeps_last_good_head_and_reset(mdqn_export: tuple[TrainedRun, 
 
 
 def test_ridge_method(mdqn_export: tuple[TrainedRun, Path]) -> None:
-    policy = AdaptivePolicy.load(mdqn_export[1], AdaptConfig(method="ridge", ridge_lambda=1.0, trust_region=5.0))
+    policy = AdaptivePolicy.load(
+        mdqn_export[1], AdaptConfig(method="ridge", ridge_lambda=1.0, trust_region=5.0)
+    )
     rng = np.random.default_rng(5)
     obs, acts, rews, nxt, term = _transitions(rng, 64, 5, 4)
     for i in range(64):
@@ -272,7 +280,10 @@ def test_context_policy_infers_z(context_export: tuple[TrainedRun, Path]) -> Non
     report = policy.adapt()
     assert report.method == "context" and report.applied and report.transitions == 16
     packed = run.encoder.pack(
-        torch.from_numpy(obs[4:]), torch.from_numpy(acts[4:]), torch.from_numpy(rews[4:]), torch.from_numpy(nxt[4:])
+        torch.from_numpy(obs[4:]),
+        torch.from_numpy(acts[4:]),
+        torch.from_numpy(rews[4:]),
+        torch.from_numpy(nxt[4:]),
     )
     with torch.no_grad():
         z = run.encoder(packed)
@@ -308,7 +319,9 @@ print("OK", a, report.steps)
 """
 
 
-def test_runtime_imports_and_runs_without_torch_pybullet_gymnasium(mdqn_export: tuple[TrainedRun, Path]) -> None:
+def test_runtime_imports_and_runs_without_torch_pybullet_gymnasium(
+    mdqn_export: tuple[TrainedRun, Path],
+) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", _BLOCKER, str(mdqn_export[1])],
         capture_output=True,
