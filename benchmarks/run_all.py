@@ -23,7 +23,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 #: Benchmarks that run first, in this order; new scripts are picked up automatically after them.
-ORDER = ("env_speed", "adaptation_effect", "kshot", "runtime_latency")
+ORDER = ("env_speed", "adaptation_effect", "kshot", "runtime_latency", "backend_scaling")
 _SKIP = {"common", "run_all"}
 
 
