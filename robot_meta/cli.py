@@ -461,6 +461,73 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write an HTML report of a run: training curves, success vs K, task coverage, before/after GIF",
+        description=(
+            "Write RUN/report/index.html (or --out DIR/index.html) with PNG figures: the run's training curves "
+            "(from its TensorBoard logs), success rate vs K shots for every method in RUN/eval.json (run "
+            "`robot-meta evaluate RUN` first; otherwise the page says it is not evaluated yet), the coverage "
+            "of the task parameters by the train/test/ood splits, and a GIF of the robot on a held-out task "
+            "before and after adapting on one shot (rendered headless, no display needed). Prints the path "
+            "of the page. Takes about 10-30 s, mostly rendering the GIF."
+        ),
+        epilog="example: robot-meta report runs/push && xdg-open runs/push/report/index.html",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train --out RUN`")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder (default: RUN/report; files are overwritten)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="picks the held-out task and the episodes of the GIF (default: %(default)s)",
+    )
+    p.add_argument(
+        "--gif-size",
+        default="320x240",
+        metavar="WxH",
+        help="size of each panel of the GIF, pixels (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-gif", action="store_true", help="skip the before/after GIF (saves the rendering time)"
+    )
+    p.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        default=None,
+        help="also save a screenshot of the page taken by headless Chromium/Chrome (must be installed)",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from robot_meta.meta import CheckpointError
+        from robot_meta.report import ReportError, screenshot, write_report
+
+        try:
+            w, h = (int(v) for v in args.gif_size.lower().split("x"))
+            if w < 16 or h < 16:
+                raise ValueError
+        except ValueError:
+            raise CliError(
+                f"--gif-size {args.gif_size!r} is invalid: give WIDTHxHEIGHT in pixels, e.g. 320x240"
+            ) from None
+        try:
+            page = write_report(args.run, args.out, gif=not args.no_gif, seed=args.seed, gif_size=(w, h))
+            if args.screenshot:
+                log.info("screenshot: %s", screenshot(page, args.screenshot))
+        except (ReportError, CheckpointError) as exc:
+            raise CliError(str(exc)) from None
+        print(page)
+        return 0
+
+    p.set_defaults(handler=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="robot-meta",
@@ -480,6 +547,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_evaluate,
     _add_export,
     _add_adapt,
+    _add_report,
 ]
 
 
