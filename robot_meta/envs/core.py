@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import pybullet
 from gymnasium import spaces
 
 from robot_meta.envs.params import PRIVILEGED_DIM, TaskDistribution, TaskParams
@@ -146,7 +147,29 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
             self._params = self._coerce_task(options["task"])
         elif self.distribution is not None:
             self._params = self.distribution.space.sample_one(self.np_random)
-        if seed is not None and self._world_dirty:
+        try:
+            return self._reset_world_and_task(seed)
+        except (PhysicsDisconnectedError, pybullet.error) as exc:
+            self._needs_reset = True
+            if self.sim.is_connected:
+                raise
+            raise PhysicsDisconnectedError(
+                f"the physics client disconnected during reset() ({exc}); call env.reset() again to "
+                "start a new one (the task is kept)"
+            ) from exc
+
+    def _reset_world_and_task(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        if not self.sim.is_connected:
+            # The physics server died (or was disconnected) since the last call: start a fresh
+            # client and rebuild robot, scene and task in it; the task of this reset is kept.
+            log.warning(
+                "physics client %d is disconnected: reconnecting and rebuilding the world (task %s)",
+                self.sim.client,
+                self._params,
+            )
+            self.sim.reconnect()
+            self._build_world()
+        elif seed is not None and self._world_dirty:
             # A seeded reset replays bitwise: start from a freshly built world (~0.1 s, same client).
             self.sim.reset_world()
             self._build_world()
@@ -201,10 +224,15 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
                 self.robot.command_velocity(np.asarray(velocity))
             self._world_dirty = True
             self.sim.step()
-        except PhysicsDisconnectedError:
+            self._ee_pos, ee_vel = self.robot.ee_state()
+        except (PhysicsDisconnectedError, pybullet.error) as exc:
             self._needs_reset = True
-            raise
-        self._ee_pos, ee_vel = self.robot.ee_state()
+            if self.sim.is_connected:
+                raise
+            raise PhysicsDisconnectedError(
+                f"the physics client disconnected mid-episode ({exc}); call env.reset() to reconnect: "
+                "it starts a new client and restores the same task"
+            ) from exc
         if velocity is not None:
             # Hold where the strike ended, at the height it started from (the arm sags a little
             # while it is velocity-controlled).
