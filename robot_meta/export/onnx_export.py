@@ -414,13 +414,19 @@ def export_trained(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a directory: pass a new --out DIR")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).exists():
-        raise ExportError(
-            f"{out_dir} is not empty and holds no {MANIFEST_FILE}: refusing to write into it; pass a new --out DIR"
-        )
+    ours = {MANIFEST_FILE, POLICY_FILE, ENCODER_FILE}
+    ours |= {f"{name}.tmp" for name in ours}
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours)
+        if foreign:
+            raise ExportError(
+                f"{out_dir} is not empty and holds files of no export ({', '.join(foreign[:3])}): "
+                "refusing to write into it; pass a new --out DIR"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     # A half-written export must never look valid: the manifest goes first and comes back last.
-    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    for name in ours:
+        (out_dir / name).unlink(missing_ok=True)
     qnet = run.policy.eval()
     policy = _policy_model(qnet, cfg.opset)
     onnx.checker.check_model(policy, full_check=True)

@@ -236,6 +236,7 @@ class AdaptivePolicy:
         self.adaptations = 0
         """Adaptations applied since load (or the last `reset_adaptation`)."""
         self._q_out = ["q_values"]
+        self._obs_shape = (self.obs_dim,)
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
@@ -323,9 +324,19 @@ class AdaptivePolicy:
             )
         return x.reshape(1, self.obs_dim)
 
+    def _as_input(self, obs: Any) -> np.ndarray:
+        """Fast path of `check_observation` for the common case (a finite float32 ``(obs_dim,)`` array)."""
+        if type(obs) is np.ndarray and obs.dtype == np.float32 and obs.shape == self._obs_shape:
+            if not np.isfinite(obs).all():
+                raise ObservationError(
+                    "observation has non-finite values (NaN/inf): refusing to act on it; check the sensors"
+                )
+            return obs.reshape(1, self.obs_dim)
+        return self.check_observation(obs)
+
     def q_values(self, obs: Any) -> np.ndarray:
         """Q-values ``(n_actions,)`` of one observation with the current head."""
-        x = self.check_observation(obs)
+        x = self._as_input(obs)
         w, b, z = self._state
         feeds = {"obs": x, "head_weight": w, "head_bias": b}
         if z is not None:
@@ -335,7 +346,12 @@ class AdaptivePolicy:
 
     def act(self, obs: Any) -> int:
         """Greedy action for one observation ``(obs_dim,)`` (float; ObservationError if malformed or non-finite)."""
-        return int(self.q_values(obs).argmax())
+        x = self._as_input(obs)
+        w, b, z = self._state  # one read: the action comes from one consistent head
+        feeds = {"obs": x, "head_weight": w, "head_bias": b}
+        if z is not None:
+            feeds["z"] = z
+        return int(self._sess.run(self._q_out, feeds)[0].argmax())
 
     # -- adaptation -------------------------------------------------------------------------------
     def observe(self, obs: Any, action: int, reward: float, next_obs: Any, terminated: bool) -> None:

@@ -89,16 +89,19 @@ def test_parity_failure_is_loud_and_leaves_no_manifest(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="parity failed"):
         export_trained(run, tmp_path / "exp", config=ExportConfig(parity_samples=64, atol=1e-12))
     assert not (tmp_path / "exp" / MANIFEST_FILE).exists()
+    export_trained(run, tmp_path / "exp", config=ExportConfig(parity_samples=64))  # a retry into it works
+    load_manifest(tmp_path / "exp")
 
 
 def test_reexport_replaces_and_refuses_foreign_directory(tmp_path: Path) -> None:
-    export_fake(tmp_path / "exp")
-    export_fake(tmp_path / "exp", seed=1)  # a previous export is replaced
-    load_manifest(tmp_path / "exp")
+    export_fake(tmp_path / "exp", "context")
+    export_fake(tmp_path / "exp", seed=1)  # a previous export is replaced (its encoder removed)
+    assert load_manifest(tmp_path / "exp").context is None
+    assert not (tmp_path / "exp" / ENCODER_FILE).exists()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(ExportError, match="not empty"):
+    with pytest.raises(ExportError, match=r"not empty and holds files of no export \(notes.txt\)"):
         export_trained(make_run(tmp_path / "run"), foreign)
 
 
@@ -110,3 +113,11 @@ def test_train_command_reproduces_overrides(tmp_path: Path) -> None:
     )
     assert cmd.endswith(f"--out {tmp_path / 'run'}")
     assert "--set" not in cmd
+
+
+def test_reptile_export_adapts_the_head_only(tmp_path: Path) -> None:
+    _, result = export_fake(tmp_path / "exp", "reptile")
+    adaptation = result.manifest["adaptation"]
+    assert adaptation["rule"] == "head_td_sgd" and adaptation["support_size"] == 64
+    assert "head only" in adaptation["trained_with"]
+    assert load_manifest(tmp_path / "exp").head_rule is not None

