@@ -441,6 +441,7 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         print(
             f"success before adaptation: {report.success_before:.0%} of {len(report.trials)} episodes; "
             f"after adaptation: {report.success_after:.0%} of {n_after} episodes; "
+            f"mean return {report.return_before:.1f} -> {report.return_after:.1f}; "
             f"missed ticks {report.missed_ticks} of {report.ticks}"
         )
         if args.json:

@@ -114,6 +114,7 @@ def run_demo(
     echo(
         f"success on {len(trials.trials)} held-out tasks: before adaptation {trials.success_before:.0%} "
         f"(first episode, meta-trained head), after adaptation {trials.success_after:.0%} ({n_after} episodes); "
+        f"mean return {trials.return_before:.1f} -> {trials.return_after:.1f}; "
         f"{summary['adaptations']} adaptations, {summary['rolled_back']} rolled back, "
         f"missed ticks {trials.missed_ticks} of {trials.ticks} at {rate_hz:g} Hz"
     )

@@ -59,12 +59,25 @@ class TrialsReport:
         after = [s for t in self.trials for s in t.success_after]
         return float(np.mean(after)) if after else math.nan
 
+    @property
+    def return_before(self) -> float:
+        """Mean return of the first (meta head) episodes."""
+        return float(np.mean([t.return_before for t in self.trials])) if self.trials else math.nan
+
+    @property
+    def return_after(self) -> float:
+        """Mean return of the adapted episodes."""
+        after = [r for t in self.trials for r in t.return_after]
+        return float(np.mean(after)) if after else math.nan
+
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary."""
         return {
             "tasks": len(self.trials),
             "success_before": self.success_before,
             "success_after": self.success_after,
+            "return_before": self.return_before,
+            "return_after": self.return_after,
             "ticks": self.ticks,
             "missed_ticks": self.missed_ticks,
             "adaptations": sum(t.adaptations for t in self.trials),
