@@ -145,7 +145,7 @@ def bench_adapt(export_dir: Path, repeats: int) -> dict[str, Any]:
     return out
 
 
-def bench_ticks(export_dir: Path, ticks: int) -> dict[str, Any]:
+def bench_ticks(export_dir: Path, ticks: int, realtime_priority: int = 0) -> dict[str, Any]:
     import gymnasium as gym
 
     import robot_meta  # noqa: F401
@@ -155,12 +155,15 @@ def bench_ticks(export_dir: Path, ticks: int) -> dict[str, Any]:
     env = gym.make(ENV_ID, action_mode="discrete")
     load_before = os.getloadavg()
     try:
-        cfg = ControllerConfig(rate_hz=100.0, adapt_every=10, adapt_at_episode_end=True)
+        cfg = ControllerConfig(
+            rate_hz=100.0, adapt_every=10, adapt_at_episode_end=True, realtime_priority=realtime_priority
+        )
         report = AdaptiveController(policy, env, cfg).run(ticks=ticks, seed=0)
     finally:
         env.close()
     adapt_ms = _pct([r.seconds for r in report.adapt_reports], 1e3) if report.adapt_reports else {}
     return {
+        "scheduling": f"SCHED_FIFO {realtime_priority}" if realtime_priority else "default (SCHED_OTHER)",
         "ticks": report.ticks,
         "missed_ticks": report.missed_ticks,
         "max_lateness_ms": report.max_lateness_s * 1e3,
@@ -286,37 +289,37 @@ def _markdown(res: dict[str, Any]) -> str:
         markdown_table(["method", "steps", "p50 ms", "p99 ms", "max ms"], rows),
         f"Target: TD p99 <= {TARGET_ADAPT_P99_MS:g} ms: {'met' if ok_adapt else 'MISSED'}.",
     ]
-    tk = res["ticks"]
-    lat = tk["act_in_loop_us"]
-    ok_ticks = tk["missed_ticks"] == 0
+    rows = []
+    for tk in res["ticks"]:
+        lat = tk["act_in_loop_us"]
+        rows.append(
+            [
+                tk["scheduling"],
+                tk["ticks"],
+                tk["missed_ticks"],
+                f"{tk['max_lateness_ms']:.2f}",
+                tk["episodes"],
+                tk["adaptations"],
+                tk["rolled_back"],
+                f"{lat['p50']:.0f} / {lat['p99']:.0f} / {lat['max']:.0f}",
+                f"{tk['loadavg_before'][0]:.1f} / {tk['loadavg_after'][0]:.1f}",
+            ]
+        )
+    headers = [
+        "control thread", "ticks", "missed", "max lateness ms", "episodes", "adaptations", "rolled back",
+        "act in loop p50/p99/max µs", "load avg (1 min) before/after",
+    ]  # fmt: skip
+    verdicts = ", ".join(
+        f"{tk['scheduling']}: {'met' if tk['missed_ticks'] == 0 and tk['ticks'] >= 10_000 else 'MISSED'}"
+        for tk in res["ticks"]
+    )
     parts += [
         "#### Control loop at 100 Hz against `robot_meta/PandaSlide-v0`, adaptation every 10 ticks in the background",
-        markdown_table(
-            [
-                "ticks",
-                "missed",
-                "max lateness ms",
-                "episodes",
-                "adaptations",
-                "rolled back",
-                "act in loop p50/p99/max µs",
-                "load avg (1 min) before/after",
-            ],
-            [
-                [
-                    tk["ticks"],
-                    tk["missed_ticks"],
-                    f"{tk['max_lateness_ms']:.2f}",
-                    tk["episodes"],
-                    tk["adaptations"],
-                    tk["rolled_back"],
-                    f"{lat['p50']:.0f} / {lat['p99']:.0f} / {lat['max']:.0f}",
-                    f"{tk['loadavg_before'][0]:.1f} / {tk['loadavg_after'][0]:.1f}",
-                ]
-            ],
-        ),
-        f"Target: zero missed ticks in 10,000: {'met' if ok_ticks and tk['ticks'] >= 10_000 else 'MISSED'}. "
-        "`act` inside the loop is slower than in the tight loop above: after each 10 ms sleep the caches are cold.",
+        markdown_table(headers, rows),
+        f"Target: zero missed ticks in 10,000 ({verdicts}). The env step (PyBullet, the stand-in robot) runs on "
+        "the control thread. `ControllerConfig(realtime_priority=10)` puts the control thread under SCHED_FIFO "
+        "for the run, as a controller on a real-time kernel would. `act` inside the loop is slower than in the "
+        "tight loop above: after each 10 ms sleep the caches are cold.",
     ]
     sc = res.get("success")
     if sc:
@@ -378,7 +381,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log.info("adapt latency ...")
         results["adapt"] = bench_adapt(tmp / "export", repeats=300 if quick else 2000)
         log.info("control loop at 100 Hz ...")
-        results["ticks"] = bench_ticks(tmp / "export", ticks=1000 if quick else 10_000)
+        n_ticks = 1000 if quick else 10_000
+        results["ticks"] = [bench_ticks(tmp / "export", n_ticks), bench_ticks(tmp / "export", n_ticks, 10)]
         run_dir = Path(args.run)
         if (run_dir / "checkpoint.pt").is_file():
             log.info("success: torch vs runtime on %s ...", run_dir)

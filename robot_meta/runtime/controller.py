@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, SupportsFloat
 
@@ -62,6 +64,9 @@ class ControllerConfig:
     """Action used when the very first observation is refused (afterwards: the last good action)."""
     log_every_refusal: int = 100
     """Log every n-th refused observation/transition after the first (avoid flooding the log)."""
+    realtime_priority: int = 0
+    """Linux SCHED_FIFO priority (1-99) of the control thread while `run` runs; 0 leaves scheduling alone.
+    Needs CAP_SYS_NICE (a refusal is logged and the loop runs at normal priority) and rate_hz > 0."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate_hz) and self.rate_hz >= 0):
@@ -74,6 +79,14 @@ class ControllerConfig:
             raise ValueError(f"ControllerConfig.adapt_timeout_s={self.adapt_timeout_s} must be >= 0")
         if self.fallback_action < 0:
             raise ValueError(f"ControllerConfig.fallback_action={self.fallback_action} must be >= 0")
+        if not 0 <= self.realtime_priority <= 99:
+            raise ValueError(
+                f"ControllerConfig.realtime_priority={self.realtime_priority} must be in [0, 99]"
+            )
+        if self.realtime_priority and self.rate_hz == 0:
+            raise ValueError(
+                "ControllerConfig.realtime_priority needs rate_hz > 0 (a real-time busy loop would starve the machine)"
+            )
         if self.log_every_refusal < 1:
             raise ValueError(f"ControllerConfig.log_every_refusal={self.log_every_refusal} must be >= 1")
 
@@ -173,6 +186,33 @@ class _Adapter:
         self._thread.join(timeout=5.0)
 
 
+def _enter_realtime(priority: int) -> Callable[[], None]:
+    """Put the calling thread under SCHED_FIFO `priority`; returns a function restoring the old policy."""
+    if not priority:
+        return lambda: None
+    if not hasattr(os, "sched_setscheduler"):
+        log.warning("real-time scheduling is not available on this platform; running at normal priority")
+        return lambda: None
+    try:
+        old_policy, old_param = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        log.warning(
+            "could not switch the control thread to SCHED_FIFO %d (%s); running at normal priority",
+            priority,
+            exc,
+        )
+        return lambda: None
+
+    def restore() -> None:
+        try:
+            os.sched_setscheduler(0, old_policy, old_param)
+        except OSError as exc:  # pragma: no cover - lowering priority is always allowed
+            log.warning("could not restore the control thread's scheduling (%s)", exc)
+
+    return restore
+
+
 class AdaptiveController:
     """Run `policy` against `env` at a fixed rate, adapting off the hot path (see the module docstring)."""
 
@@ -214,6 +254,7 @@ class AdaptiveController:
         report = ControllerReport()
         period = 1.0 / cfg.rate_hz if cfg.rate_hz > 0 else 0.0
         adapter = _Adapter(self.policy)
+        restore_scheduling = _enter_realtime(cfg.realtime_priority)
         t_start = time.perf_counter()
         last_action = cfg.fallback_action
         first_reset = True
@@ -285,6 +326,7 @@ class AdaptiveController:
             report.interrupted = True
             log.warning("interrupted: stopping the control loop")
         finally:
+            restore_scheduling()
             adapter.wait_idle(cfg.adapt_timeout_s)
             adapter.close()
             report.adapt_reports = list(adapter.reports)

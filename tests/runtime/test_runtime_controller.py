@@ -128,3 +128,15 @@ def test_run_trials_before_after(policy: AdaptivePolicy) -> None:
     summary = report.summary()
     assert summary["tasks"] == 2 and 0.0 <= summary["success_before"] <= 1.0
     assert report.trials[0].adaptations == 2
+
+
+def test_realtime_priority_is_scoped_to_the_run(policy: AdaptivePolicy) -> None:
+    import os
+
+    before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    cfg = ControllerConfig(rate_hz=200, realtime_priority=5)
+    report = AdaptiveController(policy, LineEnv(), cfg).run(ticks=20)  # logs a warning where not permitted
+    assert report.ticks == 20
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+    with pytest.raises(ValueError, match="needs rate_hz > 0"):
+        ControllerConfig(rate_hz=0, realtime_priority=5)
