@@ -276,7 +276,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
             "sha256 of every file). The export is refused unless onnx.checker passes and onnxruntime matches "
             "torch (max abs difference <= 1e-5, identical greedy actions) on a few thousand observations."
         ),
-        epilog="example: robot-meta export runs/slide --out exports/slide",
+        epilog="example: robot-meta export runs/slide --out runs/slide-export",
     )
     p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train`")
     p.add_argument("--out", required=True, metavar="DIR", help="export directory (new, or a previous export)")
@@ -329,7 +329,7 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
             "head (before), then the head adapts in a background thread at the end of every episode and the "
             "remaining episodes act with it (after). Prints the success rate before and after adaptation."
         ),
-        epilog="example: robot-meta adapt exports/slide --env robot_meta/PandaSlide-v0 --split test --episodes 3",
+        epilog="example: robot-meta adapt runs/slide-export --env robot_meta/PandaSlide-v0 --split test --episodes 3",
     )
     p.add_argument("export_dir", metavar="DIR", help="export directory written by `robot-meta export`")
     p.add_argument(
