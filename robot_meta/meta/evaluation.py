@@ -856,8 +856,9 @@ def plot_success(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for name, m in methods.items():
+    fig, ax = plt.subplots(figsize=(7.6, 4.2), dpi=110)
+    entries: list[tuple[str, Any]] = list(methods.items())
+    for i, (name, m) in enumerate(entries):
         if isinstance(m, MethodResult):
             rows = {k: (s.success, s.ci_low, s.ci_high) for k, s in m.per_k.items()}
         else:
@@ -873,22 +874,32 @@ def plot_success(
         y = np.array([rows[k][0] for k in ks])
         lo = np.array([rows[k][1] for k in ks])
         hi = np.array([rows[k][2] for k in ks])
-        (line,) = ax.plot(ks, y, marker="o", label=name)
+        style = ":" if name.startswith("scratch") else "--" if name in _FIXED_STYLE else "-"
+        # a small horizontal offset keeps overlapping lines (e.g. several at 0 %) apart
+        xs = np.asarray(ks, dtype=float) + 0.04 * (i - (len(methods) - 1) / 2) * (max(ks) - min(ks) or 1) / 10
+        (line,) = ax.plot(xs, y, marker="o", linestyle=style, label=name)
         if np.isfinite(lo).all() and np.isfinite(hi).all():
-            ax.fill_between(ks, lo, hi, color=line.get_color(), alpha=0.12)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.07)
     ax.set_xlabel("K (shot episodes on the target task)")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8, loc="best")
+    ax.set_xticks(
+        sorted({int(k) for m in methods.values() for k in (m.per_k if isinstance(m, MethodResult) else m)})
+    )
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+#: Baselines that do not adapt or adapt by plain fine-tuning (dashed in the plot).
+_FIXED_STYLE = frozenset({"domain-rand", "oracle", "finetune"})
 
 
 def load_eval(path: str | Path) -> dict[str, Any]:
