@@ -24,13 +24,18 @@ class PushTask(ObjectTask):
     reach_shaping = 0.2
 
     def start_ee(self, rng: np.random.Generator) -> np.ndarray:
-        return np.array([-0.22 + rng.uniform(-0.02, 0.02), rng.uniform(-0.05, 0.05), 0.02])
+        # The gripper starts 3-5 cm behind the object (along -x), the goal lies 12-25 cm ahead of it
+        # with a small lateral offset: the job is to push far enough without overshooting, which on
+        # a slippery object means slowing down (fine moves) well before the goal.
+        self._obj_xy = np.array([rng.uniform(-0.14, -0.06), rng.uniform(-0.08, 0.08)])
+        g = self.scene.geometry
+        x = float(self._obj_xy[0]) - g.half_extent_x - float(rng.uniform(0.03, 0.05))
+        y = float(self._obj_xy[1]) + float(rng.uniform(-0.01, 0.01))
+        return np.array([x, y, self.scene.surface_height(x, y) + 0.02])
 
     def reset_task(self, rng: np.random.Generator) -> None:
-        obj_xy = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.12, 0.12)])
-        while True:
-            goal_xy = np.array([rng.uniform(-0.12, 0.2), rng.uniform(-0.15, 0.15)])
-            if np.linalg.norm(goal_xy - obj_xy) > 0.1:
-                break
-        self.scene.place_object(float(obj_xy[0]), float(obj_xy[1]), yaw=float(rng.uniform(-0.3, 0.3)))
-        self.goal = self.goal_on_surface(float(goal_xy[0]), float(goal_xy[1]))
+        x, y = float(self._obj_xy[0]), float(self._obj_xy[1])
+        self.scene.place_object(x, y, yaw=float(rng.uniform(-0.3, 0.3)))
+        self.goal = self.goal_on_surface(
+            x + float(rng.uniform(0.12, 0.25)), y + float(rng.uniform(-0.05, 0.05))
+        )
