@@ -22,7 +22,8 @@ full table fills in over several sessions (commit the cells as they come).
     .venv/bin/python benchmarks/kshot.py --budget full --dry-run         # what would run, nothing trained
 
 ``full`` writes ``benchmarks/results/kshot_<family>.json`` and the ``kshot`` section of
-BENCHMARKS.md; ``small`` writes ``kshot_small_<family>.json`` and the ``kshot-small`` section.
+BENCHMARKS.md; ``small`` writes ``kshot_small_<family>.json`` and the ``kshot_small`` section
+(``kshot.json`` / ``kshot_small.json`` hold every family of the last call).
 """
 
 from __future__ import annotations
@@ -551,16 +552,22 @@ def main(argv: list[str] | None = None) -> int:
         t_fam[family] = time.perf_counter() - t0
         log.info("%s: %.0f s", family, t_fam[family])
     parts = []
+    combined: dict[str, Any] = {}
     for family in families:
         res = aggregate_family(budget_name, family, seeds)
         res["wall_seconds_this_call"] = t_fam.get(family)
         path = write_family(budget_name, family, res, cmd)
         log.info("wrote %s", path)
         parts.append(family_markdown(res))
+        combined[family] = res
+    section = "kshot" if budget_name == "full" else f"kshot_{budget_name}"
+    # the file the BENCHMARKS.md section footer points to: every family of this call
+    _write_json(
+        RESULTS_DIR / f"{section}.json", _clean({"date": now_utc(), "command": cmd, "families": combined})
+    )
     body = "#### K-shot adaptation on held-out tasks\n\n" + "\n\n".join(parts)
     print("\n" + body + "\n")
     if not args.no_markdown:
-        section = "kshot" if budget_name == "full" else f"kshot-{budget_name}"
         update_markdown_section(section, body, cmd, now_utc(), path=BENCHMARKS_MD)
         log.info("updated the %s section of BENCHMARKS.md", section)
     return 0
