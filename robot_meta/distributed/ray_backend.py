@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from robot_meta.distributed.local import WorkerLostError, set_worker_threads
 
-__all__ = ["RayBackend", "import_ray"]
+__all__ = ["RayBackend", "check_reachable", "import_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,29 @@ def import_ray() -> Any:
             "(or `pip install 'ray[default]'`), or use --backend local"
         ) from exc
     return ray
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ConnectionError) if a ``HOST:PORT`` Ray address does not accept TCP connections.
+
+    ``ray.init`` itself retries an unreachable head for minutes; ``auto`` and ``ray://`` addresses
+    are left to Ray.
+    """
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(
+            f"Ray address {address!r} is invalid: give HOST:PORT (e.g. 10.0.0.5:6379), ray://HOST:10001 or auto"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConnectionError(
+            f"cannot reach the Ray head at {address} ({exc}); start it with `ray start --head` there, "
+            "check the address with `ray status` on the head node, or use --backend local"
+        ) from exc
 
 
 def _run_item(threads: int, fn: Callable[[Any], Any], item: Any) -> Any:
@@ -113,12 +137,16 @@ class RayBackend:
                     path = os.pathsep.join(p for p in sys.path if p)
                     runtime_env = {"env_vars": {"PYTHONPATH": path}}
             else:
+                try:
+                    check_reachable(address)
+                except ConnectionError as exc:
+                    raise RuntimeError(str(exc)) from exc
                 kwargs["address"] = address
             if runtime_env is not None:
                 kwargs["runtime_env"] = runtime_env
             try:
                 ray.init(**kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except (ConnectionError, RuntimeError) as exc:
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
                 raise RuntimeError(
                     f"could not start or join {where} ({type(exc).__name__}: {exc}); check the address "

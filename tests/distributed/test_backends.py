@@ -156,3 +156,16 @@ def test_killed_ray_worker_does_not_lose_the_iteration(
     assert int(marker.read_text()) != os.getpid()
     assert trainer.iteration == SHORT["meta_iterations"]
     _assert_same_state(local_results["meta-dqn"], trainer)
+
+
+def test_unreachable_ray_address_fails_fast_with_advice() -> None:
+    from robot_meta.distributed.ray_backend import check_reachable
+
+    with pytest.raises(
+        ConnectionError, match=r"cannot reach the Ray head at 127\.0\.0\.1:1 .*ray start --head"
+    ):
+        check_reachable("127.0.0.1:1", timeout=2.0)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        check_reachable("no-port-here")
+    check_reachable("auto")  # left to Ray
+    check_reachable("ray://head:10001")
