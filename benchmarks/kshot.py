@@ -104,7 +104,7 @@ BUDGETS: dict[str, Budget] = {
         meta_budget="smoke",
         meta_overrides={"meta_iterations": 6, "num_tasks": 8, "meta_batch_size": 4, "learning_starts": 400},
         baseline_steps=2_500,
-        baseline_overrides={"learning_starts": 500, "exploration_steps": 1_500},
+        baseline_overrides={"learning_starts": 500, "exploration_steps": 1_500, "obs_stats_steps": 500},
         shots=(0, 1),
         num_tasks=2,
         episodes=2,
@@ -182,10 +182,10 @@ def train_meta(budget: Budget, family: str, algo: str, seed: int, runs: Path) ->
 
 
 def train_baseline(budget: Budget, family: str, kind: str, seed: int, runs: Path) -> tuple[Any, float | None]:
-    """Train (resume, or skip) the domain-rand / oracle policy of a seed; returns the model and its wall time."""
+    """Train (resume, or skip) the domain-rand / oracle policy of a seed; returns its Q-network and wall time."""
     import dataclasses
 
-    from robot_meta.meta.baselines import SB3DQNConfig, load_sb3_dqn, train_policy_baseline
+    from robot_meta.meta.baselines import SB3DQNConfig, load_baseline, train_policy_baseline
 
     out = run_dir(runs, family, kind, seed)
     cfg = dataclasses.replace(SB3DQNConfig(), **budget.baseline_overrides)
@@ -199,16 +199,26 @@ def train_baseline(budget: Budget, family: str, kind: str, seed: int, runs: Path
         config=cfg,
     )
     info = json.loads((out / "baseline.json").read_text())
-    return load_sb3_dqn(path), float(info.get("wall_time", 0.0))
+    return load_baseline(path.parent), float(info.get("wall_time", 0.0))
 
 
 def compute_cell(
     budget_name: str, family: str, cell: str, seed: int, runs: Path
 ) -> tuple[dict[str, Any], Path]:
     """Train what the cell needs and evaluate it on the seed's held-out tasks."""
+    import dataclasses
+
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import load_run
-    from robot_meta.meta.baselines import ScratchMethod, eval_env_factory, finetune_method, policy_method
+    from robot_meta.meta.baselines import (
+        SB3DQNConfig,
+        ScratchMethod,
+        baseline_env,
+        eval_env_factory,
+        finetune_method,
+        observation_stats,
+        policy_method,
+    )
     from robot_meta.meta.evaluation import Method, evaluation_tasks, methods_for_run
     from robot_meta.meta.rollout import GymEnvFactory
 
@@ -226,7 +236,12 @@ def compute_cell(
         model, train_seconds = train_baseline(budget, family, "domain-rand", seed, runs)
         methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]
     elif cell == "scratch":
-        methods = [ScratchMethod(GymEnvFactory(env_id))]
+        # the same kind of fixed normaliser as the other baselines: train-distribution statistics
+        cfg = dataclasses.replace(SB3DQNConfig(), **budget.baseline_overrides)
+        stats_env = baseline_env("domain-rand", env_id, family)
+        stats = observation_stats(stats_env, cfg.obs_stats_steps, seed) if cfg.obs_stats_steps > 0 else None
+        stats_env.close()
+        methods = [ScratchMethod(GymEnvFactory(env_id), config=cfg, obs_stats=stats)]
     else:
         raise ValueError(f"unknown cell {cell!r}: choose one of {list(CELLS)}")
     tasks = TaskDistribution.preset(family).split("test")

@@ -4,6 +4,9 @@
   only, with ``multiplier x K x max_episode_steps`` target-task transitions (the K-shot budget
   counted as full-length episodes, an upper bound of what the meta methods see). One learning curve
   per unit, evaluated greedily when it reaches each budget (`ScratchMethod`).
+All of them train on observations normalised by fixed statistics of random-action rollouts on the
+train distribution (`observation_stats`), as the meta policies normalise theirs inside the network.
+
 - ``domain-rand``: SB3 ``DQN`` trained on the train split with a new task at every reset
   (`train_policy_baseline`), evaluated without adaptation.
 - ``finetune``: the domain-randomised policy fine-tuned on the shots: after each shot episode,
@@ -56,7 +59,12 @@ __all__ = [
     "SB3PolicyAdapter",
     "ScratchMethod",
     "finetune_method",
+    "NormalizeObs",
+    "baseline_env",
+    "ObsStats",
+    "load_baseline",
     "load_sb3_dqn",
+    "observation_stats",
     "make_sb3_dqn",
     "policy_method",
     "train_policy_baseline",
@@ -108,6 +116,9 @@ class SB3DQNConfig:
     """Discount factor (as the meta configs)."""
     max_grad_norm: float = 10.0
     """Gradient-norm clip."""
+    obs_stats_steps: int = 2_000
+    """Random-action steps on the train distribution whose observation mean/std become a fixed
+    normaliser inside the Q-network (as the meta policies normalise theirs); 0 = raw observations."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = json.loads(json.dumps(asdict(self)))
@@ -126,6 +137,83 @@ def _dqn_class() -> type[Any]:
             super()._update_current_progress_remaining(num_timesteps, max(self.planned_steps, 1))
 
     return PlannedDQN
+
+
+@dataclass(frozen=True)
+class ObsStats:
+    """A fixed observation normaliser: ``clip((obs - mean) / std, -10, 10)``."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def identity(cls, dim: int) -> ObsStats:
+        return cls((0.0,) * dim, (1.0,) * dim)
+
+    def apply(self, obs: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.clip(
+            (np.asarray(obs, np.float32) - np.asarray(self.mean, np.float32))
+            / np.asarray(self.std, np.float32),
+            -10.0,
+            10.0,
+        )
+        return out.astype(np.float32)
+
+    def module(self) -> torch.nn.Module:
+        """The same normaliser as a torch module (put in front of an SB3 Q-network)."""
+        return _Normalize(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObsStats:
+        return cls(tuple(float(x) for x in data["mean"]), tuple(float(x) for x in data["std"]))
+
+
+class _Normalize(torch.nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, stats: ObsStats) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(stats.mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(stats.std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / self.std).clamp(-10.0, 10.0)
+
+
+def observation_stats(env: gym.Env, steps: int, seed: int) -> ObsStats:
+    """Mean and std of `steps` random-action observations (dimensions with std < 0.01: identity)."""
+    rng = np.random.default_rng(seed)
+    n = env.action_space.n  # type: ignore[attr-defined]
+    obs, _ = env.reset(seed=seed)
+    rows = [obs]
+    for _ in range(max(steps - 1, 1)):
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(n)))
+        rows.append(obs)
+        if terminated or truncated:
+            obs, _ = env.reset()
+            rows.append(obs)
+    x = np.asarray(rows, np.float64)
+    mean, std = x.mean(0), x.std(0)
+    # Dimensions (nearly) constant on the train distribution pass through unchanged: dividing by
+    # a tiny std would blow up held-out values (e.g. the oracle's one-hot of the held-out shape).
+    flat = std < 1e-2
+    mean, std = np.where(flat, 0.0, mean), np.where(flat, 1.0, std)
+    return ObsStats(tuple(mean.tolist()), tuple(std.tolist()))
+
+
+class NormalizeObs(gym.ObservationWrapper[Any, Any, Any]):
+    """Applies an `ObsStats` to every observation (the SB3 baselines train on normalised observations)."""
+
+    def __init__(self, env: gym.Env, stats: ObsStats) -> None:
+        super().__init__(env)
+        self.stats = stats
+
+    def observation(self, observation: Any) -> Any:
+        return self.stats.apply(observation)
 
 
 def _silent_logger() -> Any:
@@ -179,7 +267,8 @@ class FixedTask(gym.Wrapper[Any, Any, Any, Any]):
         return self.env.reset(seed=seed, options={**(options or {}), "task": self.task})
 
 
-def _baseline_env(kind: BaselineKind, env_id: str, preset: str) -> gym.Env:
+def baseline_env(kind: BaselineKind, env_id: str, preset: str) -> gym.Env:
+    """The training env of a policy baseline: a new train-split task per reset (privileged for the oracle)."""
     from robot_meta.envs.params import TaskDistribution
 
     dist = TaskDistribution.preset(preset).split("train")
@@ -208,7 +297,10 @@ def train_policy_baseline(
 ) -> Path:
     """Train (or resume, or skip if done) the ``domain-rand`` or ``oracle`` SB3 ``DQN`` into `out`.
 
-    Returns the path of ``model.zip``. `env` overrides the training env (tests).
+    The DQN trains on observations normalised by fixed statistics of ``config.obs_stats_steps``
+    random-action steps of the training env (kept in ``baseline.json``; `load_baseline` puts the
+    same normaliser in front of the Q-network). Returns the path of ``model.zip``. `env` overrides
+    the training env (tests).
     """
     if kind not in get_args(BaselineKind):
         raise ValueError(f"unknown baseline {kind!r}: choose one of {list(get_args(BaselineKind))}")
@@ -235,9 +327,23 @@ def train_policy_baseline(
         if old.get("done") and model_path.exists():
             log.info("%s baseline in %s is complete: skipped", kind, run)
             return model_path
+        stats_dict = old.get("obs_stats")
     else:
-        write_json_atomic(info_path, {"spec": spec, "done": False, "wall_time": 0.0})
-    train_env = env if env is not None else _baseline_env(kind, env_id, preset)
+        stats_dict = None
+    raw_env = env if env is not None else baseline_env(kind, env_id, preset)
+    if stats_dict is None:
+        dim = int(raw_env.observation_space.shape[0])  # type: ignore[index]
+        stats = (
+            observation_stats(raw_env, cfg.obs_stats_steps, seed)
+            if cfg.obs_stats_steps > 0
+            else ObsStats.identity(dim)
+        )
+        write_json_atomic(
+            info_path, {"spec": spec, "done": False, "wall_time": 0.0, "obs_stats": stats.to_dict()}
+        )
+    else:
+        stats = ObsStats.from_dict(stats_dict)
+    train_env = NormalizeObs(raw_env, stats)
     ckpt, replay = run / _CKPT_FILE, run / _REPLAY_FILE
     if ckpt.exists() and replay.exists():
         model = _dqn_class().load(str(ckpt), env=train_env, device="cpu")
@@ -256,16 +362,40 @@ def train_policy_baseline(
         if model.num_timesteps < steps:
             model.save(str(ckpt))
             model.save_replay_buffer(str(replay))
-            write_json_atomic(info_path, {"spec": spec, "done": False, "wall_time": wall})
+            write_json_atomic(
+                info_path, {"spec": spec, "done": False, "wall_time": wall, "obs_stats": stats.to_dict()}
+            )
     model.save(str(model_path))
     write_json_atomic(
-        info_path, {"spec": spec, "done": True, "wall_time": wall, "env_steps": int(model.num_timesteps)}
+        info_path,
+        {
+            "spec": spec,
+            "done": True,
+            "wall_time": wall,
+            "env_steps": int(model.num_timesteps),
+            "obs_stats": stats.to_dict(),
+        },
     )
     ckpt.unlink(missing_ok=True)
     replay.unlink(missing_ok=True)
     if env is None:
-        train_env.close()
+        raw_env.close()
     return model_path
+
+
+def load_baseline(out: str | Path) -> torch.nn.Module:
+    """The trained Q-network of a `train_policy_baseline` directory with its normaliser in front:
+    raw observations ``(N, obs_dim)`` -> Q-values ``(N, A)`` (in ``eval()`` mode)."""
+    run = Path(out)
+    info_path = run / INFO_FILE
+    if not info_path.exists() or not (run / MODEL_FILE).exists():
+        raise FileNotFoundError(
+            f"{run} holds no finished baseline: train it with train_policy_baseline first"
+        )
+    info = json.loads(info_path.read_text())
+    stats = ObsStats.from_dict(info["obs_stats"])
+    model = load_sb3_dqn(run / MODEL_FILE)
+    return torch.nn.Sequential(stats.module(), model.q_net).eval()
 
 
 def _q_values(q_net: torch.nn.Module, obs: np.ndarray) -> np.ndarray:
@@ -275,14 +405,13 @@ def _q_values(q_net: torch.nn.Module, obs: np.ndarray) -> np.ndarray:
 
 
 class SB3PolicyAdapter(ShotRecorder):
-    """An SB3 ``DQN`` evaluated as is (no adaptation: ``uses_shots = False``)."""
+    """A baseline Q-network (`load_baseline`) evaluated as is (no adaptation: ``uses_shots = False``)."""
 
     uses_shots = False
 
-    def __init__(self, model: Any, epsilon: float = 0.05) -> None:
+    def __init__(self, network: torch.nn.Module, epsilon: float = 0.05) -> None:
         super().__init__(epsilon)
-        self.q_net: torch.nn.Module = model.q_net
-        self.q_net.eval()
+        self.q_net = network.eval()
 
     def begin(self, task: Any, rng: np.random.Generator) -> None:
         self._begin(rng)
@@ -294,21 +423,23 @@ class SB3PolicyAdapter(ShotRecorder):
         return self._choose(_q_values(self.q_net, obs), greedy)
 
 
-def policy_method(name: str, model_for_seed: Callable[[int], Any], env_factory: EnvFactory) -> AdapterMethod:
-    """``domain-rand`` / ``oracle``: the seed's SB3 policy, no adaptation."""
-    return AdapterMethod(name, lambda s: SB3PolicyAdapter(model_for_seed(s)), env_factory)
+def policy_method(
+    name: str, network_for_seed: Callable[[int], torch.nn.Module], env_factory: EnvFactory
+) -> AdapterMethod:
+    """``domain-rand`` / ``oracle``: the seed's baseline Q-network (`load_baseline`), no adaptation."""
+    return AdapterMethod(name, lambda s: SB3PolicyAdapter(network_for_seed(s)), env_factory)
 
 
 def finetune_method(
-    model_for_seed: Callable[[int], Any],
+    network_for_seed: Callable[[int], torch.nn.Module],
     env_factory: EnvFactory,
     inner: InnerDQN | None = None,
     epsilon: float = 0.05,
     name: str = "finetune",
 ) -> AdapterMethod:
-    """``finetune``: the seed's SB3 policy, a short DQN on all shots so far after each shot episode."""
+    """``finetune``: the seed's baseline Q-network, a short DQN on all shots so far after each shot episode."""
     cfg = inner or InnerDQN()
-    return AdapterMethod(name, lambda s: ReptileAdapter(model_for_seed(s).q_net, cfg, epsilon), env_factory)
+    return AdapterMethod(name, lambda s: ReptileAdapter(network_for_seed(s), cfg, epsilon), env_factory)
 
 
 @dataclass(frozen=True)
@@ -325,7 +456,9 @@ class ScratchMethod(Method):
     """SB3 ``DQN`` from scratch on the target task with ``m x K x episode_steps`` transitions, m in `multipliers`.
 
     One training run per unit up to the largest budget, evaluated greedily (on a separate env) each
-    time it reaches a budget; K = 0 evaluates the untrained network (0 transitions).
+    time it reaches a budget; K = 0 evaluates the untrained network (0 transitions). `obs_stats`
+    (e.g. `observation_stats` of the train distribution, as the other baselines use) normalises
+    the observations; None trains on raw observations.
     """
 
     def __init__(
@@ -335,8 +468,10 @@ class ScratchMethod(Method):
         episode_steps: int = 50,
         multipliers: Sequence[int] = SCRATCH_MULTIPLIERS,
         config: SB3DQNConfig | None = None,
+        obs_stats: ObsStats | None = None,
     ) -> None:
         self.env_factory = env_factory
+        self.obs_stats = obs_stats
         self.episode_steps = int(episode_steps)
         self.multipliers = tuple(int(m) for m in multipliers)
         base = config or SB3DQNConfig()
@@ -352,7 +487,9 @@ class ScratchMethod(Method):
         from stable_baselines3.common.callbacks import BaseCallback
 
         env = cached_env(self.env_factory)
-        train_env = FixedTask(cached_env(_TrainEnvKey(self.env_factory)), task)
+        raw_train = cached_env(_TrainEnvKey(self.env_factory))
+        stats = self.obs_stats or ObsStats.identity(int(raw_train.observation_space.shape[0]))  # type: ignore[index]
+        train_env = NormalizeObs(FixedTask(raw_train, task), stats)
         env_seed, _ = unit_seeds(seed, task_index)
         desc = task_to_dict(task)
         budgets = {(m, k): m * k * self.episode_steps for m in self.multipliers for k in shots}
@@ -364,7 +501,7 @@ class ScratchMethod(Method):
             exploration_steps=min(self.config.exploration_steps, max(top // 5, 1)),
         )
         model = make_sb3_dqn(train_env, cfg, seed=int(env_seed % (2**31 - 1)), planned_steps=max(top, 1))
-        q_net = model.q_net
+        q_net = torch.nn.Sequential(stats.module(), model.q_net)
         scores: dict[int, tuple[float, float]] = {}
         first = [True]
 

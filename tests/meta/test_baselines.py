@@ -9,19 +9,29 @@ from typing import Any
 
 import gymnasium as gym
 import pytest
+import torch
 from toy_env import ToyEnv, ToyTasks
 
 from robot_meta.meta.baselines import (
+    ObsStats,
     SB3DQNConfig,
     ScratchMethod,
     finetune_method,
+    load_baseline,
     load_sb3_dqn,
+    observation_stats,
     policy_method,
     train_policy_baseline,
 )
 from robot_meta.meta.evaluation import run_methods
 
-CFG = SB3DQNConfig(hidden=(32, 32), learning_starts=100, exploration_steps=300, target_update_interval=100)
+CFG = SB3DQNConfig(
+    hidden=(32, 32),
+    learning_starts=100,
+    exploration_steps=300,
+    target_update_interval=100,
+    obs_stats_steps=100,
+)
 
 
 def _sb3_tmp_dirs() -> set[str]:
@@ -60,7 +70,8 @@ def test_policy_baseline_trains_resumes_and_skips(tmp_path: Path) -> None:
     before_tmp = _sb3_tmp_dirs()
     out = tmp_path / "dr"
     with pytest.raises(KeyboardInterrupt):
-        _train(out, _Interrupt(gym.wrappers.TimeLimit(ToyEnv(), 20), limit=300))
+        # 100 statistics steps, then 300 training steps: killed after the 200-step checkpoint
+        _train(out, _Interrupt(gym.wrappers.TimeLimit(ToyEnv(), 20), limit=400))
     info = json.loads((out / "baseline.json").read_text())
     assert not info["done"] and (out / "checkpoint.zip").is_file() and not (out / "model.zip").exists()
     path = _train(out, gym.wrappers.TimeLimit(ToyEnv(), 20))  # resumes from the 200-step checkpoint
@@ -76,11 +87,12 @@ def test_policy_baseline_trains_resumes_and_skips(tmp_path: Path) -> None:
 
 
 def test_scratch_budgets_and_fixed_policies(tmp_path: Path) -> None:
-    model = load_sb3_dqn(_train(tmp_path / "dr", gym.wrappers.TimeLimit(ToyEnv(), 20), steps=300))
+    net = load_baseline(_train(tmp_path / "dr", gym.wrappers.TimeLimit(ToyEnv(), 20), steps=300).parent)
+    stats = observation_stats(gym.wrappers.TimeLimit(ToyEnv(), 20), 200, seed=0)
     methods = [
-        policy_method("domain-rand", lambda _s: model, ToyEnv),
-        finetune_method(lambda _s: model, ToyEnv),
-        ScratchMethod(ToyEnv, episode_steps=20, multipliers=(1, 10), config=CFG),
+        policy_method("domain-rand", lambda _s: net, ToyEnv),
+        finetune_method(lambda _s: net, ToyEnv),
+        ScratchMethod(ToyEnv, episode_steps=20, multipliers=(1, 10), config=CFG, obs_stats=stats),
     ]
     res = run_methods(
         methods, ToyTasks(), shots=(0, 1, 2), episodes=2, seeds=(0,), num_tasks=2, progress=False
@@ -97,6 +109,21 @@ def test_scratch_budgets_and_fixed_policies(tmp_path: Path) -> None:
     # fine-tuning starts from the same policy (K = 0 equal) and sees the shots
     ft = res["finetune"].per_k
     assert ft[0].ret == pytest.approx(dr[0].ret) and 0 < ft[1].target_transitions < ft[2].target_transitions
+
+
+def test_observation_stats_normalise_and_pass_constant_dimensions_through(tmp_path: Path) -> None:
+    stats = observation_stats(gym.wrappers.TimeLimit(ToyEnv(), 20), 400, seed=1)
+    assert len(stats.mean) == 3 and all(s > 0.01 for s in stats.std)
+    const = ObsStats.from_dict({"mean": [0.0, 0.0], "std": [1.0, 0.5]})
+    assert const.apply([1.0, 1.0]).tolist() == [1.0, 2.0]
+    # the stored normaliser sits in front of the SB3 Q-network: same Q as normalising by hand
+    path = _train(tmp_path / "dr", gym.wrappers.TimeLimit(ToyEnv(), 20), steps=200)
+    info = json.loads((path.parent / "baseline.json").read_text())
+    st = ObsStats.from_dict(info["obs_stats"])
+    model, net = load_sb3_dqn(path), load_baseline(path.parent)
+    obs = torch.tensor([[0.1, 0.4, 0.3]])
+    expected = model.q_net(torch.from_numpy(st.apply(obs.numpy())))
+    assert torch.allclose(net(obs), expected)
 
 
 def test_bad_baseline_arguments(tmp_path: Path) -> None:
