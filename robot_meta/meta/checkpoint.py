@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,7 +88,13 @@ def load_checkpoint(path: Path, algo: str | None = None) -> dict[str, Any]:
         raise CheckpointError(
             f"no checkpoint at {path}: train first (robot-meta train ... --out RUN)"
         ) from None
-    except Exception as exc:  # corrupt zip, truncated file, pickle of a foreign object, ...
+    except pickle.UnpicklingError as exc:  # weights_only=True refused a global: never unpickle it
+        raise CheckpointError(
+            f"{path} is not a readable robot_meta checkpoint: torch.load(weights_only=True) refused it "
+            f"({_unpickling_reason(exc)}); it holds more than tensors and plain containers, so robot-meta did "
+            f"not write it and will not unpickle it (that could run code); {advice}"
+        ) from exc
+    except Exception as exc:  # corrupt zip, truncated file, ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable robot_meta checkpoint ({msg}); {advice}") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
@@ -98,6 +105,14 @@ def load_checkpoint(path: Path, algo: str | None = None) -> dict[str, Any]:
     if algo is not None and data.get("algo") != algo:
         raise CheckpointError(f"{path} holds a {data.get('algo')!r} checkpoint, not {algo!r}; {advice}")
     return data
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The specific line of torch's weights-only refusal (its first line advises ``weights_only=False``)."""
+    lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+    skip = ("Please file an issue", "Check the documentation")
+    useful = [ln for ln in lines if not ln.startswith(skip) and ln != "WeightsUnpickler error:"]
+    return useful[0].rstrip(".") if useful else type(exc).__name__
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

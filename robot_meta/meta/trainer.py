@@ -322,8 +322,10 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             self.env_steps = int(counters["env_steps"])
             self.updates = int(counters["updates"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            detail = " ".join(str(exc).split())  # torch's messages span lines: keep the error one line
+            detail = detail if len(detail) <= 300 else detail[:297] + "..."
             raise CheckpointError(
-                f"{source} does not match this {self.algo} configuration ({type(exc).__name__}: {exc}); "
+                f"{source} does not match this {self.algo} configuration ({type(exc).__name__}: {detail}); "
                 "delete it to restart the run or train into a new --out directory"
             ) from exc
 
