@@ -29,6 +29,7 @@ from robot_meta.runtime.controller import (
     ControllerReport,
     EpisodeRecord,
     StepEnv,
+    realtime_scheduling,
 )
 from robot_meta.runtime.manifest import (
     FORMAT_NAME,
@@ -76,6 +77,7 @@ __all__ = [
     "huber_loss",
     "load_manifest",
     "ridge_adapt",
+    "realtime_scheduling",
     "run_trials",
     "sha256_file",
     "successor_flags",

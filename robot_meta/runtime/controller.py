@@ -19,13 +19,14 @@ cleanly: the background thread is joined and the report returned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, SupportsFloat
 
@@ -33,7 +34,14 @@ import numpy as np
 
 from robot_meta.runtime.policy import AdaptivePolicy, AdaptReport, ObservationError, TransitionError
 
-__all__ = ["AdaptiveController", "ControllerConfig", "ControllerReport", "EpisodeRecord", "StepEnv"]
+__all__ = [
+    "AdaptiveController",
+    "ControllerConfig",
+    "ControllerReport",
+    "EpisodeRecord",
+    "StepEnv",
+    "realtime_scheduling",
+]
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +192,21 @@ class _Adapter:
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout=5.0)
+
+
+@contextlib.contextmanager
+def realtime_scheduling(priority: int) -> Iterator[None]:
+    """Run the calling thread under Linux SCHED_FIFO `priority` (1-99) inside the block (0: unchanged).
+
+    Where the process lacks CAP_SYS_NICE (or off Linux) a warning is logged and the block runs at
+    normal priority. Keep the block's work periodic (sleeping between ticks): a real-time thread
+    that never sleeps starves the other processes of its core.
+    """
+    restore = _enter_realtime(priority)
+    try:
+        yield
+    finally:
+        restore()
 
 
 def _enter_realtime(priority: int) -> Callable[[], None]:
