@@ -115,3 +115,58 @@ def test_sigkill_at_random_points_resumes_from_the_last_checkpoint(tmp_path: Pat
     assert repr(final["optimizers"]) == repr(ref["optimizers"])
     stale = sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp"))
     assert len(stale) <= KILLS, stale  # at most one temp file per kill that hit a write
+
+
+TORN_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {here!r})
+    import torch
+    torch.set_num_threads(1)
+    real_save = torch.save
+    calls = [0]
+
+    def torn_save(obj, fh, *args, **kwargs):  # the 3rd checkpoint dies half-written
+        calls[0] += 1
+        if calls[0] < 3:
+            return real_save(obj, fh, *args, **kwargs)
+        import io
+        buf = io.BytesIO()
+        real_save(obj, buf, *args, **kwargs)
+        fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        fh.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    torch.save = torn_save
+    from toy_env import toy_config, toy_trainer
+    toy_trainer(toy_config("meta-dqn", **{cfg!r})).train(sys.argv[1], progress=False)
+    """
+)
+
+
+def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    """The kill lands in the middle of ``torch.save`` (forced): the half-written temp file is never
+    read, ``checkpoint.pt`` is still the previous one, and the resumed run ends like a straight one."""
+    cfg = dict(FAULT_CFG, meta_iterations=6)
+    reference = toy_trainer(toy_config("meta-dqn", **cfg))
+    reference.train(tmp_path / "reference", progress=False)
+
+    torn = tmp_path / "torn.py"
+    torn.write_text(TORN_SCRIPT.format(here=str(HERE), cfg=cfg))
+    run = tmp_path / "run"
+    proc = _start(torn, run, tmp_path / "torn.log")
+    assert proc.wait(timeout=300) == -signal.SIGKILL, (tmp_path / "torn.log").read_text()[-2000:]
+    stale = [p for p in run.iterdir() if p.name.startswith(".checkpoint.pt.") and p.name.endswith(".tmp")]
+    assert len(stale) == 1 and stale[0].stat().st_size > 0  # the torn write
+    assert load_checkpoint(run / CHECKPOINT_FILE, "meta-dqn")["counters"]["iteration"] == 2
+
+    script = tmp_path / "train_toy.py"
+    script.write_text(SCRIPT.format(here=str(HERE), cfg=cfg))
+    log = tmp_path / "resume.log"
+    proc = _start(script, run, log)
+    assert proc.wait(timeout=300) == 0, log.read_text()[-2000:]
+    assert re.findall(r"at iteration (\d+)/", log.read_text()) == ["2"]
+    final = load_checkpoint(run / CHECKPOINT_FILE, "meta-dqn")
+    for name, module in reference.state_dict()["models"].items():
+        for key, value in module.items():
+            assert torch.equal(final["models"][name][key], value), f"{name}.{key} differs"
