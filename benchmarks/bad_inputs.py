@@ -9,7 +9,8 @@ each line against the case's expected pattern; this script writes the table into
 The fixtures are real: a ``meta-dqn`` run directory of the Push env (config.json + an iteration-0
 checkpoint, no training needed), its ONNX export (``export_run``), the Push env and the loaded policy.
 
-    .venv/bin/python benchmarks/bad_inputs.py           # all cases (make bench); --quick is the same
+    .venv/bin/python benchmarks/bad_inputs.py           # all cases (make bench)
+    .venv/bin/python benchmarks/bad_inputs.py --quick   # the same cases, results only in bad_inputs_quick.json
 """
 
 from __future__ import annotations
@@ -875,8 +876,12 @@ def main(argv: list[str] | None = None) -> int:
     from common import command_line, markdown_table, update_markdown_section, write_results
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="same as the full run (the sweep takes seconds)")
-    ap.parse_args(argv)
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="same cases (the sweep takes under a minute); results go to bad_inputs_quick.json only",
+    )
+    args = ap.parse_args(argv)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     with make_context() as ctx:
@@ -897,7 +902,11 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     failed = [r["id"] for r in rows if not r["ok"]]
     cmd = command_line()
-    write_results(NAME, {"cases": rows, "failed": failed, "wall_s": wall}, command=cmd)
+    write_results(
+        NAME + ("_quick" if args.quick else ""),
+        {"cases": rows, "failed": failed, "wall_s": wall},
+        command=cmd,
+    )
     table = markdown_table(
         ["#", "area", "where", "bad input", "error it gets (exact line)"],
         [
@@ -913,7 +922,8 @@ def main(argv: list[str] | None = None) -> int:
         "API rows show `ExceptionType: message`. `<tmp>` is the temporary fixture directory. Every row is "
         "asserted by `tests/test_bad_inputs.py`.\n\n" + table
     )
-    update_markdown_section(NAME, body, command=cmd)
+    if not args.quick:  # quick runs write bad_inputs_quick.json and leave BENCHMARKS.md alone
+        update_markdown_section(NAME, body, command=cmd)
     print(f"{len(rows)} cases, {len(failed)} failed, {wall:.0f} s")
     return 1 if failed else 0
 

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": events,
     }
     cmd = command_line()
-    write_results(NAME, results, command=cmd)
+    write_results(NAME + ("_quick" if args.quick else ""), results, command=cmd)
     ok = not corrupt_total and wrong_resumes == 0 and equal == len(rounds) and kills >= kills_wanted
     rows = [
         ["SIGKILLs injected (uniform over the reference run's wall time)", kills],
@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         f"on the same run directory until it finishes. Result: **{'PASS' if ok else 'FAIL'}**.\n\n"
         + markdown_table(["measure", "value"], rows)
     )
-    update_markdown_section(NAME, body, command=cmd)
+    if not args.quick:  # quick runs write NAME_quick.json and leave BENCHMARKS.md alone
+        update_markdown_section(NAME, body, command=cmd)
     print(body)
     return 0 if ok else 1
 

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "crashes": crashes,
     }
     cmd = command_line()
-    write_results(NAME, results, command=cmd)
+    write_results(NAME + ("_quick" if args.quick else ""), results, command=cmd)
     ok = not crashes and all(p["within_bound"] for p in phases)
     labels = {
         "resets": "task-changing resets",
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )
     )
-    update_markdown_section(NAME, body, command=cmd)
+    if not args.quick:  # quick runs write NAME_quick.json and leave BENCHMARKS.md alone
+        update_markdown_section(NAME, body, command=cmd)
     print(body)
     if crashes:
         print("\n".join(crashes[:20]), file=sys.stderr)
