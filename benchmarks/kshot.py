@@ -291,6 +291,7 @@ def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dic
     units: dict[str, list[UnitResult]] = {}
     times: dict[str, dict[str, float | None]] = {}
     missing: list[str] = []
+    cell_seconds = 0.0
     for cell, names in CELLS.items():
         for seed in seeds:
             path = cell_path(budget_name, family, cell, seed)
@@ -298,6 +299,7 @@ def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dic
                 missing.append(f"{cell}-seed{seed}")
                 continue
             data = json.loads(path.read_text())
+            cell_seconds += float(data.get("cell_seconds") or 0.0)
             for name in names:
                 units.setdefault(name, []).extend(UnitResult.from_dict(u) for u in data["methods"][name])
                 t = times.setdefault(name, {"train_seconds": 0.0, "eval_seconds": 0.0})
@@ -332,6 +334,7 @@ def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dic
         "budget": budget_name,
         "family": family,
         "missing_cells": missing,
+        "cell_seconds": cell_seconds,
         "methods": methods,
         "targets": targets(methods, budget.shots),
     }
@@ -425,6 +428,7 @@ def family_markdown(res: dict[str, Any]) -> str:
         markdown_table(headers, rows),
         "",
     ]
+    lines += [f"Compute time of this family's cells (training + protocol): {res['cell_seconds']:.0f} s.", ""]
     if res["missing_cells"]:
         lines += [f"Missing cells (not yet computed): {', '.join(res['missing_cells'])}.", ""]
     k5 = t.get("k_for_targets")
@@ -561,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.perf_counter()
             log.info("%s / %s / seed %d ...", f, c, s)
             data, partial = compute_cell(budget_name, f, c, s, runs)
+            data["cell_seconds"] = time.perf_counter() - t1  # this call only (a resumed cell: its last part)
             _write_json(cell_path(budget_name, f, c, s), _clean(data))
             partial.unlink(missing_ok=True)
             log.info("%s / %s / seed %d done in %.0f s", f, c, s, time.perf_counter() - t1)
@@ -568,9 +573,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %.0f s", family, t_fam[family])
     parts = []
     combined: dict[str, Any] = {}
-    for family in families:
+    # Report every family that has cells of this budget, not only this call's: two processes (one
+    # per family, one per core) then both leave the complete table behind.
+    reported = [f for f in FAMILY_ENVS if f in families or (CELLS_DIR / budget_name / f).is_dir()]
+    for family in reported:
         res = aggregate_family(budget_name, family, seeds)
-        res["wall_seconds_this_call"] = t_fam.get(family)
         path = write_family(budget_name, family, res, cmd)
         log.info("wrote %s", path)
         parts.append(family_markdown(res))
