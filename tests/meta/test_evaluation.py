@@ -208,3 +208,37 @@ def test_bad_arguments_raise_clear_errors(tmp_path: Path) -> None:
         evaluate(trainer, "test", episodes=0, **kw)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         evaluate(tmp_path / "nope", "test")
+
+
+# -- the benchmark's target arithmetic ------------------------------------------------------------------
+
+
+def test_kshot_benchmark_targets_from_a_table() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import kshot
+
+    def row(pairs: dict[int, tuple[float, int]]) -> dict[str, Any]:
+        return {"K": {str(k): {"success": s, "target_transitions": n} for k, (s, n) in pairs.items()}}
+
+    methods = {
+        "meta-dqn": row({0: (0.3, 0), 5: (0.62, 200)}),
+        "context": row({0: (0.3, 0), 5: (0.70, 240)}),
+        "domain-rand": row({0: (0.3, 0), 5: (0.3, 0)}),
+        "finetune": row({0: (0.3, 0), 5: (0.5, 250)}),
+        "oracle": row({0: (0.8, 0), 5: (0.8, 0)}),
+        "scratch": row({0: (0.0, 0), 5: (0.1, 250)}),
+        "scratch-10x": row({0: (0.0, 0), 5: (0.4, 2_500)}),
+        "scratch-100x": row({0: (0.0, 0), 5: (0.75, 25_000)}),
+    }
+    t = kshot.targets(methods, (0, 5))
+    assert t["oracle_minus_domain_rand"] == pytest.approx(0.5) and t["oracle_gap_met"]
+    assert t["best_meta"] == "context" and t["recovered_fraction"] == pytest.approx((0.7 - 0.3) / 0.5)
+    assert t["recovery_met"] and t["beats_finetune"]
+    # scratch first reaches 70 % at 25,000 transitions: 25,000 / 240 = 104x
+    assert t["scratch_transitions_to_match"] == 25_000 and not t["scratch_ratio_is_lower_bound"]
+    assert t["scratch_ratio"] == pytest.approx(25_000 / 240) and t["sample_efficiency_met"]
+    methods["scratch-100x"] = row({0: (0.0, 0), 5: (0.6, 25_000)})
+    t = kshot.targets(methods, (0, 5))
+    assert t["scratch_ratio_is_lower_bound"] and t["scratch_ratio"] == pytest.approx(25_000 / 240)
