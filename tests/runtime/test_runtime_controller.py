@@ -100,7 +100,8 @@ def test_ctrl_c_stops_cleanly(policy: AdaptivePolicy) -> None:
 
 
 def test_stop_from_another_thread(policy: AdaptivePolicy) -> None:
-    ctrl = AdaptiveController(policy, LineEnv(), ControllerConfig(rate_hz=200))
+    # freeze_gc=False: the start-of-run collection takes ~0.2 s in a process that imported torch.
+    ctrl = AdaptiveController(policy, LineEnv(), ControllerConfig(rate_hz=200, freeze_gc=False))
     threading.Timer(0.15, ctrl.stop).start()
     report = ctrl.run(ticks=10_000)
     assert 10 <= report.ticks <= 60 and not report.interrupted
@@ -128,6 +129,20 @@ def test_run_trials_before_after(policy: AdaptivePolicy) -> None:
     summary = report.summary()
     assert summary["tasks"] == 2 and 0.0 <= summary["success_before"] <= 1.0
     assert report.trials[0].adaptations == 2
+
+
+def test_gc_is_frozen_only_during_the_run(policy: AdaptivePolicy) -> None:
+    import gc
+
+    frozen: list[int] = []
+
+    class Probe(LineEnv):
+        def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+            frozen.append(gc.get_freeze_count())
+            return super().step(action)
+
+    AdaptiveController(policy, Probe(), ControllerConfig(rate_hz=0)).run(ticks=5)
+    assert min(frozen) > 0 and gc.get_freeze_count() == 0
 
 
 def test_realtime_priority_is_scoped_to_the_run(policy: AdaptivePolicy) -> None:
