@@ -24,6 +24,7 @@ __all__ = [
     "check_run_config",
     "load_checkpoint",
     "read_run_config",
+    "remove_stale_temp_files",
     "save_checkpoint",
     "write_json_atomic",
 ]
@@ -63,6 +64,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[str]:
+    """Delete the temp files of atomic writes that a killed process left in `run_dir`; their names.
+
+    Only ``.config.json.*.tmp`` and ``.checkpoint.pt.*.tmp`` are touched: they are never read (the
+    ``os.replace`` that would have published them did not happen). One writer per run directory.
+    """
+    removed: list[str] = []
+    for name in (CONFIG_FILE, CHECKPOINT_FILE):
+        for tmp in sorted(run_dir.glob(f".{name}.*.tmp")):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return removed
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

@@ -44,6 +44,7 @@ from robot_meta.meta.checkpoint import (
     CheckpointError,
     check_run_config,
     load_checkpoint,
+    remove_stale_temp_files,
     save_checkpoint,
     write_json_atomic,
 )
@@ -349,6 +350,9 @@ class MetaTrainer(ABC, Generic[ConfigT]):
     def _open_run(self, run_dir: Path) -> bool:
         """Create or check ``config.json``; load ``checkpoint.pt`` if present. True if resumed."""
         run_dir.mkdir(parents=True, exist_ok=True)
+        stale = remove_stale_temp_files(run_dir)
+        if stale:
+            log.info("removed %d half-written temp file(s) of an interrupted run: %s", len(stale), stale)
         if (run_dir / CONFIG_FILE).exists():
             check_run_config(run_dir, self.algo, self.config.to_dict())
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +31,7 @@ from robot_meta.envs.scene import SURFACE_CENTER_X, SURFACE_HALF
 SETTLE_STEPS = 25  # 1 s at the 25 Hz control rate
 #: How far the object's centre may sit below the surface under it (interpenetration slack), m.
 SINK_TOLERANCE = 0.003
-SIM = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SIM = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FAST = settings(max_examples=200, deadline=None)
 
 
@@ -223,3 +224,56 @@ def test_unknown_preset_split_or_count_is_refused(name: str, split: str, n: Any)
         TaskDistribution.preset("push").split(split)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n must be a non-negative int"):
         TaskDistribution.preset("push").sample(n, 0)
+
+
+@st.composite
+def invalid_region(draw: st.DrawFn) -> tuple[str, tuple[tuple[float, float], ...], bool]:
+    """(expected message, intervals, log) of a `Region` that must be refused."""
+    kind = draw(st.sampled_from(["empty", "nonfinite", "reversed", "log"]))
+    finite = st.floats(-1e6, 1e6, allow_nan=False)
+    if kind == "empty":
+        return "at least one interval", (), False
+    if kind == "nonfinite":
+        bad = draw(st.sampled_from([math.nan, math.inf, -math.inf]))
+        pair = (bad, 1.0) if draw(st.booleans()) else (0.0, bad)
+        return "must be finite", (pair,), False
+    if kind == "reversed":
+        lo = draw(finite)
+        hi = draw(st.floats(max_value=lo, exclude_max=True, min_value=lo - 1e6, allow_nan=False))
+        return "low <= high", ((lo, hi),), False
+    lo = draw(st.floats(-1e6, 0.0, allow_nan=False))
+    return "must be positive for log sampling", ((lo, lo + draw(st.floats(0.0, 10.0))),), True
+
+
+@FAST
+@given(case=invalid_region())
+def test_invalid_distribution_regions_are_refused(
+    case: tuple[str, tuple[tuple[float, float], ...], bool],
+) -> None:
+    from robot_meta.envs.params import Region
+
+    expected, intervals, log = case
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Region(intervals, log=log)
+
+
+@FAST
+@given(
+    shapes=st.lists(st.text(max_size=8), max_size=3).filter(
+        lambda s: not s or any(x not in OBJECT_SHAPES for x in s)
+    ),
+    name=st.sampled_from(TaskDistribution.preset_names()),
+)
+def test_invalid_task_spaces_and_tampered_distributions_are_refused(shapes: list[Any], name: str) -> None:
+    import dataclasses
+
+    from robot_meta.envs.params import TaskSpace
+
+    dist = TaskDistribution.preset(name)
+    with pytest.raises(ValueError, match=r"TaskSpace\.object_shapes=.* must be a non-empty subset"):
+        dataclasses.replace(dist.train, object_shapes=tuple(shapes))
+    doc = dist.to_dict()
+    doc["test"]["object_mass"] = doc["train"]["object_mass"]  # a test split that leaks train tasks
+    with pytest.raises(ValueError, match=r"test object_mass .* overlaps train"):
+        TaskDistribution.from_dict(doc)
+    assert TaskSpace.from_dict(dist.train.to_dict()) == dist.train
