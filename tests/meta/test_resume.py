@@ -84,6 +84,7 @@ def test_run_directory_contents_and_load_run(tmp_path: Path) -> None:
         "lr": 0.05,
         "gamma": 0.9,
         "huber_delta": 1.0,
+        "n_step": 1,
     }
     assert info["policy"] == {
         "obs_dim": 3,
