@@ -67,7 +67,9 @@ def _start(script: Path, run: Path, log: Path) -> subprocess.Popen[bytes]:
 def test_sigkill_at_random_points_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
     cfg = toy_config("meta-dqn", **FAULT_CFG)
     reference = toy_trainer(cfg)
-    reference.train(tmp_path / "reference", progress=False)
+    # One iteration's time (with its checkpoint) sets the kill window, so that a kill lands inside
+    # the next 1-3 iterations on a fast idle machine as on a loaded one.
+    per_iteration = reference.train(tmp_path / "reference", progress=False).wall_time / ITERATIONS
 
     script = tmp_path / "train_toy.py"
     script.write_text(SCRIPT.format(here=str(HERE), cfg=FAULT_CFG))
@@ -83,7 +85,9 @@ def test_sigkill_at_random_points_resumes_from_the_last_checkpoint(tmp_path: Pat
             assert proc.poll() is None, log.read_text()[-2000:]
             assert time.monotonic() < deadline, "no checkpoint within 120 s"
             time.sleep(0.005)
-        time.sleep(float(rng.uniform(0.0, 0.4)))  # then a random point: mid-iteration or mid-write
+        time.sleep(
+            float(rng.uniform(0.0, 2.5 * per_iteration))
+        )  # then a random point: mid-iteration or mid-write
         assert proc.poll() is None, "the run finished before it could be killed: raise ITERATIONS"
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
