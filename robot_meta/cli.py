@@ -169,9 +169,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             backend = backend_from_cli(args.backend, args.workers, args.ray_address)
         except (ImportError, RuntimeError, ValueError) as exc:
             raise CliError(str(exc)) from None
+        from robot_meta.envs.sim import PhysicsDisconnectedError
+
         try:
             result = train_run(config, args.out, backend=backend)
-        except (CheckpointError, RunConfigMismatchError) as exc:
+        except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError) as exc:
             raise CliError(str(exc)) from None
         finally:
             backend.close()

@@ -254,7 +254,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             self._work_item(self.task_pool[t], s, eps, task_index=t)
             for t, s in zip(task_ids, seeds, strict=True)
         ]
-        results = self.backend.map(self._worker(), items)
+        results = self._map_work(items)
         for t, res in zip(task_ids, results, strict=True):
             self._store(t, res)
         new = Transitions.concat([r.transitions for r in results])
@@ -270,6 +270,32 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         metrics["charts/env_steps"] = float(self.env_steps)
         metrics["charts/updates"] = float(self.updates)
         return metrics
+
+    def _map_work(self, items: list[Any]) -> list[WorkResult]:
+        """``backend.map`` of the iteration's work items, repeated once if a physics client died.
+
+        The items are pure functions of their inputs and every visit starts with a seeded reset (which
+        reconnects a dead PyBullet client and rebuilds the world), so the repeat returns exactly what
+        an undisturbed map would have: training goes on bitwise as if nothing had happened.
+        """
+        from robot_meta.envs.sim import PhysicsDisconnectedError
+
+        try:
+            return list(self.backend.map(self._worker(), items))
+        except PhysicsDisconnectedError as exc:
+            log.warning(
+                "iteration %d: the physics client disconnected (%s); repeating the iteration's %d work items",
+                self.iteration + 1,
+                exc,
+                len(items),
+            )
+        try:
+            return list(self.backend.map(self._worker(), items))
+        except PhysicsDisconnectedError as exc:
+            raise PhysicsDisconnectedError(
+                f"the physics client disconnected twice in iteration {self.iteration + 1} ({exc}); "
+                "the run directory holds the last checkpoint: run the same command again to resume"
+            ) from exc
 
     def probe(self, tasks: Sequence[Any] | None = None, *, seed: int = 12345) -> dict[str, float]:
         """Greedy (epsilon 0) visits of `tasks` (default: the whole training pool) with the algorithm's

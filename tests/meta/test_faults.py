@@ -11,6 +11,7 @@ The long version (>= 20 kills of ``robot-meta train`` on the Panda Push env) is
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -18,9 +19,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import pybullet
 import pytest
 import torch
 from toy_env import toy_config, toy_trainer
@@ -31,6 +37,7 @@ from robot_meta.meta.checkpoint import read_run_config
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
+PUSH = "robot_meta/PandaPush-v0"
 ITERATIONS = 16
 #: Small sizes so that one iteration takes tens of milliseconds and checkpoints are frequent.
 FAULT_CFG = dict(meta_iterations=ITERATIONS, checkpoint_interval=1, learning_starts=40, buffer_capacity=400)
@@ -177,3 +184,74 @@ def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_pat
     for name, module in reference.state_dict()["models"].items():
         for key, value in module.items():
             assert torch.equal(final["models"][name][key], value), f"{name}.{key} differs"
+
+
+# -- a physics client that dies during training ------------------------------------------------------------
+_STEPS: dict[Hashable, int] = {}
+
+
+class _LosesPhysics(gym.Wrapper[Any, Any, Any, Any]):
+    """Disconnects the PyBullet client right before env step number `at` (and every `every` after)."""
+
+    def __init__(self, env: gym.Env[Any, Any], key: Hashable, at: int, every: int | None) -> None:
+        super().__init__(env)
+        self.key, self.at, self.every = key, at, every
+
+    def step(self, action: Any) -> Any:
+        n = _STEPS[self.key] = _STEPS.get(self.key, 0) + 1
+        if n == self.at or (self.every is not None and n > self.at and (n - self.at) % self.every == 0):
+            pybullet.disconnect(physicsClientId=self.env.unwrapped.sim.client)  # type: ignore[attr-defined]
+        return self.env.step(action)
+
+
+@dataclass(frozen=True)
+class LosesPhysics:
+    """An env factory (hashable, picklable) whose Push env loses its physics client mid-episode."""
+
+    at: int
+    every: int | None = None
+
+    def __call__(self) -> gym.Env[Any, Any]:
+        return _LosesPhysics(gym.make(PUSH, action_mode="discrete"), self, self.at, self.every)
+
+
+def _panda_config() -> Any:
+    from robot_meta.meta import make_config
+
+    return make_config(
+        "meta-dqn", budget="smoke", env_id=PUSH, preset="push",
+        overrides=dict(meta_iterations=2, checkpoint_interval=1, learning_starts=50),
+    )  # fmt: skip
+
+
+def test_physics_client_lost_mid_episode_repeats_the_iteration_bitwise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from robot_meta.meta import make_algorithm
+    from robot_meta.meta.rollout import cached_env
+
+    cfg = _panda_config()
+    straight = make_algorithm(cfg)
+    straight.train(tmp_path / "straight", progress=False)
+    factory = LosesPhysics(at=130)  # mid-episode, in the first iteration's collection
+    faulty = make_algorithm(cfg, env_factory=factory)
+    with caplog.at_level(logging.WARNING):
+        faulty.train(tmp_path / "faulty", progress=False)
+    assert "the physics client disconnected" in caplog.text and "repeating the iteration" in caplog.text
+    assert cached_env(factory).unwrapped.sim.connects == 2  # type: ignore[attr-defined]
+    sa, sb = straight.state_dict(), faulty.state_dict()
+    assert sa["counters"] == sb["counters"]
+    for name, module in sa["models"].items():
+        for key, value in module.items():
+            assert torch.equal(value, sb["models"][name][key]), f"{name}.{key} differs after the recovery"
+
+
+def test_physics_client_lost_again_fails_with_a_clear_error(tmp_path: Path) -> None:
+    from robot_meta.envs.sim import PhysicsDisconnectedError
+    from robot_meta.meta import make_algorithm
+
+    trainer = make_algorithm(_panda_config(), env_factory=LosesPhysics(at=20, every=20))
+    with pytest.raises(
+        PhysicsDisconnectedError, match=r"disconnected twice in iteration 1 .*run the same command"
+    ):
+        trainer.train(tmp_path / "run", progress=False)
