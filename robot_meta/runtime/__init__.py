@@ -16,6 +16,8 @@ Install on a controller with ``pip install --no-deps robot_meta numpy onnxruntim
 from __future__ import annotations
 
 from robot_meta.runtime.adaptation import (
+    AdaptMethod,
+    FewShotAdapter,
     HeadStep,
     huber_loss,
     ridge_adapt,
@@ -47,6 +49,7 @@ from robot_meta.runtime.policy import (
     AdaptivePolicy,
     AdaptReport,
     ObservationError,
+    OnnxPolicy,
     RuntimeLoadError,
     TransitionError,
 )
@@ -57,6 +60,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_FILE",
     "AdaptConfig",
+    "AdaptMethod",
     "AdaptReport",
     "AdaptiveController",
     "AdaptivePolicy",
@@ -64,11 +68,13 @@ __all__ = [
     "ControllerConfig",
     "ControllerReport",
     "EpisodeRecord",
+    "FewShotAdapter",
     "HeadRule",
     "HeadStep",
     "Manifest",
     "ManifestError",
     "ObservationError",
+    "OnnxPolicy",
     "RuntimeLoadError",
     "StepEnv",
     "TaskTrial",

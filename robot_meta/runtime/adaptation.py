@@ -16,12 +16,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["HeadStep", "huber_loss", "ridge_adapt", "successor_flags", "td_adapt", "td_targets"]
+__all__ = [
+    "AdaptMethod",
+    "FewShotAdapter",
+    "HeadStep",
+    "huber_loss",
+    "ridge_adapt",
+    "successor_flags",
+    "td_adapt",
+    "td_targets",
+]
 
 F32 = np.float32
+
+AdaptMethod = Literal["td", "ridge"]
 
 
 @dataclass(frozen=True)
@@ -277,3 +289,65 @@ def ridge_adapt(
         return HeadStep(w0.copy(), b0.copy(), 0, loss_before, loss_before, True, why)
     loss_after = huber_loss(w_new, b_new, phi, a, y, huber_delta)
     return HeadStep(w_new, b_new, 1, loss_before, loss_after, False, "")
+
+
+@dataclass(frozen=True)
+class FewShotAdapter:
+    """The device's guarded head update: the manifest's rule plus the method and the trust region.
+
+    ``adapt(W0, b0, phi, a, r, phi', d)`` is `td_adapt` (the meta-training inner loop, K steps) or
+    `ridge_adapt`; the result is a `HeadStep` whose head is always finite and inside the trust region.
+    """
+
+    steps: int
+    """K: TD steps (ignored by the ridge solve)."""
+    lr: float
+    """alpha: SGD step size."""
+    gamma: float
+    """Discount of the fixed targets."""
+    huber_delta: float
+    """kappa: Huber threshold."""
+    n_step: int = 1
+    """n of the n-step targets (1 = one-step)."""
+    method: AdaptMethod = "td"
+    """``td`` (the inner loop) or ``ridge`` (closed form)."""
+    ridge_lambda: float = 1.0
+    """Pull towards the starting head of the ridge solve."""
+    trust_radius: float = float("inf")
+    """Largest Euclidean distance of (W, b) from the starting head."""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("td", "ridge"):
+            raise ValueError(f"FewShotAdapter.method={self.method!r}: choose 'td' or 'ridge'")
+        if self.steps < 1 or self.n_step < 1:
+            raise ValueError(
+                f"FewShotAdapter needs steps >= 1 and n_step >= 1, got {self.steps}, {self.n_step}"
+            )
+        if not (self.lr > 0 and self.huber_delta > 0 and self.ridge_lambda > 0 and self.trust_radius > 0):
+            raise ValueError("FewShotAdapter lr, huber_delta, ridge_lambda and trust_radius must be > 0")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"FewShotAdapter.gamma={self.gamma} must be in [0, 1]")
+
+    def adapt(
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        features: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_features: np.ndarray,
+        terminated: np.ndarray,
+        successor: np.ndarray | None = None,
+    ) -> HeadStep:
+        """Adapt the head ``(weight, bias)`` on one support set (`successor` needed when n_step > 1)."""
+        if self.method == "ridge":
+            return ridge_adapt(
+                weight, bias, features, actions, rewards, next_features, terminated,
+                gamma=self.gamma, huber_delta=self.huber_delta, ridge_lambda=self.ridge_lambda,
+                n_step=self.n_step, successor=successor, trust_radius=self.trust_radius,
+            )  # fmt: skip
+        return td_adapt(
+            weight, bias, features, actions, rewards, next_features, terminated,
+            steps=self.steps, lr=self.lr, gamma=self.gamma, huber_delta=self.huber_delta,
+            n_step=self.n_step, successor=successor, trust_radius=self.trust_radius,
+        )  # fmt: skip

@@ -20,26 +20,25 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Self
 
 import numpy as np
 import onnxruntime as ort
 
-from robot_meta.runtime.adaptation import HeadStep, ridge_adapt, successor_flags, td_adapt
+from robot_meta.runtime.adaptation import AdaptMethod, FewShotAdapter, successor_flags
 from robot_meta.runtime.manifest import Manifest, ManifestError, load_manifest
 
 __all__ = [
     "AdaptConfig",
     "AdaptReport",
     "AdaptivePolicy",
+    "OnnxPolicy",
     "ObservationError",
     "RuntimeLoadError",
     "TransitionError",
 ]
 
 log = logging.getLogger(__name__)
-
-AdaptMethod = Literal["td", "ridge"]
 
 
 class RuntimeLoadError(RuntimeError):
@@ -179,13 +178,12 @@ class _Ring:
             self.pos = 0
 
 
-class AdaptivePolicy:
-    """An exported Q-network policy that acts greedily and adapts its head on the device.
+class OnnxPolicy:
+    """An exported Q-network under single-threaded onnxruntime: greedy actions with the current head.
 
-    Build it with `AdaptivePolicy.load` (``robot-meta export`` writes the directory). For
-    head-adapting exports (MetaDQN, Reptile) `adapt` runs the meta-training inner loop on the
-    latest transitions, starting from the meta-trained head each time (as in meta-training); for
-    ContextDQN it re-infers the task embedding z from the latest transitions.
+    Build it with `load` (``robot-meta export`` writes the directory). The head starts as the
+    meta-trained one (read from the graph's defaults); `set_head` swaps another in atomically.
+    `AdaptivePolicy` adds the transition buffer and the on-device adaptation.
     """
 
     def __init__(
@@ -193,10 +191,8 @@ class AdaptivePolicy:
         manifest: Manifest,
         policy_session: ort.InferenceSession,
         encoder_session: ort.InferenceSession | None = None,
-        config: AdaptConfig | None = None,
     ) -> None:
         self.manifest = manifest
-        self.config = config or AdaptConfig()
         self.obs_dim = manifest.obs_dim
         self.n_actions = manifest.n_actions
         self.feature_dim = manifest.feature_dim
@@ -213,34 +209,32 @@ class AdaptivePolicy:
         self.meta_bias: np.ndarray = np.array(b0, np.float32)
         self.meta_weight.setflags(write=False)
         self.meta_bias.setflags(write=False)
-        norm = math.sqrt(
-            float(
-                np.sum(self.meta_weight.astype(np.float64) ** 2)
-                + np.sum(self.meta_bias.astype(np.float64) ** 2)
-            )
-        )
-        self.trust_radius = self.config.trust_region * max(1.0, norm)
-        # The state act() reads: one tuple, replaced (never mutated) by adapt/reset: an atomic swap.
+        # The state act() reads: one tuple, replaced (never mutated) by set_head/adapt/reset: an atomic swap.
         self._state: tuple[np.ndarray, np.ndarray, np.ndarray | None] = (
             self.meta_weight,
             self.meta_bias,
             self._z0,
         )
-        rule = manifest.head_rule
-        default_support = (
-            rule.support_size if rule is not None else (self._context.context_size if self._context else 64)
-        )
-        self.support_size = self.config.support_size or default_support
-        self._buffer = _Ring(max(self.config.buffer_capacity, 1), self.obs_dim)
-        self._adapt_lock = threading.Lock()
-        self.adaptations = 0
-        """Adaptations applied since load (or the last `reset_adaptation`)."""
         self._q_out = ["q_values"]
         self._obs_shape = (self.obs_dim,)
 
+    def set_head(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        """Act with head ``(weight (A, H), bias (A,))`` from now on (checked, copied, swapped atomically)."""
+        w = np.array(weight, dtype=np.float32)
+        b = np.array(bias, dtype=np.float32)
+        if w.shape != (self.n_actions, self.feature_dim) or b.shape != (self.n_actions,):
+            raise ValueError(
+                f"head shapes {w.shape}, {b.shape} do not match ({self.n_actions}, {self.feature_dim}), ({self.n_actions},)"
+            )
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise ValueError("refusing a non-finite head: the policy keeps its current one")
+        w.setflags(write=False)
+        b.setflags(write=False)
+        self._state = (w, b, self._state[2])
+
     # -- construction -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, directory: str | Path, config: AdaptConfig | None = None) -> AdaptivePolicy:
+    def load(cls, directory: str | Path, **kwargs: Any) -> Self:
         """Load an export directory: validate the manifest, verify every file's sha256, build sessions."""
         manifest = load_manifest(directory)
         policy = _session(
@@ -262,7 +256,7 @@ class AdaptivePolicy:
             manifest.n_actions,
             manifest.feature_dim,
         )
-        return cls(manifest, policy, encoder, config)
+        return cls(manifest, policy, encoder, **kwargs)
 
     def _check_graphs(self) -> None:
         where = self.manifest.directory / self.manifest.policy_file
@@ -353,7 +347,80 @@ class AdaptivePolicy:
             feeds["z"] = z
         return int(self._sess.run(self._q_out, feeds)[0].argmax())
 
+    @property
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        """The head ``(W (A, H), b (A,))`` the policy acts with now (read-only arrays)."""
+        w, b, _ = self._state
+        return w, b
+
+    @property
+    def z(self) -> np.ndarray | None:
+        """The task embedding in use (ContextDQN), else None."""
+        return self._state[2]
+
+    def features(self, obs: np.ndarray) -> np.ndarray:
+        """Trunk features ``(N, H)`` of a batch of observations ``(N, obs_dim)`` (the graph's ``features`` output)."""
+        x = np.ascontiguousarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
+        w, b, z = self._state
+        feeds = {"obs": x, "head_weight": w, "head_bias": b}
+        if z is not None:
+            feeds["z"] = np.broadcast_to(z, (len(x), z.shape[-1])).copy()
+        f: np.ndarray = self._sess.run(["features"], feeds)[0]
+        return f
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.manifest.algo}, {self.manifest.env_id}, obs {self.obs_dim}, {self.n_actions} actions)"
+
+
+class AdaptivePolicy(OnnxPolicy):
+    """An exported policy that acts greedily and adapts on the device (`observe`, `adapt`, `reset_adaptation`).
+
+    ``AdaptivePolicy.load(dir, config=AdaptConfig(...))``. For head-adapting exports (MetaDQN,
+    Reptile) `adapt` runs the meta-training inner loop (`FewShotAdapter`) on the latest transitions,
+    starting from the meta-trained head each time (as in meta-training); for ContextDQN it re-infers
+    the task embedding z from the latest transitions.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        policy_session: ort.InferenceSession,
+        encoder_session: ort.InferenceSession | None = None,
+        config: AdaptConfig | None = None,
+    ) -> None:
+        super().__init__(manifest, policy_session, encoder_session)
+        self.config = config or AdaptConfig()
+        norm = math.sqrt(
+            float(
+                np.sum(self.meta_weight.astype(np.float64) ** 2)
+                + np.sum(self.meta_bias.astype(np.float64) ** 2)
+            )
+        )
+        self.trust_radius = self.config.trust_region * max(1.0, norm)
+        rule = manifest.head_rule
+        self.adapter: FewShotAdapter | None = None
+        """The guarded head update (None for ContextDQN, whose adaptation is inference)."""
+        if rule is not None:
+            self.adapter = FewShotAdapter(
+                steps=rule.steps, lr=rule.lr, gamma=rule.gamma, huber_delta=rule.huber_delta,
+                n_step=rule.n_step, method=self.config.method, ridge_lambda=self.config.ridge_lambda,
+                trust_radius=self.trust_radius,
+            )  # fmt: skip
+        default_support = (
+            rule.support_size if rule is not None else (self._context.context_size if self._context else 64)
+        )
+        self.support_size = self.config.support_size or default_support
+        self._buffer = _Ring(max(self.config.buffer_capacity, 1), self.obs_dim)
+        self._adapt_lock = threading.Lock()
+        self.adaptations = 0
+        """Adaptations applied since load (or the last `reset_adaptation`)."""
+
     # -- adaptation -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | Path, config: AdaptConfig | None = None, **kwargs: Any) -> Self:
+        """Load an export directory (manifest, sha256 of every file) with adaptation settings `config`."""
+        return super().load(directory, config=config, **kwargs)
+
     def observe(self, obs: Any, action: int, reward: float, next_obs: Any, terminated: bool) -> None:
         """Store one transition for the next `adapt` (TransitionError, and nothing stored, if it is malformed)."""
         try:
@@ -382,27 +449,6 @@ class AdaptivePolicy:
         """Transitions currently in the buffer."""
         return self._buffer.size
 
-    @property
-    def head(self) -> tuple[np.ndarray, np.ndarray]:
-        """The head ``(W (A, H), b (A,))`` the policy acts with now (read-only arrays)."""
-        w, b, _ = self._state
-        return w, b
-
-    @property
-    def z(self) -> np.ndarray | None:
-        """The task embedding in use (ContextDQN), else None."""
-        return self._state[2]
-
-    def features(self, obs: np.ndarray) -> np.ndarray:
-        """Trunk features ``(N, H)`` of a batch of observations ``(N, obs_dim)`` (the graph's ``features`` output)."""
-        x = np.ascontiguousarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
-        w, b, z = self._state
-        feeds = {"obs": x, "head_weight": w, "head_bias": b}
-        if z is not None:
-            feeds["z"] = np.broadcast_to(z, (len(x), z.shape[-1])).copy()
-        f: np.ndarray = self._sess.run(["features"], feeds)[0]
-        return f
-
     def adapt(self) -> AdaptReport:
         """Adapt on the latest transitions and swap the new head in atomically; see `AdaptReport`."""
         t0 = time.perf_counter()
@@ -419,28 +465,15 @@ class AdaptivePolicy:
                 )  # fmt: skip
             feats = self.features(np.concatenate([obs, next_obs]))
             phi, phi_next = feats[:n], feats[n:]
-            rule = self.manifest.head_rule
-            assert rule is not None
-            succ = successor_flags(obs, next_obs) if rule.n_step > 1 else None
-            step: HeadStep
-            if self.config.method == "ridge":
-                step = ridge_adapt(
-                    self.meta_weight, self.meta_bias, phi, actions, rewards, phi_next, terminated,
-                    gamma=rule.gamma, huber_delta=rule.huber_delta, ridge_lambda=self.config.ridge_lambda,
-                    n_step=rule.n_step, successor=succ, trust_radius=self.trust_radius,
-                )  # fmt: skip
-            else:
-                step = td_adapt(
-                    self.meta_weight, self.meta_bias, phi, actions, rewards, phi_next, terminated,
-                    steps=rule.steps, lr=rule.lr, gamma=rule.gamma, huber_delta=rule.huber_delta,
-                    n_step=rule.n_step, successor=succ, trust_radius=self.trust_radius,
-                )  # fmt: skip
+            adapter = self.adapter
+            assert adapter is not None
+            succ = successor_flags(obs, next_obs) if adapter.n_step > 1 else None
+            step = adapter.adapt(
+                self.meta_weight, self.meta_bias, phi, actions, rewards, phi_next, terminated, successor=succ
+            )
             applied = step.steps > 0
             if applied:
-                w, b = step.weight, step.bias
-                w.setflags(write=False)
-                b.setflags(write=False)
-                self._state = (w, b, None)
+                self.set_head(step.weight, step.bias)
                 self.adaptations += 1
             if step.rolled_back:
                 log.warning("adaptation step rolled back: %s", step.reason)

@@ -331,3 +331,24 @@ def test_runtime_imports_and_runs_without_torch_pybullet_gymnasium(
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("OK")
+
+
+def test_onnx_policy_and_few_shot_adapter_public_pieces(mdqn_export: tuple[TrainedRun, Path]) -> None:
+    from robot_meta.runtime import FewShotAdapter, OnnxPolicy
+
+    path = mdqn_export[1]
+    plain = OnnxPolicy.load(path)
+    assert not hasattr(plain, "adapt")
+    obs = np.ones(5, np.float32)
+    w = np.zeros((4, 32), np.float32)
+    b = np.array([0, 0, 1, 0], np.float32)
+    plain.set_head(w, b)
+    assert plain.act(obs) == 2
+    with pytest.raises(ValueError, match="non-finite"):
+        plain.set_head(w, np.array([0, np.nan, 0, 0], np.float32))
+    with pytest.raises(ValueError, match="do not match"):
+        plain.set_head(w[:3], b)
+    assert plain.act(obs) == 2  # the refused heads changed nothing
+    adaptive = AdaptivePolicy.load(path)
+    assert isinstance(adaptive.adapter, FewShotAdapter)
+    assert (adaptive.adapter.steps, adaptive.adapter.lr) == (5, 0.05)
