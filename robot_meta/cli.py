@@ -421,7 +421,13 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
             )
         print(
             f"{policy.manifest.algo} policy from {args.export_dir} on {env_id}, split {args.split}: "
-            f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ({policy.config.method} adaptation)"
+            f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ("
+            + (
+                "z re-inferred after every tick"
+                if policy.manifest.context
+                else f"{policy.config.method} head adaptation"
+            )
+            + ")"
         )
 
         def show(i: int, t: TaskTrial) -> None:
