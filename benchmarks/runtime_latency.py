@@ -11,7 +11,7 @@ single-threaded onnxruntime sessions):
   including the batched features pass through onnxruntime.
 * ``ticks``: `AdaptiveController` at 100 Hz against ``robot_meta/PandaSlide-v0`` with a background
   adaptation requested every 10 ticks; missed ticks, lateness, act latency inside the loop.
-* ``success`` (when a trained run is available, ``--run``, default ``demo_out/run``): the same
+* ``success`` (for each trained run ``--run RUN``, default ``demo_out/run``): the same
   held-out tasks and seeds adapted by the torch rule (`adapt_head`) and by the runtime: success
   before/after and how many episodes took exactly the same actions.
 
@@ -342,27 +342,32 @@ def _markdown(res: dict[str, Any]) -> str:
         "for the run, as a controller on a real-time kernel would. `act` inside the loop is slower than in the "
         "tight loop above: after each 10 ms sleep the caches are cold.",
     ]
-    sc = res.get("success")
-    if sc:
+    successes = res.get("success") or []
+    if successes:
+        rows = []
+        for sc in successes:
+            run_name = f"`{Path(sc['run']).relative_to(REPO_ROOT) if Path(sc['run']).is_relative_to(REPO_ROOT) else sc['run']}`"
+            for label, key in (
+                ("torch (`adapt_head`)", "torch"),
+                ("runtime (numpy + onnxruntime)", "runtime"),
+            ):
+                rows.append(
+                    [
+                        run_name,
+                        label,
+                        f"{sc[key]['success_before']:.2f}",
+                        f"{sc[key]['success_after']:.2f}",
+                        sc["identical_episodes"],
+                    ]
+                )
+        sc0 = successes[0]
         parts += [
-            f"#### Success on held-out tasks: torch rule vs runtime (same {sc['tasks']} tasks and seeds, "
-            f"{sc['episodes_per_task']} episodes each, run `{sc['run']}`)",
+            f"#### Success on held-out tasks: torch rule vs runtime (same {sc0['tasks']} test-split tasks and "
+            f"seeds, {sc0['episodes_per_task']} episodes each: 1 before, then adapted after every episode)",
             markdown_table(
-                ["adapted by", "success before", "success after"],
-                [
-                    [
-                        "torch (`adapt_head`)",
-                        f"{sc['torch']['success_before']:.2f}",
-                        f"{sc['torch']['success_after']:.2f}",
-                    ],
-                    [
-                        "runtime (numpy + onnxruntime)",
-                        f"{sc['runtime']['success_before']:.2f}",
-                        f"{sc['runtime']['success_after']:.2f}",
-                    ],
-                ],
+                ["run", "adapted by", "success before", "success after", "episodes with identical actions"],
+                rows,
             ),
-            f"Episodes with exactly the same actions: {sc['identical_episodes']}.",
         ]
     else:
         parts.append(
@@ -375,7 +380,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="short smoke run (~30 s)")
     ap.add_argument(
-        "--run", default=str(REPO_ROOT / "demo_out" / "run"), help="trained run for the success comparison"
+        "--run",
+        action="append",
+        default=[],
+        help="trained run for the success comparison (repeatable; default: demo_out/run if it exists)",
     )
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args(argv)
@@ -406,12 +414,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log.info("control loop at 100 Hz ...")
         n_ticks = 1000 if quick else 10_000
         results["ticks"] = [bench_ticks(tmp / "export", n_ticks), bench_ticks(tmp / "export", n_ticks, 10)]
-        run_dir = Path(args.run)
-        if (run_dir / "checkpoint.pt").is_file():
+        results["success"] = []
+        for i, run_arg in enumerate(args.run or [str(REPO_ROOT / "demo_out" / "run")]):
+            run_dir = Path(run_arg).resolve()
+            if not (run_dir / "checkpoint.pt").is_file():
+                log.warning("no checkpoint in %s: skipping its success comparison", run_dir)
+                continue
             log.info("success: torch vs runtime on %s ...", run_dir)
-            export_run(run_dir, tmp / "trained", config=ExportConfig(parity_samples=1024))
-            results["success"] = bench_success(
-                run_dir, tmp / "trained", n_tasks=3 if quick else 10, episodes=3
+            export_run(run_dir, tmp / f"trained{i}", config=ExportConfig(parity_samples=1024))
+            results["success"].append(
+                bench_success(run_dir, tmp / f"trained{i}", n_tasks=3 if quick else 10, episodes=3)
             )
     results["seconds"] = time.perf_counter() - t_all
     name = "runtime_latency_quick" if quick else "runtime_latency"
