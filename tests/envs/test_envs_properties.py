@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from envs_helpers import PUSH, action_index, raw
+from envs_helpers import PICK, PUSH, REACH, SLIDE, action_index, make_env, raw
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -114,6 +114,20 @@ def test_every_valid_task_builds_a_stable_simulation(
     push_env: gym.Env[np.ndarray, Any], task: TaskParams
 ) -> None:
     _settle_and_check(push_env, task)
+
+
+@pytest.mark.parametrize("env_id", [SLIDE, PICK, REACH])
+def test_every_valid_task_is_stable_in_the_other_families(env_id: str) -> None:
+    """The same property on the other task families (fewer examples each; Push gets the most)."""
+    with make_env(env_id) as env:
+        env.reset(seed=0)
+
+        @settings(max_examples=25, deadline=None)
+        @given(task=valid_params())
+        def check(task: TaskParams) -> None:
+            _settle_and_check(env, task)
+
+        check()
 
 
 @pytest.mark.parametrize("slope", [-20.0, -13.9, 20.0])
