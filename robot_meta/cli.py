@@ -212,7 +212,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "--tasks tasks drawn from the split: collect K shot episodes with the policy's own exploration, "
             "adapt after each (meta-dqn: head TD steps; reptile: a few full-network DQN steps, and the "
             "device's head-only rule as 'reptile-head'; context: encode the shots), then run --episodes greedy "
-            "episodes. Reports success rate and mean return per K with 95%% t-intervals over (task, seed) "
+            "episodes. Reports success rate and mean return per K with 95 % t-intervals over (task, seed) "
             "units, and writes eval.json and eval.png into the run directory (or --out)."
         ),
         epilog="example: robot-meta evaluate runs/push --split test --shots 0,1,5,10 --episodes 5 --seeds 0,1,2",
