@@ -58,7 +58,7 @@ def run_demo(
     torch.set_num_threads(1)
 
     echo(
-        f"[1/3] train: robot-meta train --algo meta-dqn --env {ENV_ID} --budget {budget} --seed {seed} --out {run_dir}"
+        f"[1/4] train: robot-meta train --algo meta-dqn --env {ENV_ID} --budget {budget} --seed {seed} --out {run_dir}"
     )
     t0 = time.perf_counter()
     config = make_config("meta-dqn", budget=budget, env_id=ENV_ID, preset=PRESET, seed=seed)  # type: ignore[arg-type]
@@ -71,7 +71,7 @@ def run_demo(
         f"      {result.iterations} meta-iterations, {result.env_steps} env steps in {t_train:.0f} s {metrics}"
     )
 
-    echo(f"[2/3] export: robot-meta export {run_dir} --out {export_dir}")
+    echo(f"[2/4] export: robot-meta export {run_dir} --out {export_dir}")
     t0 = time.perf_counter()
     exported = export_run(run_dir, export_dir, command=f"robot-meta export {run_dir} --out {export_dir}")
     par = exported.parity["policy_default_head"]
@@ -82,7 +82,7 @@ def run_demo(
     )
 
     echo(
-        f"[3/3] adapt on the device: robot-meta adapt {export_dir} --env {ENV_ID} --split test "
+        f"[3/4] adapt on the device: robot-meta adapt {export_dir} --env {ENV_ID} --split test "
         f"--tasks {n_tasks} --episodes {episodes}"
     )
     t0 = time.perf_counter()
@@ -118,6 +118,13 @@ def run_demo(
         f"{summary['adaptations']} adaptations, {summary['rolled_back']} rolled back, "
         f"missed ticks {trials.missed_ticks} of {trials.ticks} at {rate_hz:g} Hz"
     )
+    echo(f"[4/4] report: robot-meta report {run_dir}")
+    from robot_meta.report import write_report
+
+    t0 = time.perf_counter()
+    page = write_report(run_dir)
+    t_report = time.perf_counter() - t0
+    echo(f"      report: {page} ({t_report:.0f} s)")
     results: dict[str, Any] = {
         "env_id": ENV_ID,
         "budget": budget,
@@ -127,6 +134,7 @@ def run_demo(
         "train": {"iterations": result.iterations, "env_steps": result.env_steps, "seconds": t_train},
         "export": {"parity": exported.parity, "seconds": t_export},
         "adapt": {**summary, "episodes_per_task": episodes, "rate_hz": rate_hz, "seconds": t_adapt},
+        "report": {"path": str(page), "seconds": t_report},
         "wall_time_s": time.perf_counter() - t_all,
     }
     (out_dir / "demo.json").write_text(json.dumps(results, indent=2) + "\n")
