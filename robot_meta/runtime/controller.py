@@ -76,6 +76,11 @@ class ControllerConfig:
     freeze_gc: bool = True
     """Collect once, then `gc.freeze()` the existing objects for the run (unfrozen after): the cyclic
     GC's full collections, ~0.2 s in a process that imported torch, then only scan new objects."""
+    history: int = 10_000
+    """Episode records and adaptation reports a `ControllerReport` keeps (the latest; its counters are
+    totals). A controller runs for days: at 100 Hz with ``adapt_every=10`` unbounded lists grew by ~34 B
+    per tick (~300 MB a day; benchmarks/soak_runtime.py). A run bounded by ``episodes=N`` keeps at
+    least N episode records."""
     realtime_priority: int = 0
     """Linux SCHED_FIFO priority (1-99) of the control thread while `run` runs; 0 leaves scheduling alone.
     Needs CAP_SYS_NICE (a refusal is logged and the loop runs at normal priority) and rate_hz > 0."""
@@ -99,6 +104,8 @@ class ControllerConfig:
             raise ValueError(
                 "ControllerConfig.realtime_priority needs rate_hz > 0 (a real-time busy loop would starve the machine)"
             )
+        if self.history < 1:
+            raise ValueError(f"ControllerConfig.history={self.history} must be >= 1")
         if self.log_every_refusal < 1:
             raise ValueError(f"ControllerConfig.log_every_refusal={self.log_every_refusal} must be >= 1")
 
@@ -127,11 +134,19 @@ class ControllerReport:
     refused_observations: int = 0
     refused_transitions: int = 0
     adaptations: int = 0
+    """Background adaptations that changed the policy (all of the run, also those no longer in `adapt_reports`)."""
     rolled_back: int = 0
+    """Background adaptations with a rolled-back step (all of the run)."""
+    adapt_calls: int = 0
+    """`AdaptivePolicy.adapt` calls the background thread made (all of the run)."""
+    episodes_run: int = 0
+    """Episodes completed (all of the run; `episodes` keeps the latest `ControllerConfig.history`)."""
     interrupted: bool = False
     wall_time_s: float = 0.0
     episodes: list[EpisodeRecord] = field(default_factory=list)
+    """The latest completed episodes (at most max(`ControllerConfig.history`, ``episodes=``))."""
     adapt_reports: list[AdaptReport] = field(default_factory=list)
+    """The latest background adaptations (at most `ControllerConfig.history`)."""
     act_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     """Wall time of the latest `act` calls (bounded: a controller may run for days)."""
 
@@ -146,9 +161,12 @@ class ControllerReport:
 class _Adapter:
     """The background thread that runs `policy.adapt()` on request."""
 
-    def __init__(self, policy: AdaptivePolicy) -> None:
+    def __init__(self, policy: AdaptivePolicy, history: int) -> None:
         self.policy = policy
-        self.reports: list[AdaptReport] = []
+        self.reports: deque[AdaptReport] = deque(maxlen=history)
+        self.calls = 0
+        self.applied = 0
+        self.rolled_back = 0
         self._cv = threading.Condition()
         self._pending = False
         self._busy = False
@@ -184,6 +202,9 @@ class _Adapter:
             try:
                 report = self.policy.adapt()
                 self.reports.append(report)
+                self.calls += 1
+                self.applied += report.applied
+                self.rolled_back += report.rolled_back
             except Exception:  # never let the adapter thread die silently
                 log.exception("adaptation failed; the policy keeps its last good head")
             finally:
@@ -283,14 +304,15 @@ class AdaptiveController:
         if cfg.freeze_gc:
             gc.collect()
             gc.freeze()
-        adapter = _Adapter(self.policy)
+        adapter = _Adapter(self.policy, cfg.history)
+        keep_episodes = max(cfg.history, episodes or 0)
         restore_scheduling = _enter_realtime(cfg.realtime_priority)
         t_start = time.perf_counter()
         last_action = cfg.fallback_action
         first_reset = True
         try:
             while not self._stop.is_set():
-                if episodes is not None and len(report.episodes) >= episodes:
+                if episodes is not None and report.episodes_run >= episodes:
                     break
                 if ticks is not None and report.ticks >= ticks:
                     break
@@ -343,9 +365,12 @@ class AdaptiveController:
                 if not ended:  # stopped, or the tick budget ran out mid-episode (not recorded)
                     break
                 report.episodes.append(
-                    EpisodeRecord(len(report.episodes), ep_ticks, ep_ret, success, adaptations_at_start)
+                    EpisodeRecord(report.episodes_run, ep_ticks, ep_ret, success, adaptations_at_start)
                 )
-                if cfg.adapt_at_episode_end and (episodes is None or len(report.episodes) < episodes):
+                report.episodes_run += 1
+                if len(report.episodes) >= 2 * keep_episodes:  # trim in chunks: amortised O(1) per episode
+                    del report.episodes[:-keep_episodes]
+                if cfg.adapt_at_episode_end and (episodes is None or report.episodes_run < episodes):
                     adapter.request()
                     if not adapter.wait_idle(cfg.adapt_timeout_s):
                         log.warning(
@@ -361,8 +386,11 @@ class AdaptiveController:
                 gc.unfreeze()
             adapter.wait_idle(cfg.adapt_timeout_s)
             adapter.close()
+            if len(report.episodes) > keep_episodes:
+                del report.episodes[:-keep_episodes]
             report.adapt_reports = list(adapter.reports)
-            report.adaptations = sum(r.applied for r in adapter.reports)
-            report.rolled_back = sum(r.rolled_back for r in adapter.reports)
+            report.adapt_calls = adapter.calls
+            report.adaptations = adapter.applied
+            report.rolled_back = adapter.rolled_back
             report.wall_time_s = time.perf_counter() - t_start
         return report
