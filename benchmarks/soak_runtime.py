@@ -192,8 +192,9 @@ class SoakPlant:
         return out
 
 
-def _slope_mb_per_100k(curve: list[tuple[int, float]]) -> float:
-    half = curve[len(curve) // 2 :]
+def _slope_mb_per_100k(curve: list[tuple[int, float]], after: int | None = None) -> float:
+    """Least-squares RSS slope over the second half of `curve` (or its points from tick `after` on)."""
+    half = curve[len(curve) // 2 :] if after is None else [(c, r) for c, r in curve if c >= after]
     xs = np.array([c for c, _ in half], dtype=float)
     ys = np.array([r for _, r in half], dtype=float)
     return float(np.polyfit(xs, ys, 1)[0] * 100_000) if len(half) >= 2 and np.ptp(xs) > 0 else 0.0
@@ -295,7 +296,7 @@ def run_phase(
         "rss_peak_mb": max(r for _, r in curve),
         "rss_growth_mb": growth,
         "rss_growth_bytes_per_tick": growth * 2**20 / max(plant.ticks, 1),
-        "rss_late_slope_mb_per_100k_ticks": _slope_mb_per_100k(curve),
+        "rss_late_slope_mb_per_100k_ticks": _slope_mb_per_100k(curve, FILL_TICKS if fake else None),
         "rss_curve": curve,
         "plant_step_ms": _pct(plant.step_s[: plant.ticks], 1e3) if plant.ticks else {},
         "tick_work_ms": _pct(plant.tick_work_s[: plant.ticks], 1e3) if plant.ticks else {},
