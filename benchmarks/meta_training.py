@@ -56,13 +56,42 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def run_one(family: str, algo: str, budget: str, seed: int, runs: Path, probe_seeds: int) -> dict[str, Any]:
+def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``ALGO:KEY=VALUE`` items -> ``{algo: {key: value}}`` (values parsed like ``robot-meta train --set``)."""
+    from robot_meta.meta import config_class, parse_override
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        algo, sep, kv = item.partition(":")
+        if not sep or algo not in ALGOS:
+            raise ValueError(f"--set {item!r} must look like ALGO:KEY=VALUE with ALGO one of {list(ALGOS)}")
+        key, value = parse_override(config_class(algo), kv)
+        out.setdefault(algo, {})[key] = value
+    return out
+
+
+def run_one(
+    family: str,
+    algo: str,
+    budget: str,
+    seed: int,
+    runs: Path,
+    probe_seeds: int,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     import torch
 
     from robot_meta.meta import make_algorithm, make_config
 
     torch.set_num_threads(1)
-    config = make_config(algo, budget=budget, env_id=FAMILY_ENVS[family], preset=family, seed=seed)  # type: ignore[arg-type]
+    config = make_config(
+        algo,
+        budget=budget,
+        env_id=FAMILY_ENVS[family],
+        preset=family,
+        seed=seed,
+        overrides=overrides,  # type: ignore[arg-type]
+    )
     run_dir = runs / f"{family}-{algo}-s{seed}"
     trainer = make_algorithm(config)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -102,8 +131,11 @@ def run_one(family: str, algo: str, budget: str, seed: int, runs: Path, probe_se
         "budget": budget,
         "seed": seed,
         "run_dir": str(run_dir),
+        "overrides": dict(overrides or {}),
         "train_command": (
-            f"robot-meta train --algo {algo} --env {config.env_id} --budget {budget} --seed {seed} --out {run_dir}"
+            f"robot-meta train --algo {algo} --env {config.env_id} --budget {budget} --seed {seed}"
+            + "".join(f" --set {k}={json.dumps(v)}" for k, v in (overrides or {}).items())
+            + f" --out {run_dir}"
         ),
         "iterations": trainer.iteration,
         "env_steps": trainer.env_steps,
@@ -150,6 +182,10 @@ def render(rows: list[dict[str, Any]]) -> str:
         ],
     )  # fmt: skip
     visits = rows[0]["visits"] if rows else 0
+    sets = sorted(
+        {(r["algo"], f"--set {k}={json.dumps(v)}") for r in rows for k, v in r.get("overrides", {}).items()}
+    )
+    overrides = "; ".join(f"{algo}: `{flag}`" for algo, flag in sets)
     return (
         "Success on the **train** tasks of each run (its pool of 32 tasks from the preset's train split), "
         f"{visits} greedy visits per run; pre = first episode of a visit (meta-policy), post = last "
@@ -157,7 +193,9 @@ def render(rows: list[dict[str, Any]]) -> str:
         "(meta-dqn 1 shot, reptile 2 shots, context 1 shot). Brackets: 95 % Wilson intervals. "
         "Train time: wall clock as measured while training, and the CPU time of the process; the "
         "machine was shared with other jobs (load average 4-9 on 2 cores), so the wall clock is an upper "
-        "bound and the CPU time is what one free core needs. Each run: `robot-meta train --algo ALGO --env ID --budget full --seed 0`.\n\n"
+        "bound and the CPU time is what one free core needs. Each run: `robot-meta train --algo ALGO --env ID --budget full --seed 0`"
+        + (f" with {overrides}" if overrides else "")
+        + ".\n\n"
         + table
     )
 
@@ -187,6 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run directories (default: benchmarks/runs/meta_training)",
     )
     ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="ALGO:KEY=VALUE",
+        help="config override of one algorithm, e.g. meta-dqn:inner_n_step=50 (repeatable)",
+    )
+    ap.add_argument(
         "--quick", action="store_true", help="smoke budget on slide only, results to meta_training_quick.json"
     )
     args = ap.parse_args(argv)  # fmt: skip
@@ -197,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [f for f in families if f not in FAMILY_ENVS] + [a for a in algos if a not in ALGOS]
     if unknown:
         ap.error(f"unknown families/algorithms {unknown}")
+    try:
+        sets = parse_sets(args.sets)
+    except ValueError as exc:
+        ap.error(str(exc))
     runs = args.runs / "quick" if args.quick else args.runs
     name = "meta_training_quick" if args.quick else "meta_training"
     results_path = BENCH_DIR / "results" / f"{name}.json"
@@ -208,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     for family in families:
         for algo in algos:
             log.info("%s / %s: training (or resuming) at budget %s", family, algo, budget)
-            row = run_one(family, algo, budget, args.seed, runs, 1 if args.quick else args.probe_seeds)
+            row = run_one(
+                family, algo, budget, args.seed, runs, 1 if args.quick else args.probe_seeds, sets.get(algo)
+            )
             rows[f"{family}-{algo}"] = row
             log.info(
                 "%s / %s: success pre %.2f post %.2f (%d visits)",
