@@ -83,7 +83,9 @@ class ControllerConfig:
     least N episode records."""
     realtime_priority: int = 0
     """Linux SCHED_FIFO priority (1-99) of the control thread while `run` runs; 0 leaves scheduling alone.
-    Needs CAP_SYS_NICE (a refusal is logged and the loop runs at normal priority) and rate_hz > 0."""
+    The background adaptation thread then runs at SCHED_FIFO ``priority - 1`` (it shares the GIL with
+    the control thread; bounded work, one `adapt` per request). Needs CAP_SYS_NICE (a refusal is
+    logged and the loop runs at normal priority) and rate_hz > 0."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate_hz) and self.rate_hz >= 0):
@@ -161,8 +163,9 @@ class ControllerReport:
 class _Adapter:
     """The background thread that runs `policy.adapt()` on request."""
 
-    def __init__(self, policy: AdaptivePolicy, history: int) -> None:
+    def __init__(self, policy: AdaptivePolicy, history: int, priority: int = 0) -> None:
         self.policy = policy
+        self.priority = priority
         self.reports: deque[AdaptReport] = deque(maxlen=history)
         self.calls = 0
         self.applied = 0
@@ -191,6 +194,16 @@ class _Adapter:
         return True
 
     def _loop(self) -> None:
+        # Under a real-time control thread this thread runs just below it (SCHED_FIFO priority - 1):
+        # at normal priority, other processes preempt it while it holds the GIL or the buffer's
+        # lock and the control thread waits for it (priority inversion: ticks missed under SCHED_FIFO).
+        restore = _enter_realtime(self.priority, "background adaptation thread")
+        try:
+            self._serve()
+        finally:
+            restore()
+
+    def _serve(self) -> None:
         while True:
             with self._cv:
                 while not self._pending and not self._stop:
@@ -234,7 +247,7 @@ def realtime_scheduling(priority: int) -> Iterator[None]:
         restore()
 
 
-def _enter_realtime(priority: int) -> Callable[[], None]:
+def _enter_realtime(priority: int, who: str = "control thread") -> Callable[[], None]:
     """Put the calling thread under SCHED_FIFO `priority`; returns a function restoring the old policy."""
     if not priority:
         return lambda: None
@@ -246,7 +259,8 @@ def _enter_realtime(priority: int) -> Callable[[], None]:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except OSError as exc:
         log.warning(
-            "could not switch the control thread to SCHED_FIFO %d (%s); running at normal priority",
+            "could not switch the %s to SCHED_FIFO %d (%s); running at normal priority",
+            who,
             priority,
             exc,
         )
@@ -256,7 +270,7 @@ def _enter_realtime(priority: int) -> Callable[[], None]:
         try:
             os.sched_setscheduler(0, old_policy, old_param)
         except OSError as exc:  # pragma: no cover - lowering priority is always allowed
-            log.warning("could not restore the control thread's scheduling (%s)", exc)
+            log.warning("could not restore the %s's scheduling (%s)", who, exc)
 
     return restore
 
@@ -304,7 +318,9 @@ class AdaptiveController:
         if cfg.freeze_gc:
             gc.collect()
             gc.freeze()
-        adapter = _Adapter(self.policy, cfg.history)
+        adapter = _Adapter(
+            self.policy, cfg.history, max(1, cfg.realtime_priority - 1) if cfg.realtime_priority else 0
+        )
         keep_episodes = max(cfg.history, episodes or 0)
         restore_scheduling = _enter_realtime(cfg.realtime_priority)
         t_start = time.perf_counter()

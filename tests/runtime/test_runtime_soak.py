@@ -9,6 +9,7 @@ totals agree, and RSS growth stays far below a generous bound.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,32 @@ def test_an_episode_bounded_run_keeps_every_episode(mdqn_export: tuple[TrainedRu
     assert report.episodes_run == len(report.episodes) == 8
     assert [e.index for e in report.episodes] == list(range(8))
     assert len(report.adapt_reports) == 3 and report.adapt_calls == 7
+
+
+def test_the_adaptation_thread_runs_just_below_a_realtime_control_thread(
+    mdqn_export: tuple[TrainedRun, Path],
+) -> None:
+    """Otherwise other processes preempt it while it holds the GIL and the control thread waits (inversion)."""
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no SCHED_FIFO on this platform")
+    policy = AdaptivePolicy.load(mdqn_export[1])
+    seen: list[tuple[int, int]] = []
+    adapt = policy.adapt
+
+    def recording_adapt() -> Any:
+        seen.append((os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+        return adapt()
+
+    policy.adapt = recording_adapt  # type: ignore[method-assign]
+    plant = TaskPlant(policy, policy.obs_dim, reset_on_task_change=False)
+    cfg = ControllerConfig(rate_hz=500, adapt_every=5, realtime_priority=7)
+    report = AdaptiveController(policy, plant, cfg).run(ticks=60)
+    assert report.adapt_calls == len(seen) > 0
+    before = (os.sched_getscheduler(0), os.sched_getparam(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(7))
+    except OSError:  # not permitted here: both threads stayed at normal priority
+        assert all(s == (before[0], before[1].sched_priority) for s in seen)
+        return
+    os.sched_setscheduler(0, *before)
+    assert all(s == (os.SCHED_FIFO, 6) for s in seen)
