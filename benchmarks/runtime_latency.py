@@ -276,9 +276,9 @@ def bench_success(run_dir: Path, export_dir: Path, n_tasks: int, episodes: int) 
 
 def _markdown(res: dict[str, Any]) -> str:
     parts: list[str] = [
-        "Measured on the shared 2-core machine while other jobs ran (see the load averages in the control-loop "
-        "table): the default-scheduling rows include preemption by those jobs; the SCHED_FIFO rows (the "
-        "measuring thread at real-time priority, sleeping 1 ms every 500 calls) show the code's own cost."
+        "Measured on the shared 2-core machine (its load averages are in the control-loop table; under load "
+        "the default-scheduling rows include preemption by other jobs); the SCHED_FIFO rows (the measuring "
+        "thread at real-time priority, sleeping 1 ms every 500 calls) show the code's own cost."
     ]
     for key, sched in (("act", "default (SCHED_OTHER)"), ("act_realtime", "SCHED_FIFO 10")):
         act = res[key]
