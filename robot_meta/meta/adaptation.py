@@ -141,13 +141,22 @@ def head_nstep_targets(
     next_features: Tensor,
     rewards: Tensor,
     terminated: Tensor,
-    successor: Tensor,
+    successor: Tensor | None,
     gamma: float,
     n_step: int,
 ) -> Tensor:
-    """Step 1 with n-step sums (module docstring), shape ``(..., N)``; n_step = 1 is `head_td_targets`."""
+    """Step 1 with n-step sums (module docstring), shape ``(..., N)``; n_step = 1 is `head_td_targets`.
+
+    `successor` (`successor_flags` of the set's observations) is required when ``n_step > 1``.
+    """
     if n_step == 1:
         return head_td_targets(weight, bias, next_features, rewards, terminated, gamma)
+    if successor is None:
+        raise ValueError(
+            f"n_step={n_step} needs the support's successor flags: pass "
+            "successor=successor_flags(obs, next_obs, mask)"
+        )
+    successor = successor.to(rewards.dtype)
     boot = _head_q(weight, bias, next_features).max(dim=-1).values  # (..., N)
     n = rewards.shape[-1]
     links = successor * (1.0 - terminated)  # transition k continues into k + 1
@@ -250,19 +259,9 @@ def adapt_head(
     """
     if features.shape[-2] == 0:
         return weight, bias
-    if rule.n_step > 1 and successor is None:
-        raise ValueError(
-            f"n_step={rule.n_step} needs the support's successor flags: pass "
-            "successor=successor_flags(obs, next_obs, mask)"
-        )
-    done = terminated.to(rewards.dtype)
-    if rule.n_step == 1:
-        targets = head_td_targets(weight, bias, next_features, rewards, done, rule.gamma)
-    else:
-        assert successor is not None
-        targets = head_nstep_targets(
-            weight, bias, next_features, rewards, done, successor.to(rewards.dtype), rule.gamma, rule.n_step
-        )
+    targets = head_nstep_targets(
+        weight, bias, next_features, rewards, terminated.to(rewards.dtype), successor, rule.gamma, rule.n_step
+    )
     one_hot = torch.nn.functional.one_hot(actions.long(), weight.shape[-2]).to(features.dtype)
     if mask is None:
         scale = torch.full_like(targets, 1.0 / features.shape[-2])

@@ -159,7 +159,7 @@ def meta_td_loss(
             fs_next_d,
             support.rewards,
             support.terminated,
-            succ if succ is not None else torch.zeros_like(support.rewards),
+            succ,
             rule.gamma,
             rule.n_step,
         )
