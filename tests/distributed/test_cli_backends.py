@@ -3,7 +3,6 @@ default in-process backend; bad backend options exit 2 with one clear line."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,6 @@ from robot_meta.cli import main
 from robot_meta.meta import CHECKPOINT_FILE
 
 ENV = "robot_meta/PandaReach-v0"
-
-
-@pytest.fixture(autouse=True)
-def _restore_torch_determinism() -> Iterator[None]:
-    """`robot-meta train` switches torch to deterministic algorithms for its process; undo it here."""
-    enabled, warn_only = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _train(out: Path, *extra: str) -> list[str]:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from robot_meta.cli import main
 
 ENV = "robot_meta/PandaReach-v0"
-
-
-@pytest.fixture(autouse=True)
-def _restore_torch_determinism() -> Iterator[None]:
-    """`robot-meta train` switches torch to deterministic algorithms for its process; undo it here."""
-    enabled, warn_only = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _train(out: Path, *extra: str) -> list[str]:
