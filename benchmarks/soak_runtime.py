@@ -4,7 +4,10 @@ One process, one exported policy (the Panda slide shape, 28 -> 64 -> 64 -> 17, r
 memory and timing do not depend on the values), `AdaptiveController` against
 ``robot_meta/PandaSlide-v0`` drawing a new task from the slide preset's *test* split at every
 reset, adaptation requested every 10 ticks and at every episode end (background thread, atomic
-head swap). Three phases:
+head swap). The plant runs in its own process by default (`ProcessPlant`: a robot steps its own
+physics; ``step(a)`` collects the state computed for the previous command, one period of actuation
+latency), so the control thread's tick is the runtime's work, not PyBullet's; ``--plant inline``
+steps PyBullet on the control thread instead. Three phases:
 
 1. ``fifo``: 100,000 ticks at 100 Hz with the control thread under SCHED_FIFO 10
    (``ControllerConfig(realtime_priority=10)``; skipped when the process may not use it);
@@ -36,7 +39,9 @@ BENCHMARKS.md; ``--quick`` writes ``soak_runtime_quick.json`` only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import itertools
 import logging
 import os
 import sys
@@ -131,6 +136,146 @@ class FakePlant:
         return obs, reward, False, self.t >= self.length, {"is_success": False, "task": self.task}
 
 
+def _plant_main(conn: Any, env_id: str, realtime_priority: int) -> None:
+    """The plant process: serves ``reset`` / ``step`` / ``close`` requests on `conn` (see `ProcessPlant`)."""
+    import warnings as _warnings
+
+    _warnings.filterwarnings("ignore")
+    import gymnasium as gym
+
+    import robot_meta  # noqa: F401  (registers the ids)
+    from robot_meta.envs import TaskDistribution
+
+    if realtime_priority and hasattr(os, "sched_setscheduler"):
+        try:  # below the controller's threads: the plant never preempts the control loop
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority))
+        except OSError:
+            pass
+    env = gym.make(
+        env_id, action_mode="discrete", distribution=TaskDistribution.preset("slide").split("test")
+    )
+    last: Any = None  # the last step's result while its episode has ended
+    try:
+        while True:
+            msg = conn.recv()
+            if msg[0] == "step":
+                if last is not None:  # the command in flight when the episode ended: not applied
+                    conn.send(last)
+                    continue
+                t0 = time.perf_counter()
+                obs, reward, terminated, truncated, info = env.step(msg[1])
+                out = (obs, reward, terminated, truncated, {**info, "physics_s": time.perf_counter() - t0})
+                if terminated or truncated:
+                    last = (obs, 0.0, terminated, truncated, {})
+                conn.send(out)
+            elif msg[0] == "reset":
+                last = None
+                conn.send(env.reset(seed=msg[1], options=msg[2]))
+            else:
+                break
+    except (EOFError, BrokenPipeError):  # the controller's process went away
+        pass
+    except BaseException:  # tell the controller why, then die
+        import traceback
+
+        with contextlib.suppress(OSError):
+            conn.send(("plant-error", traceback.format_exc()))
+        raise
+    finally:
+        env.close()
+        conn.close()
+
+
+class ProcessPlant:
+    """The PyBullet env in its own process, driven the way a controller drives a robot.
+
+    A robot steps its own physics: the controller's ``step(a)`` sends the command and reads the state
+    the plant last published, it does not wait for the world to move. So the physics (2-7 ms per env
+    step here, occasionally more when another process takes the core) runs in a child process on
+    the other core, one tick behind: ``step(a_t)`` collects the result of ``a_{t-1}`` (computed during
+    the last period, normally ready), dispatches ``a_t`` and returns that result - the one-period
+    actuation latency of a real drive. The first step after a reset returns the reset state (reward
+    0: nothing has moved yet); a reset drops the command still in flight. The time the control thread
+    waited for the plant is recorded (`wait_s`); the physics time comes back in ``info["physics_s"]``.
+
+    The controller does not model that latency: it pairs the state it acted on with the command it
+    just sent, while the plant applied the one before - the transitions it stores for adaptation
+    are off by one action. Harmless for the soak (timing, memory, crashes; the adaptation work per
+    call is the same), wrong for learning: success figures come from the inline env elsewhere.
+    """
+
+    def __init__(self, env_id: str, realtime_priority: int = 0) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_plant_main, args=(child, env_id, realtime_priority), name="soak-plant", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self._pending = False
+        self._obs: Any = None
+        self.wait_s = 0.0
+        """Wait for the previous command's result in the latest `step` call."""
+
+    def _recv(self) -> Any:
+        pid = self.process.pid
+        try:
+            if not self._conn.poll(60.0):
+                self._pending = False
+                raise RuntimeError(f"the plant process (pid {pid}) did not answer for 60 s")
+            msg = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self.process.join(timeout=1.0)
+            raise RuntimeError(
+                f"the plant process (pid {pid}) died (exit code {self.process.exitcode}): see its output above"
+            ) from exc
+        if isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[0], str) and msg[0] == "plant-error":
+            raise RuntimeError(f"the plant process (pid {pid}) failed:\n{msg[1]}")
+        return msg
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if self._pending:
+            self._recv()  # the command in flight when the episode ended
+            self._pending = False
+        self._conn.send(("reset", seed, options))
+        obs, info = self._recv()
+        self._obs = obs
+        return obs, info
+
+    def step(self, action: int) -> tuple[Any, float, bool, bool, dict]:
+        t0 = time.perf_counter()
+        if self._pending:
+            out = self._recv()
+        else:  # first tick of an episode: the command has not acted yet
+            out = (self._obs, 0.0, False, False, {})
+        self.wait_s = time.perf_counter() - t0
+        self._conn.send(("step", int(action)))
+        self._pending = True
+        self._obs = out[0]
+        return out
+
+    def rss_mb(self) -> float | None:
+        """The plant process's RSS (None once it has exited)."""
+        if not self.process.is_alive():
+            return None
+        try:
+            return _rss_mb(psutil.Process(self.process.pid))
+        except psutil.Error:
+            return None
+
+    def close(self) -> None:
+        try:
+            self._conn.send(("close",))
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout=10.0)
+        if self.process.is_alive():
+            self.process.kill()
+        self._conn.close()
+
+
 class SoakPlant:
     """Wraps the plant: task changes (-> `reset_adaptation`), RSS every `rss_every` ticks, tick work time."""
 
@@ -147,10 +292,16 @@ class SoakPlant:
         self.adaptation_resets = 0
         self.task: Any = None
         self.rss_curve: list[tuple[int, float]] = []
+        self.steal_curve: list[tuple[int, float]] = []  # the VM's steal time (s, all CPUs) at the RSS points
         self.max_buffered = 0
         # Preallocated: the soak measures the controller's memory, not its own.
         self.step_s = np.zeros(capacity)
         self.tick_work_s = np.zeros(capacity)
+        self.physics_s = np.full(capacity, np.nan)  # a `ProcessPlant`'s physics time, in its process
+        self.wait_s = np.zeros(capacity)  # a `ProcessPlant`: the control thread's wait for the plant
+        self.start_s = np.zeros(capacity)  # when each tick's act started (perf_counter)
+        self.episode_step = np.zeros(capacity, dtype=np.int32)  # the tick's index in its episode
+        self._ep_step = 0
         self._act_start = 0.0
         act = policy.act
 
@@ -166,6 +317,7 @@ class SoakPlant:
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         self.resets += 1
+        self._ep_step = 0
         task = info.get("task")
         if task != self.task:
             if self.task is not None:
@@ -183,13 +335,80 @@ class SoakPlant:
         if self.ticks < len(self.step_s):
             self.step_s[self.ticks] = t1 - t0
             self.tick_work_s[self.ticks] = t1 - self._act_start  # act + plant step (observe follows: ~10 us)
+            self.start_s[self.ticks] = self._act_start
+            self.episode_step[self.ticks] = self._ep_step
+            physics = out[4].get("physics_s")
+            if physics is not None:
+                self.physics_s[self.ticks] = physics
+                self.wait_s[self.ticks] = self.env.wait_s
         self.ticks += 1
+        self._ep_step += 1
         buffered = self.policy.buffered
         if buffered > self.max_buffered:
             self.max_buffered = buffered
         if self.ticks % self.rss_every == 0:
             self.rss_curve.append((self.ticks, _rss_mb(self.proc)))
+            self.steal_curve.append((self.ticks, _steal_s()))
         return out
+
+
+def _late_ticks(plant: SoakPlant, period: float, top: int = 20) -> dict[str, Any]:
+    """Where the time went in the ticks that started late: gaps between consecutive act starts.
+
+    For each tick that started >= 1.5 periods after the previous one (within an episode), the gap
+    and what the previous tick spent on the control thread (its act + step call, of which waiting
+    for the plant) and in the plant (physics): a gap the previous tick's work does not explain is
+    time the control thread was not running (scheduling, GIL, the VM).
+    """
+    n = plant.ticks
+    if n < 2 or not period:
+        return {}
+    start, ep = plant.start_s[:n], plant.episode_step[:n]
+    gap = np.diff(start)
+    inside = ep[1:] > 0
+    late = np.flatnonzero(inside & (gap >= 1.5 * period)) + 1
+    rows = [
+        {
+            "tick": int(i),
+            "episode_step": int(ep[i]),
+            "gap_ms": float(1e3 * (start[i] - start[i - 1])),
+            "prev_tick_work_ms": float(1e3 * plant.tick_work_s[i - 1]),
+            "prev_step_call_ms": float(1e3 * plant.step_s[i - 1]),
+            "prev_wait_for_plant_ms": float(1e3 * plant.wait_s[i - 1]),
+            # the physics that ran during the gap (dispatched by tick i - 1, collected by tick i)
+            "physics_in_gap_ms": float(1e3 * plant.physics_s[i]) if np.isfinite(plant.physics_s[i]) else None,
+        }
+        for i in late[np.argsort(-gap[late - 1])][:top]
+    ]
+    # a tick normally takes max(period, its work) from its start to the next one's
+    unexplained = gap[late - 1] - np.maximum(period, plant.tick_work_s[late - 1])
+    # per RSS window (10,000 ticks): the late ticks' excess over one period vs the VM's steal time
+    windows = []
+    for (c0, s0), (c1, s1) in itertools.pairwise(plant.steal_curve):
+        sel = late[(late >= c0) & (late < c1)]
+        windows.append(
+            {
+                "ticks": [int(c0), int(c1)],
+                "late_ticks": int(sel.size),
+                "late_excess_s": float(np.sum(gap[sel - 1] - period)) if sel.size else 0.0,
+                "vm_steal_s": float(s1 - s0),
+            }
+        )
+    return {
+        "windows": windows,
+        "late_ticks": int(late.size),
+        "late_unexplained_by_tick_work_ms": _pct(unexplained, 1e3) if late.size else {},
+        "worst": rows,
+    }
+
+
+def _steal_s() -> float:
+    """CPU time the hypervisor ran something else while this VM's CPUs wanted to run (0 on bare metal)."""
+    return float(getattr(psutil.cpu_times(), "steal", 0.0))
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return a[np.isfinite(a)]
 
 
 def _slope_mb_per_100k(curve: list[tuple[int, float]], after: int | None = None) -> float:
@@ -211,8 +430,10 @@ def run_phase(
     history: int = 10_000,
     reset_on_task_change: bool = True,
     seed: int = 0,
+    plant_kind: str = "process",
 ) -> dict[str, Any]:
-    """One soak phase in this process; never raises (an exception is recorded as a crash)."""
+    """One soak phase in this process: an exception in the measured run is recorded as a crash (one in
+    the warm-up, e.g. a plant process that cannot start, propagates)."""
     from robot_meta.runtime import AdaptiveController as Controller
     from robot_meta.runtime import AdaptivePolicy, ControllerConfig
 
@@ -222,6 +443,8 @@ def run_phase(
     policy = AdaptivePolicy.load(export_dir)
     if fake:
         env: Any = FakePlant(policy.obs_dim, seed)
+    elif plant_kind == "process":
+        env = ProcessPlant(ENV_ID, max(1, realtime_priority - 2) if realtime_priority else 0)
     else:
         import gymnasium as gym
 
@@ -252,6 +475,7 @@ def run_phase(
         gc.collect()
         rss_start = _rss_mb(proc)
         plant.rss_curve.append((0, rss_start))
+        plant.steal_curve.append((0, _steal_s()))
         load_before = os.getloadavg()
         t0 = time.perf_counter()
         report = None
@@ -264,6 +488,8 @@ def run_phase(
         rss_end = _rss_mb(proc)  # before any collection: what the process holds
         if not plant.rss_curve or plant.rss_curve[-1][0] != plant.ticks:
             plant.rss_curve.append((plant.ticks, rss_end))
+            plant.steal_curve.append((plant.ticks, _steal_s()))
+        plant_rss = env.rss_mb() if isinstance(env, ProcessPlant) else None
     finally:
         close = getattr(env, "close", None)
         if close is not None:
@@ -274,6 +500,7 @@ def run_phase(
     res: dict[str, Any] = {
         "phase": name,
         "plant": "fake (no physics)" if fake else ENV_ID,
+        "plant_kind": "fake" if fake else plant_kind,
         "scheduling": f"SCHED_FIFO {realtime_priority}" if realtime_priority else "default (SCHED_OTHER)",
         "rate_hz": rate_hz,
         "ticks_requested": ticks,
@@ -300,6 +527,16 @@ def run_phase(
         "rss_curve": curve,
         "plant_step_ms": _pct(plant.step_s[: plant.ticks], 1e3) if plant.ticks else {},
         "tick_work_ms": _pct(plant.tick_work_s[: plant.ticks], 1e3) if plant.ticks else {},
+        "physics_ms": _pct(_finite(plant.physics_s[: plant.ticks]), 1e3)
+        if plant_kind == "process" and not fake
+        else {},
+        "plant_wait_ms": _pct(plant.wait_s[: plant.ticks], 1e3)
+        if plant_kind == "process" and not fake
+        else {},
+        "plant_rss_mb": plant_rss,
+        "late": _late_ticks(plant, 1.0 / rate_hz if rate_hz else 0.0),
+        "vm_steal_s": plant.steal_curve[-1][1] - plant.steal_curve[0][1] if plant.steal_curve else None,
+        "vm_steal_curve": plant.steal_curve,
     }
     if report is not None:
         latest = report.adapt_reports
@@ -356,6 +593,7 @@ def _markdown(res: dict[str, Any]) -> str:
     rows = []
     for p in phases:
         act, work = p.get("act_us", {}), p.get("tick_work_ms", {})
+        phys, wait = p.get("physics_ms") or {}, p.get("plant_wait_ms") or {}
         rows.append(
             [
                 p["phase"],
@@ -365,6 +603,9 @@ def _markdown(res: dict[str, Any]) -> str:
                 f"{p.get('missed_ticks', '-')}" if p["rate_hz"] else "-",
                 f"{p.get('max_lateness_ms', float('nan')):.2f}" if p["rate_hz"] else "-",
                 f"{work.get('p99', float('nan')):.2f} / {work.get('max', float('nan')):.1f}",
+                p.get("plant_kind", "inline"),
+                f"{phys['p50']:.1f} / {phys['p99']:.1f} / {phys['max']:.1f}" if phys else "-",
+                f"{wait['p99']:.2f} / {wait['max']:.1f}" if wait else "-",
                 f"{act.get('p50', float('nan')):.0f} / {act.get('p99', float('nan')):.0f} / {act.get('max', float('nan')):.0f}",
                 f"{p.get('episodes', 0):,} / {p['task_changes']:,}",
                 f"{p.get('adapt_calls', 0):,} / {p.get('rolled_back', 0)}",
@@ -372,12 +613,14 @@ def _markdown(res: dict[str, Any]) -> str:
                 f"{p['rss_growth_mb']:+.2f}",
                 len(p["crashes"]) + p["errors_logged_count"],
                 f"{p['loadavg_before'][0]:.1f} / {p['loadavg_after'][0]:.1f}",
+                "-" if p.get("vm_steal_s") is None else f"{p['vm_steal_s']:.1f}",
             ]
         )
     headers = [
         "phase", "control thread", "Hz", "ticks", "missed", "max lateness ms", "tick work p99 / max ms",
+        "plant", "physics p50 / p99 / max ms", "wait for plant p99 / max ms",
         "act p50 / p99 / max µs", "episodes / task changes", "adaptations / rolled back", "RSS MB",
-        "growth MB", "exceptions", "load (1 min) before / after",
+        "growth MB", "exceptions", "load (1 min) before / after", "VM steal s",
     ]  # fmt: skip
     curves = []
     for p in phases:
@@ -400,8 +643,20 @@ def _markdown(res: dict[str, Any]) -> str:
         if res["realtime_permitted"]
         else " SCHED_FIFO is not permitted for this process (no CAP_SYS_NICE): the `fifo` phase was skipped."
     )
+    plant_note = (
+        f"The plant runs in its own process (`--plant process`, the default): a robot steps its own physics, "
+        f"so `step(a)` sends the command and collects the state the plant computed for the previous one "
+        f"(one period of actuation latency, as on a real drive); the PyBullet step runs in that process "
+        f"(`physics`, timed in the plant process, at SCHED_FIFO {FIFO_PRIORITY - 2} in the fifo phase) and "
+        f"the control thread only waits for it if it overran its period (`wait for plant`); the controller "
+        f"does not model the latency, so the transitions it adapts on are off by one action (fine for "
+        f"timing and memory, not for learning). "
+        if res.get("plant", "inline") == "process"
+        else "The plant (PyBullet) steps on the control thread (`--plant inline`): its physics counts against the tick. "
+    )
     text = (
-        f"One process, `AdaptiveController` against `{ENV_ID}` (a new task from the slide preset's test split at "
+        plant_note
+        + f"`AdaptiveController` against `{ENV_ID}` (a new task from the slide preset's test split at "
         f"every reset; `reset_adaptation()` on each task change: {res['reset_on_task_change']}), adaptation "
         f"requested every {ADAPT_EVERY} ticks and at each episode end on the background thread, RSS after a "
         f"{WARMUP_TICKS:,}-tick warm-up. Result: **{'PASS' if ok else 'FAIL'}** (no exception, counts consistent, "
@@ -416,7 +671,7 @@ def _markdown(res: dict[str, Any]) -> str:
         + "\n\nRSS (MB) by tick:\n"
         + "\n".join(curves)
         + "\n\n"
-        "`tick work` = `act` + the plant step (PyBullet), timed on the control thread; a tick is missed when it "
+        "`tick work` = `act` + the `step` call, timed on the control thread; a tick is missed when it "
         "starts a whole period late. The controller keeps bounded records (the latest 100,000 act timings, "
         "`ControllerConfig.history` = 10,000 adaptation reports and episode records; counters are totals), so "
         "the 100 Hz phases grow while those fill"
@@ -447,6 +702,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep adapting across task changes instead of calling reset_adaptation()",
     )
+    ap.add_argument(
+        "--plant",
+        choices=("process", "inline"),
+        default="process",
+        help="process: PyBullet in its own process, one tick behind, like a robot (default); "
+        "inline: env.step on the control thread (the physics time counts against the tick)",
+    )
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -468,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "realtime_permitted": rt_ok,
         "reset_on_task_change": reset,
+        "plant": args.plant,
         "bounds": {"growth_mb_per_100k_ticks": BOUND_GROWTH_MB, "plateau_second_half_mb": BOUND_PLATEAU_MB},
         "started": now_utc(),
         "phases": [],
@@ -492,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_phase(
                     phase, tmp / "export", ticks, rate_hz=RATE_HZ,
                     realtime_priority=FIFO_PRIORITY if phase == "fifo" else 0, reset_on_task_change=reset,
+                    plant_kind=args.plant,
                 )  # fmt: skip
             results["phases"].append(res)
     results["seconds"] = time.perf_counter() - t_all
