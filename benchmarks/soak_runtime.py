@@ -198,10 +198,9 @@ class ProcessPlant:
     0: nothing has moved yet); a reset drops the command still in flight. The time the control thread
     waited for the plant is recorded (`wait_s`); the physics time comes back in ``info["physics_s"]``.
 
-    The controller does not model that latency: it pairs the state it acted on with the command it
-    just sent, while the plant applied the one before - the transitions it stores for adaptation
-    are off by one action. Harmless for the soak (timing, memory, crashes; the adaptation work per
-    call is the same), wrong for learning: success figures come from the inline env elsewhere.
+    Drive it with ``ControllerConfig(action_latency=1)`` so that the controller pairs each outcome
+    with the command that produced it (the soak does); without it the stored transitions are off
+    by one action.
     """
 
     def __init__(self, env_id: str, realtime_priority: int = 0) -> None:
@@ -455,18 +454,19 @@ def run_phase(
             ENV_ID, action_mode="discrete", distribution=TaskDistribution.preset("slide").split("test")
         )
     proc = psutil.Process()
+    latency = 1 if isinstance(env, ProcessPlant) else 0  # the plant answers one command late
     cfg = ControllerConfig(
         rate_hz=rate_hz, adapt_every=ADAPT_EVERY, adapt_at_episode_end=True,
-        realtime_priority=realtime_priority, history=history,
+        realtime_priority=realtime_priority, history=history, action_latency=latency,
     )  # fmt: skip
     try:
         # Warm-up (as fast as possible): fills the scene's body cache and onnxruntime's arenas.
         warm = SoakPlant(
             env, policy, reset_on_task_change=reset_on_task_change, rss_every=10**9, capacity=WARMUP_TICKS
         )
-        Controller(policy, warm, ControllerConfig(rate_hz=0, adapt_every=ADAPT_EVERY)).run(
-            ticks=WARMUP_TICKS, seed=seed
-        )
+        Controller(
+            policy, warm, ControllerConfig(rate_hz=0, adapt_every=ADAPT_EVERY, action_latency=latency)
+        ).run(ticks=WARMUP_TICKS, seed=seed)
         warm.unwrap()
         policy.reset_adaptation()
         plant = SoakPlant(
@@ -501,6 +501,7 @@ def run_phase(
         "phase": name,
         "plant": "fake (no physics)" if fake else ENV_ID,
         "plant_kind": "fake" if fake else plant_kind,
+        "action_latency": latency,
         "scheduling": f"SCHED_FIFO {realtime_priority}" if realtime_priority else "default (SCHED_OTHER)",
         "rate_hz": rate_hz,
         "ticks_requested": ticks,
@@ -648,9 +649,13 @@ def _markdown(res: dict[str, Any]) -> str:
         f"so `step(a)` sends the command and collects the state the plant computed for the previous one "
         f"(one period of actuation latency, as on a real drive); the PyBullet step runs in that process "
         f"(`physics`, timed in the plant process, at SCHED_FIFO {FIFO_PRIORITY - 2} in the fifo phase) and "
-        f"the control thread only waits for it if it overran its period (`wait for plant`); the controller "
-        f"does not model the latency, so the transitions it adapts on are off by one action (fine for "
-        f"timing and memory, not for learning). "
+        f"the control thread only waits for it if it overran its period (`wait for plant`). "
+        + (
+            "`ControllerConfig(action_latency=1)` pairs each outcome with the command that produced it. "
+            if any(p.get("action_latency") == 1 for p in res["phases"])
+            else "This run's controller did not model the latency (no `action_latency` yet): the transitions it "
+            "adapted on were off by one action (fine for timing and memory, not for learning). "
+        )
         if res.get("plant", "inline") == "process"
         else "The plant (PyBullet) steps on the control thread (`--plant inline`): its physics counts against the tick. "
     )

@@ -81,6 +81,14 @@ class ControllerConfig:
     totals). A controller runs for days: at 100 Hz with ``adapt_every=10`` unbounded lists grew by ~34 B
     per tick (~300 MB a day; benchmarks/soak_runtime.py). A run bounded by ``episodes=N`` keeps at
     least N episode records."""
+    action_latency: int = 0
+    """Ticks between sending a command and the first observation that shows its effect. 0: ``step(a)``
+    returns the state after `a` (a simulator stepped in the tick). 1: a drive that, like most robot
+    interfaces, takes the command and returns the latest measured state, in which the command of the
+    tick before has acted; the controller then pairs each transition with the action that was really
+    applied (``observe(s, a_{t-L}, r, s')``) and does not store the first L steps of an episode
+    (nothing of this episode had acted yet). Wrong pairing silently teaches the adaptation the
+    wrong action."""
     realtime_priority: int = 0
     """Linux SCHED_FIFO priority (1-99) of the control thread while `run` runs; 0 leaves scheduling alone.
     The background adaptation thread then runs at SCHED_FIFO ``priority - 1`` (it shares the GIL with
@@ -108,6 +116,10 @@ class ControllerConfig:
             )
         if self.history < 1:
             raise ValueError(f"ControllerConfig.history={self.history} must be >= 1")
+        if not 0 <= self.action_latency <= 100:
+            raise ValueError(
+                f"ControllerConfig.action_latency={self.action_latency} must be in [0, 100] ticks"
+            )
         if self.log_every_refusal < 1:
             raise ValueError(f"ControllerConfig.log_every_refusal={self.log_every_refusal} must be >= 1")
 
@@ -335,6 +347,7 @@ class AdaptiveController:
                 obs, _ = self.env.reset(seed=seed if first_reset else None, options=options)
                 first_reset = False
                 ep_ticks, ep_ret, success = 0, 0.0, False
+                in_flight: deque[int] = deque()  # actions sent this episode whose effect is not seen yet
                 adaptations_at_start = self.policy.adaptations
                 next_t = time.perf_counter()
                 ended = False
@@ -365,9 +378,12 @@ class AdaptiveController:
                     next_obs, reward, terminated, truncated, info = self.env.step(action)
                     report.ticks += 1
                     ep_ticks += 1
+                    in_flight.append(action)
                     try:
                         ep_ret += float(reward)
-                        self.policy.observe(obs, action, float(reward), next_obs, bool(terminated))
+                        if len(in_flight) > cfg.action_latency:  # the action this step's outcome shows
+                            applied = in_flight.popleft()
+                            self.policy.observe(obs, applied, float(reward), next_obs, bool(terminated))
                     except (TransitionError, TypeError, ValueError) as exc:
                         report.refused_transitions += 1
                         self._refuse("transition", report.refused_transitions, exc)

@@ -155,3 +155,77 @@ def test_realtime_priority_is_scoped_to_the_run(policy: AdaptivePolicy) -> None:
     assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
     with pytest.raises(ValueError, match="needs rate_hz > 0"):
         ControllerConfig(rate_hz=0, realtime_priority=5)
+
+
+class LaggingDrive:
+    """A robot drive with one tick of actuation latency: ``step(a)`` queues `a` and returns the state
+    after the *previous* command (the first step of an episode: the reset state, nothing applied)."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(3)
+        self.state = np.zeros(5, dtype=np.float32)
+        self.queued: int | None = None
+        self.applied: list[tuple[np.ndarray, int, np.ndarray]] = []  # (from, action, to) really played
+        self.t = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
+        self.state = self.rng.normal(size=5).astype(np.float32)
+        self.queued, self.t = None, 0
+        return self.state.copy(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        reward = 0.0
+        if self.queued is not None:
+            before = self.state.copy()
+            # a jumpy plant: the policy's action changes from step to step, so a wrong pairing shows
+            self.state = (2.0 * self.rng.normal(size=5) + 0.1 * (self.queued + 1)).astype(np.float32)
+            self.applied.append((before, self.queued, self.state.copy()))
+            reward = -float(self.queued)
+        self.queued = int(action)
+        self.t += 1
+        return self.state.copy(), reward, False, self.t >= 8, {}
+
+
+def _recorded_transitions(policy: AdaptivePolicy) -> list[tuple[np.ndarray, int, float, np.ndarray]]:
+    seen: list[tuple[np.ndarray, int, float, np.ndarray]] = []
+    observe = policy.observe
+
+    def spy(obs: Any, action: int, reward: float, next_obs: Any, terminated: bool) -> None:
+        seen.append((np.array(obs), int(action), float(reward), np.array(next_obs)))
+        observe(obs, action, reward, next_obs, terminated)
+
+    policy.observe = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_action_latency_pairs_each_transition_with_the_applied_action(policy: AdaptivePolicy) -> None:
+    drive = LaggingDrive()
+    seen = _recorded_transitions(policy)
+    report = AdaptiveController(policy, drive, ControllerConfig(rate_hz=0, action_latency=1)).run(episodes=5)
+    assert report.ticks == 40 and report.episodes_run == 5
+    assert len(seen) == len(drive.applied) == 5 * 7  # the first step of each episode showed nothing
+    for (obs, a, r, nxt), (before, played, after) in zip(seen, drive.applied, strict=True):
+        assert a == played and r == -float(played)
+        np.testing.assert_array_equal(obs, before)
+        np.testing.assert_array_equal(nxt, after)
+    assert len({a for _, a, _, _ in seen}) > 1
+
+
+def test_without_latency_compensation_a_lagging_drive_gets_the_wrong_actions(policy: AdaptivePolicy) -> None:
+    drive = LaggingDrive()
+    seen = _recorded_transitions(policy)
+    AdaptiveController(policy, drive, ControllerConfig(rate_hz=0)).run(episodes=5)
+    assert len(seen) == 40  # every step stored, including the 5 in which nothing had acted
+    firsts = seen[::8]
+    assert all(r == 0.0 and np.array_equal(o, n) for o, _, r, n in firsts)
+    later = [s for i, s in enumerate(seen) if i % 8]
+    mismatched = sum(a != played for (_, a, _, _), (_, played, _) in zip(later, drive.applied, strict=True))
+    assert mismatched > 0  # the stored action is the one sent, not the one the outcome shows
+
+
+@pytest.mark.parametrize("bad", [-1, 101])
+def test_action_latency_must_be_in_range(bad: int) -> None:
+    with pytest.raises(ValueError, match="action_latency"):
+        ControllerConfig(action_latency=bad)
