@@ -290,11 +290,16 @@ def compute_cell(
 
 
 def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dict[str, Any]:
-    """Merge the cached cells of a family into the ``kshot_<family>.json`` schema."""
-    from robot_meta.meta.evaluation import UnitResult, aggregate
+    """Merge the cached cells of a family into the ``kshot_<family>.json`` schema.
+
+    Each method's row covers the seeds it has cells for (its ``seeds``); each target compares
+    methods on the seeds where all the cells it needs exist (`paired_targets`), never a method's
+    seeds against another's.
+    """
+    from robot_meta.meta.evaluation import UnitResult
 
     budget = BUDGETS[budget_name]
-    units: dict[str, list[UnitResult]] = {}
+    units: dict[str, dict[int, list[UnitResult]]] = {}
     times: dict[str, dict[str, float | None]] = {}
     missing: list[str] = []
     cell_seconds = 0.0
@@ -307,30 +312,14 @@ def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dic
             data = json.loads(path.read_text())
             cell_seconds += float(data.get("cell_seconds") or 0.0)
             for name in names:
-                units.setdefault(name, []).extend(UnitResult.from_dict(u) for u in data["methods"][name])
+                units.setdefault(name, {})[seed] = [UnitResult.from_dict(u) for u in data["methods"][name]]
                 t = times.setdefault(name, {"train_seconds": 0.0, "eval_seconds": 0.0})
                 for key in ("train_seconds", "eval_seconds"):
                     cur, add = t[key], data.get(key)
                     t[key] = None if cur is None or add is None else cur + add / len(names)
-    methods: dict[str, Any] = {}
-    for name in (n for names in CELLS.values() for n in names):
-        if name not in units:
-            continue
-        res = aggregate(name, units[name])
-        methods[name] = {
-            "K": {
-                str(k): {
-                    "success": s.success,
-                    "ci_low": s.ci_low,
-                    "ci_high": s.ci_high,
-                    "return": s.ret,
-                    "target_transitions": s.target_transitions,
-                    "n_units": s.n_units,
-                }
-                for k, s in sorted(res.per_k.items())
-            },
-            **times[name],
-        }
+    methods = methods_table(units, seeds)
+    for name, m in methods.items():
+        m.update(times[name])
     return {
         "split": "test",
         "seeds": list(seeds),
@@ -342,8 +331,75 @@ def aggregate_family(budget_name: str, family: str, seeds: Sequence[int]) -> dic
         "missing_cells": missing,
         "cell_seconds": cell_seconds,
         "methods": methods,
-        "targets": targets(methods, budget.shots),
+        "targets": paired_targets(units, seeds, budget.shots),
     }
+
+
+def methods_table(units: dict[str, dict[int, list[Any]]], seeds: Sequence[int]) -> dict[str, Any]:
+    """Method -> per-K success/CI/return/transitions over the given seeds' units (methods without any: left out)."""
+    from robot_meta.meta.evaluation import aggregate
+
+    methods: dict[str, Any] = {}
+    for name in (n for names in CELLS.values() for n in names):
+        have = [s for s in seeds if s in units.get(name, {})]
+        if not have:
+            continue
+        res = aggregate(name, [u for s in have for u in units[name][s]])
+        methods[name] = {
+            "seeds": have,
+            "K": {
+                str(k): {
+                    "success": st.success,
+                    "ci_low": st.ci_low,
+                    "ci_high": st.ci_high,
+                    "return": st.ret,
+                    "target_transitions": st.target_transitions,
+                    "n_units": st.n_units,
+                }
+                for k, st in sorted(res.per_k.items())
+            },
+        }
+    return methods
+
+
+def paired_targets(
+    units: dict[str, dict[int, list[Any]]], seeds: Sequence[int], shots: Sequence[int]
+) -> dict[str, Any]:
+    """The issue's targets, each on the seeds where every method it compares has its cell."""
+
+    def common(names: Sequence[str]) -> list[int]:
+        return [s for s in seeds if all(s in units.get(n, {}) for n in names)]
+
+    k5 = 5 if 5 in shots else max(k for k in shots if k <= 5)
+    out: dict[str, Any] = {"k_for_targets": k5}
+    gap_seeds = common(["oracle", "domain-rand"])
+    t = targets(methods_table(units, gap_seeds), shots) if gap_seeds else {}
+    out.update(
+        seeds_oracle_gap=gap_seeds,
+        oracle_minus_domain_rand=t.get("oracle_minus_domain_rand"),
+        oracle_gap_met=t.get("oracle_gap_met"),
+    )
+    rec_seeds = common(["oracle", "domain-rand", "finetune", *META_METHODS])
+    t = targets(methods_table(units, rec_seeds), shots) if rec_seeds else {}
+    out["seeds_recovery"] = rec_seeds
+    for key in ("best_meta", "best_meta_success", "finetune_success", "beats_finetune", "recovered_fraction",
+                "recovery_met"):  # fmt: skip
+        if key in t:
+            out[key] = t[key]
+    eff_seeds = common(["scratch", *META_METHODS])
+    t = targets(methods_table(units, eff_seeds), shots) if eff_seeds else {}
+    out["seeds_sample_efficiency"] = eff_seeds
+    if "scratch_ratio" in t:
+        out.update(
+            efficiency_meta=t["best_meta"],
+            efficiency_meta_success=t["best_meta_success"],
+            efficiency_meta_target_transitions=t["best_meta_target_transitions"],
+            scratch_transitions_to_match=t["scratch_transitions_to_match"],
+            scratch_ratio=t["scratch_ratio"],
+            scratch_ratio_is_lower_bound=t["scratch_ratio_is_lower_bound"],
+            sample_efficiency_met=t["sample_efficiency_met"],
+        )
+    return out
 
 
 #: Tolerance of the target comparisons (success rates are sums of fractions: 0.5 - 0.3 < 0.2 in floats).
@@ -417,13 +473,13 @@ def _secs(x: float | None) -> str:
 
 def family_markdown(res: dict[str, Any]) -> str:
     ks = [str(k) for k in res["shots"]]
-    headers = ["method", *[f"K={k}" for k in ks], f"transitions at K={ks[-1]}", "train s", "eval s"]
+    headers = ["method", "seeds", *[f"K={k}" for k in ks], f"transitions at K={ks[-1]}", "train s", "eval s"]
     rows = []
     for name, m in res["methods"].items():
         last = m["K"].get(ks[-1], {})
         rows.append(
-            [name, *[_fmt(m["K"].get(k)) for k in ks], last.get("target_transitions", "-"),
-             _secs(m.get("train_seconds")), _secs(m.get("eval_seconds"))]
+            [name, ",".join(str(x) for x in m.get("seeds", res["seeds"])), *[_fmt(m["K"].get(k)) for k in ks],
+             last.get("target_transitions", "-"), _secs(m.get("train_seconds")), _secs(m.get("eval_seconds"))]
         )  # fmt: skip
     t = res["targets"]
     lines = [
@@ -453,29 +509,31 @@ def family_markdown(res: dict[str, Any]) -> str:
             "the full table only.",
             "",
         ]
-    lines.append(f"Targets (K={k5}):")
+    lines.append(f"Targets (K={k5}), each on the seeds where every method it compares has its cells:")
     lines.append(
-        f"- oracle - domain-rand = {pct(t.get('oracle_minus_domain_rand'))} points (target >= 20): "
-        f"{_verdict(t.get('oracle_gap_met'))}"
+        f"- oracle - domain-rand = {pct(t.get('oracle_minus_domain_rand'))} points (target >= 20; seeds "
+        f"{t.get('seeds_oracle_gap', [])}): {_verdict(t.get('oracle_gap_met'))}"
     )
     if "best_meta" in t:
         lines.append(
             f"- best meta method `{t['best_meta']}` at K={k5}: {pct(t['best_meta_success'])} % success, "
-            f"recovers {pct(t.get('recovered_fraction'))} % of the oracle's advantage (target >= 80): "
-            f"{_verdict(t.get('recovery_met'))}; finetune {pct(t.get('finetune_success'))} %: "
-            f"{'beats' if t.get('beats_finetune') else 'does not beat'} fine-tuning"
+            f"recovers {pct(t.get('recovered_fraction'))} % of the oracle's advantage (target >= 80; seeds "
+            f"{t.get('seeds_recovery', [])}): {_verdict(t.get('recovery_met'))}; finetune "
+            f"{pct(t.get('finetune_success'))} %: {'beats' if t.get('beats_finetune') else 'does not beat'} "
+            "fine-tuning"
         )
-        if t.get("best_meta_success", 0.0) <= 0.0:
-            lines.append(
-                "- sample efficiency vs scratch: n/a (the best meta method has 0 % success to match)"
-            )
-        elif "scratch_ratio" in t:
-            bound = ">= " if t.get("scratch_ratio_is_lower_bound") else ""
-            lines.append(
-                f"- SB3 DQN from scratch needs {bound}{t['scratch_ratio']:.1f}x the target transitions of "
-                f"`{t['best_meta']}` ({t['best_meta_target_transitions']}) to match it (target >= 20x): "
-                f"{_verdict(t.get('sample_efficiency_met'))}"
-            )
+    if not t.get("seeds_sample_efficiency"):
+        lines.append("- sample efficiency vs scratch: not measured yet (no seed has the scratch cell)")
+    elif t.get("efficiency_meta_success", 0.0) <= 0.0:
+        lines.append("- sample efficiency vs scratch: n/a (the best meta method has 0 % success to match)")
+    elif "scratch_ratio" in t:
+        bound = ">= " if t.get("scratch_ratio_is_lower_bound") else ""
+        lines.append(
+            f"- SB3 DQN from scratch needs {bound}{t['scratch_ratio']:.1f}x the target transitions of "
+            f"`{t['efficiency_meta']}` ({t['efficiency_meta_target_transitions']} at K={k5}, "
+            f"{pct(t['efficiency_meta_success'])} % success) to match it (target >= 20x; seeds "
+            f"{t['seeds_sample_efficiency']}): {_verdict(t.get('sample_efficiency_met'))}"
+        )
     return "\n".join(lines)
 
 

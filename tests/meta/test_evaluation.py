@@ -242,3 +242,46 @@ def test_kshot_benchmark_targets_from_a_table() -> None:
     methods["scratch-100x"] = row({0: (0.0, 0), 5: (0.6, 25_000)})
     t = kshot.targets(methods, (0, 5))
     assert t["scratch_ratio_is_lower_bound"] and t["scratch_ratio"] == pytest.approx(25_000 / 240)
+
+
+def test_kshot_benchmark_targets_pair_methods_on_common_seeds() -> None:
+    """A target never compares one method's seeds with another's: scratch on seed 0 only is matched
+    against the meta methods on seed 0 only, while the oracle gap uses both seeds."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import kshot
+
+    from robot_meta.meta.evaluation import UnitResult
+
+    def units(per_seed: dict[int, dict[int, float]], mult: int = 1) -> dict[int, list[UnitResult]]:
+        return {
+            seed: [
+                UnitResult(seed, i, k, succ, -1.0, mult * k * 50) for k, succ in by_k.items() for i in range(2)
+            ]
+            for seed, by_k in per_seed.items()
+        }
+
+    flat = {0: {0: 0.3, 5: 0.3}, 1: {0: 0.3, 5: 0.3}}
+    table = {
+        "oracle": units({0: {0: 0.5, 5: 0.5}, 1: {0: 0.9, 5: 0.9}}, 0),
+        "domain-rand": units(flat, 0),
+        "finetune": units(flat),
+        "meta-dqn": units({0: {0: 0.3, 5: 0.4}, 1: {0: 0.3, 5: 0.8}}),
+        "reptile": units(flat),
+        "reptile-head": units(flat),
+        "context": units(flat),
+        "scratch": units({0: {0: 0.0, 5: 0.0}}),
+        "scratch-10x": units({0: {0: 0.0, 5: 0.2}}, 10),
+        "scratch-100x": units({0: {0: 0.0, 5: 0.45}}, 100),
+    }
+    t = kshot.paired_targets(table, (0, 1, 2), (0, 5))
+    assert t["seeds_oracle_gap"] == [0, 1] and t["oracle_minus_domain_rand"] == pytest.approx(0.4)
+    assert t["seeds_recovery"] == [0, 1] and t["best_meta"] == "meta-dqn"
+    assert t["best_meta_success"] == pytest.approx(0.6)
+    assert t["recovered_fraction"] == pytest.approx((0.6 - 0.3) / 0.4)
+    # seed 0 alone: meta-dqn 40 % at 250 transitions; scratch-100x reaches 45 % at 25,000 -> 100x
+    assert t["seeds_sample_efficiency"] == [0] and t["efficiency_meta_success"] == pytest.approx(0.4)
+    assert t["scratch_ratio"] == pytest.approx(100.0) and not t["scratch_ratio_is_lower_bound"]
+    rows = kshot.methods_table(table, (0, 1, 2))
+    assert rows["scratch"]["seeds"] == [0] and rows["oracle"]["seeds"] == [0, 1]
