@@ -714,8 +714,16 @@ def main(argv: list[str] | None = None) -> int:
         help="process: PyBullet in its own process, one tick behind, like a robot (default); "
         "inline: env.step on the control thread (the physics time counts against the tick)",
     )
+    ap.add_argument(
+        "--tag",
+        default="",
+        help="keep this run next to the default one: results soak_runtime_TAG.json and its own "
+        "BENCHMARKS.md section (e.g. --tag quiet for a run on an idle machine)",
+    )
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args(argv)
+    if args.tag and not args.tag.replace("_", "").replace("-", "").isalnum():
+        ap.error(f"--tag {args.tag!r}: use letters, digits, '_' or '-'")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.filterwarnings("ignore")
     import torch
@@ -766,13 +774,14 @@ def main(argv: list[str] | None = None) -> int:
     results["seconds"] = time.perf_counter() - t_all
     results["ok"] = bool(results["phases"]) and all(p["ok"] for p in results["phases"])
     cmd = command_line()
-    path = write_results(NAME + ("_quick" if args.quick else ""), results, command=cmd)
+    name = NAME + (f"_{args.tag}" if args.tag else "")
+    path = write_results(name + ("_quick" if args.quick else ""), results, command=cmd)
     log.info("wrote %s", path)
     body = _markdown(results)
     print("\n" + body + "\n")
     if not args.quick and not args.no_markdown:  # quick runs leave BENCHMARKS.md alone
-        update_markdown_section(NAME, body, command=cmd, date=now_utc())
-        log.info("updated the %s section of BENCHMARKS.md", NAME)
+        update_markdown_section(name, body, command=cmd, date=now_utc())
+        log.info("updated the %s section of BENCHMARKS.md", name)
     for p in results["phases"]:
         for line in p["crashes"] + p["errors_logged"][:10]:
             print(f"{p['phase']}: {line}", file=sys.stderr)
