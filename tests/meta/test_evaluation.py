@@ -257,7 +257,9 @@ def test_kshot_benchmark_targets_pair_methods_on_common_seeds() -> None:
     def units(per_seed: dict[int, dict[int, float]], mult: int = 1) -> dict[int, list[UnitResult]]:
         return {
             seed: [
-                UnitResult(seed, i, k, succ, -1.0, mult * k * 50) for k, succ in by_k.items() for i in range(2)
+                UnitResult(seed, i, k, succ, -1.0, mult * k * 50)
+                for k, succ in by_k.items()
+                for i in range(2)
             ]
             for seed, by_k in per_seed.items()
         }
