@@ -232,6 +232,22 @@ def best_strike(table: list[dict[str, Any]], distance: float) -> tuple[dict[str,
     return row, abs(row["travel_m"] - distance)
 
 
+def strike_for(table: list[dict[str, Any]], distance: float, fallback: int) -> int:
+    """The action of `best_strike` in `table` for `distance` (`fallback` when no strike stays on the table)."""
+    row, _ = best_strike(table, distance)
+    return fallback if row is None else int(row["action"])
+
+
+def strike_and_hold(env: gym.Env[Any, Any], action: int, stay: int) -> bool:
+    """Play `action` once, then `stay` until the episode ends; whether it succeeded."""
+    a = action
+    while True:
+        _, _, terminated, truncated, info = env.step(a)
+        a = stay
+        if terminated or truncated:
+            return bool(info["is_success"])
+
+
 def run_slide(b: Budget) -> tuple[dict[str, Any], str]:
     env = gym.make("robot_meta/PandaSlide-v0")
     u: Any = env.unwrapped
@@ -292,20 +308,10 @@ def run_slide(b: Budget) -> tuple[dict[str, Any], str]:
 
     def episode(task_name: str, seed: int, tuned_on: str) -> bool:
         obs, _ = reset_draws_of_seed(env, seed, tasks[task_name])
-        distance = float(obs[sl["goal_minus_object"]][0])
-        row, _ = best_strike(calib[tuned_on], distance)
-        action = strikes[-1][0] if row is None else int(row["action"])
+        action = strike_for(calib[tuned_on], float(obs[sl["goal_minus_object"]][0]), strikes[-1][0])
         key = (task_name, seed, action)
         if key not in cache:
-            success = False
-            a = action
-            while True:
-                _, _, terminated, truncated, info = env.step(a)
-                a = stay
-                if terminated or truncated:
-                    success = bool(info["is_success"])
-                    break
-            cache[key] = success
+            cache[key] = strike_and_hold(env, action, stay)
         return cache[key]
 
     t0 = time.perf_counter()
@@ -483,12 +489,7 @@ def slide_headroom(
 
     def episode(task: Any, seed: int, choose: Callable[[float], int]) -> bool:
         obs, _ = reset_draws_of_seed(env, seed, task)
-        a = choose(float(obs[sl["goal_minus_object"]][0]))
-        while True:
-            _, _, terminated, truncated, info = env.step(a)
-            a = stay
-            if terminated or truncated:
-                return bool(info["is_success"])
+        return strike_and_hold(env, choose(float(obs[sl["goal_minus_object"]][0])), stay)
 
     t0 = time.perf_counter()
     eval_seeds = [200 + i for i in range(b.headroom_eval_seeds)]
@@ -496,8 +497,7 @@ def slide_headroom(
     for (seed, task), table in zip(tasks, calib, strict=True):
 
         def own(distance: float, table: list[dict[str, Any]] = table) -> int:
-            row, _ = best_strike(table, distance)
-            return strikes[-1][0] if row is None else int(row["action"])
+            return strike_for(table, distance, strikes[-1][0])
 
         rows.append(
             {

@@ -136,24 +136,33 @@ class FakePlant:
         return obs, reward, False, self.t >= self.length, {"is_success": False, "task": self.task}
 
 
-def _plant_main(conn: Any, env_id: str, realtime_priority: int) -> None:
-    """The plant process: serves ``reset`` / ``step`` / ``close`` requests on `conn` (see `ProcessPlant`)."""
-    import warnings as _warnings
-
-    _warnings.filterwarnings("ignore")
+def _slide_test_env(env_id: str) -> Any:
+    """The soak's plant: `env_id`, discrete actions, tasks from the slide preset's test split."""
     import gymnasium as gym
 
     import robot_meta  # noqa: F401  (registers the ids)
     from robot_meta.envs import TaskDistribution
 
-    if realtime_priority and hasattr(os, "sched_setscheduler"):
-        try:  # below the controller's threads: the plant never preempts the control loop
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority))
-        except OSError:
-            pass
-    env = gym.make(
+    return gym.make(
         env_id, action_mode="discrete", distribution=TaskDistribution.preset("slide").split("test")
     )
+
+
+def _plant_main(conn: Any, env_id: str, realtime_priority: int) -> None:
+    """The plant process: serves ``reset`` / ``step`` / ``close`` requests on `conn` (see `ProcessPlant`)."""
+    import warnings as _warnings
+
+    _warnings.filterwarnings("ignore")
+    from robot_meta.runtime import realtime_scheduling
+
+    env = _slide_test_env(env_id)
+    # below the controller's threads' priorities: the plant never preempts the control loop
+    with realtime_scheduling(realtime_priority):
+        _serve_plant(conn, env)
+
+
+def _serve_plant(conn: Any, env: Any) -> None:
+    """Answer requests until ``close`` or the controller goes away; closes `env` and `conn`."""
     last: Any = None  # the last step's result while its episode has ended
     try:
         while True:
@@ -445,16 +454,10 @@ def run_phase(
     elif plant_kind == "process":
         env = ProcessPlant(ENV_ID, max(1, realtime_priority - 2) if realtime_priority else 0)
     else:
-        import gymnasium as gym
-
-        import robot_meta  # noqa: F401  (registers the ids)
-        from robot_meta.envs import TaskDistribution
-
-        env = gym.make(
-            ENV_ID, action_mode="discrete", distribution=TaskDistribution.preset("slide").split("test")
-        )
+        env = _slide_test_env(ENV_ID)
     proc = psutil.Process()
-    latency = 1 if isinstance(env, ProcessPlant) else 0  # the plant answers one command late
+    in_process = isinstance(env, ProcessPlant)
+    latency = 1 if in_process else 0  # the plant answers one command late
     cfg = ControllerConfig(
         rate_hz=rate_hz, adapt_every=ADAPT_EVERY, adapt_at_episode_end=True,
         realtime_priority=realtime_priority, history=history, action_latency=latency,
@@ -489,7 +492,7 @@ def run_phase(
         if not plant.rss_curve or plant.rss_curve[-1][0] != plant.ticks:
             plant.rss_curve.append((plant.ticks, rss_end))
             plant.steal_curve.append((plant.ticks, _steal_s()))
-        plant_rss = env.rss_mb() if isinstance(env, ProcessPlant) else None
+        plant_rss = env.rss_mb() if in_process else None
     finally:
         close = getattr(env, "close", None)
         if close is not None:
@@ -528,12 +531,8 @@ def run_phase(
         "rss_curve": curve,
         "plant_step_ms": _pct(plant.step_s[: plant.ticks], 1e3) if plant.ticks else {},
         "tick_work_ms": _pct(plant.tick_work_s[: plant.ticks], 1e3) if plant.ticks else {},
-        "physics_ms": _pct(_finite(plant.physics_s[: plant.ticks]), 1e3)
-        if plant_kind == "process" and not fake
-        else {},
-        "plant_wait_ms": _pct(plant.wait_s[: plant.ticks], 1e3)
-        if plant_kind == "process" and not fake
-        else {},
+        "physics_ms": _pct(_finite(plant.physics_s[: plant.ticks]), 1e3) if in_process else {},
+        "plant_wait_ms": _pct(plant.wait_s[: plant.ticks], 1e3) if in_process else {},
         "plant_rss_mb": plant_rss,
         "late": _late_ticks(plant, 1.0 / rate_hz if rate_hz else 0.0),
         "vm_steal_s": plant.steal_curve[-1][1] - plant.steal_curve[0][1] if plant.steal_curve else None,
