@@ -17,9 +17,12 @@ evaluated cell (family, method, seed) is cached as JSON under
 ``benchmarks/results/kshot_cells/<budget>/<family>/``: cells that exist are not recomputed, so the
 full table fills in over several sessions (commit the cells as they come).
 
-    .venv/bin/python benchmarks/kshot.py --budget small                  # quick look, < 5 min per family
-    .venv/bin/python benchmarks/kshot.py --budget full --families push   # the full table (hours)
+    .venv/bin/python benchmarks/kshot.py --budget small                  # quick look, minutes
+    .venv/bin/python benchmarks/kshot.py --budget full                   # the full table (hours)
     .venv/bin/python benchmarks/kshot.py --budget full --dry-run         # what would run, nothing trained
+
+Families run in parallel, one process per family up to ``--jobs`` (default: the number of CPUs);
+the parent then writes the report of every cached cell.
 
 ``full`` writes ``benchmarks/results/kshot_<family>.json`` and the ``kshot`` section of
 BENCHMARKS.md; ``small`` writes ``kshot_small_<family>.json`` and the ``kshot_small`` section
@@ -33,6 +36,7 @@ import json
 import logging
 import math
 import os
+import subprocess
 import sys
 import time
 import warnings
@@ -563,6 +567,51 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _compute_in_parallel(families: list[str], argv: Sequence[str], jobs: int) -> list[str]:
+    """Compute each family's cells in its own process (`jobs` at a time); the families that failed.
+
+    Every worker is this script with the same arguments for one family and ``--compute-only``
+    (cells only, no report); a cell is written when it completes, so a failed or interrupted
+    worker loses at most the cell in progress (and that resumes from its partial file).
+    """
+    base: list[str] = []
+    skip = False
+    for a in argv:  # drop --families / --jobs (either "--x v" or "--x=v")
+        if skip:
+            skip = False
+            continue
+        if a in ("--families", "--jobs"):
+            skip = True
+            continue
+        if a.startswith(("--families=", "--jobs=")):
+            continue
+        base.append(a)
+    pending = list(families)
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    failed: list[str] = []
+    log.info("computing %s in parallel, %d process(es) at a time", ", ".join(families), jobs)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                fam = pending.pop(0)
+                cmd = [sys.executable, str(Path(__file__).resolve()), *base, "--families", fam,
+                       "--compute-only", "--no-markdown"]  # fmt: skip
+                running[fam] = subprocess.Popen(cmd)
+            time.sleep(0.5)
+            for fam, proc in list(running.items()):
+                rc = proc.poll()
+                if rc is not None:
+                    del running[fam]
+                    if rc != 0:
+                        failed.append(f"{fam} (exit {rc})")
+    finally:  # interrupted: stop the workers (their finished cells stay cached)
+        for proc in running.values():
+            proc.terminate()
+        for proc in running.values():
+            proc.wait()
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument(
@@ -586,9 +635,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATTERN",
         help="evaluate existing complete meta runs, e.g. '/tmp/r3/{algo}-{family}-seed{seed}' (default: train them)",
     )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="families computed in parallel, one process each (default: the CPU count, %(default)s)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="list the cells that would be computed and exit")
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--compute-only", action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     warnings.filterwarnings("ignore", category=UserWarning)
     budget_name = "small" if args.quick else args.budget
@@ -617,13 +675,21 @@ def main(argv: list[str] | None = None) -> int:
         for f, c, s in todo:
             print(f"{f} {c} seed {s} -> {cell_path(budget_name, f, c, s).relative_to(BENCH_DIR.parent)}")
         return 0
+    cmd = command_line()
+    busy = list(dict.fromkeys(f for f, _, _ in todo))
+    if len(busy) > 1 and args.jobs > 1 and not args.compute_only:
+        failed = _compute_in_parallel(busy, argv if argv is not None else sys.argv[1:], args.jobs)
+        if failed:
+            log.error("failed: %s (see its log above); finished cells are kept, run the same command "
+                      "again to resume", ", ".join(failed))  # fmt: skip
+            return 1
+        todo = []
     import torch
 
     import robot_meta  # noqa: F401  (registers the env ids)
 
     torch.set_num_threads(1)
     os.environ.setdefault("SB3_LOGDIR", str(runs / "sb3_logs"))  # never used: our SB3 loggers write nothing
-    cmd = command_line()
     t_fam: dict[str, float] = {}
     for family in families:
         t0 = time.perf_counter()
@@ -639,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s / %s / seed %d done in %.0f s", f, c, s, time.perf_counter() - t1)
         t_fam[family] = time.perf_counter() - t0
         log.info("%s: %.0f s", family, t_fam[family])
+    if args.compute_only:
+        return 0
     parts = []
     combined: dict[str, Any] = {}
     # Report every family that has cells of this budget, not only this call's: two processes (one

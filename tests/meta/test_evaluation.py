@@ -287,3 +287,17 @@ def test_kshot_benchmark_targets_pair_methods_on_common_seeds() -> None:
     assert t["scratch_ratio"] == pytest.approx(100.0) and not t["scratch_ratio_is_lower_bound"]
     rows = kshot.methods_table(table, (0, 1, 2))
     assert rows["scratch"]["seeds"] == [0] and rows["oracle"]["seeds"] == [0, 1]
+
+
+def test_kshot_benchmark_runs_families_in_worker_processes() -> None:
+    """`--jobs`: one worker process per family with the caller's other arguments; a failing worker
+    is reported by family and exit code (here real processes of the script, in --dry-run mode)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import kshot
+
+    ok = ["--budget", "small", "--families", "push,slide", "--jobs=2", "--cells", "meta-dqn", "--dry-run"]
+    assert kshot._compute_in_parallel(["push", "slide"], ok, jobs=2) == []
+    bad = ["--budget", "small", "--cells", "no-such-cell", "--jobs", "1"]
+    assert kshot._compute_in_parallel(["push", "slide"], bad, jobs=1) == ["push (exit 2)", "slide (exit 2)"]
