@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     os.environ.setdefault("SB3_LOGDIR", str(runs / "sb3_logs"))  # never used: our SB3 loggers write nothing
     t_fam: dict[str, float] = {}
-    for family in families:
+    for family in dict.fromkeys(f for f, _, _ in todo):  # the families with cells left, in order
         t0 = time.perf_counter()
         for f, c, s in todo:
             if f != family:
