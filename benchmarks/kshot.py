@@ -17,7 +17,7 @@ evaluated cell (family, method, seed) is cached as JSON under
 ``benchmarks/results/kshot_cells/<budget>/<family>/``: cells that exist are not recomputed, so the
 full table fills in over several sessions (commit the cells as they come).
 
-    .venv/bin/python benchmarks/kshot.py --budget small                  # quick look, minutes
+    .venv/bin/python benchmarks/kshot.py --budget small                  # quick look, about 2 min
     .venv/bin/python benchmarks/kshot.py --budget full                   # the full table (hours)
     .venv/bin/python benchmarks/kshot.py --budget full --dry-run         # what would run, nothing trained
 
