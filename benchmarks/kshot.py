@@ -570,22 +570,10 @@ def _clean(obj: Any) -> Any:
 def _compute_in_parallel(families: list[str], argv: Sequence[str], jobs: int) -> list[str]:
     """Compute each family's cells in its own process (`jobs` at a time); the families that failed.
 
-    Every worker is this script with the same arguments for one family and ``--compute-only``
-    (cells only, no report); a cell is written when it completes, so a failed or interrupted
+    Every worker is this script with the caller's arguments followed by ``--families FAMILY
+    --compute-only`` (argparse keeps an option's last value; cells only, no report); a cell is written when it completes, so a failed or interrupted
     worker loses at most the cell in progress (and that resumes from its partial file).
     """
-    base: list[str] = []
-    skip = False
-    for a in argv:  # drop --families / --jobs (either "--x v" or "--x=v")
-        if skip:
-            skip = False
-            continue
-        if a in ("--families", "--jobs"):
-            skip = True
-            continue
-        if a.startswith(("--families=", "--jobs=")):
-            continue
-        base.append(a)
     pending = list(families)
     running: dict[str, subprocess.Popen[bytes]] = {}
     failed: list[str] = []
@@ -594,7 +582,7 @@ def _compute_in_parallel(families: list[str], argv: Sequence[str], jobs: int) ->
         while pending or running:
             while pending and len(running) < jobs:
                 fam = pending.pop(0)
-                cmd = [sys.executable, str(Path(__file__).resolve()), *base, "--families", fam,
+                cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--families", fam,
                        "--compute-only", "--no-markdown"]  # fmt: skip
                 running[fam] = subprocess.Popen(cmd)
             time.sleep(0.5)

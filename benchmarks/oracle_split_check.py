@@ -21,16 +21,15 @@ import argparse
 import logging
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from common import command_line, markdown_table, now_utc, update_markdown_section, write_results
+from kshot import FAMILY_ENVS, RUNS_DIR
 
 log = logging.getLogger("oracle_split_check")
 NAME = "oracle_split_check"
-RUNS = Path(__file__).resolve().parent / "runs" / "full"
-FAMILY_ENVS = {"push": "robot_meta/PandaPush-v0", "slide": "robot_meta/PandaSlide-v0"}
+RUNS = RUNS_DIR / "full"  # the K-shot benchmark's `full` budget policies
 KINDS = ("domain-rand", "oracle")
 
 

@@ -456,8 +456,8 @@ def run_phase(
     else:
         env = _slide_test_env(ENV_ID)
     proc = psutil.Process()
-    in_process = isinstance(env, ProcessPlant)
-    latency = 1 if in_process else 0  # the plant answers one command late
+    plant_in_child = isinstance(env, ProcessPlant)
+    latency = 1 if plant_in_child else 0  # the plant answers one command late
     cfg = ControllerConfig(
         rate_hz=rate_hz, adapt_every=ADAPT_EVERY, adapt_at_episode_end=True,
         realtime_priority=realtime_priority, history=history, action_latency=latency,
@@ -492,7 +492,7 @@ def run_phase(
         if not plant.rss_curve or plant.rss_curve[-1][0] != plant.ticks:
             plant.rss_curve.append((plant.ticks, rss_end))
             plant.steal_curve.append((plant.ticks, _steal_s()))
-        plant_rss = env.rss_mb() if in_process else None
+        plant_rss = env.rss_mb() if plant_in_child else None
     finally:
         close = getattr(env, "close", None)
         if close is not None:
@@ -531,8 +531,8 @@ def run_phase(
         "rss_curve": curve,
         "plant_step_ms": _pct(plant.step_s[: plant.ticks], 1e3) if plant.ticks else {},
         "tick_work_ms": _pct(plant.tick_work_s[: plant.ticks], 1e3) if plant.ticks else {},
-        "physics_ms": _pct(_finite(plant.physics_s[: plant.ticks]), 1e3) if in_process else {},
-        "plant_wait_ms": _pct(plant.wait_s[: plant.ticks], 1e3) if in_process else {},
+        "physics_ms": _pct(_finite(plant.physics_s[: plant.ticks]), 1e3) if plant_in_child else {},
+        "plant_wait_ms": _pct(plant.wait_s[: plant.ticks], 1e3) if plant_in_child else {},
         "plant_rss_mb": plant_rss,
         "late": _late_ticks(plant, 1.0 / rate_hz if rate_hz else 0.0),
         "vm_steal_s": plant.steal_curve[-1][1] - plant.steal_curve[0][1] if plant.steal_curve else None,
