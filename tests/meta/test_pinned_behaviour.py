@@ -1,0 +1,109 @@
+"""Behaviour pinned across refactors: same seeds -> the same weights, K-shot numbers and device adaptation.
+
+`tests/meta/pinned_behaviour.json` was written by this module (``python tests/meta/test_pinned_behaviour.py
+--write`` from the repository root) with the code as it was *before* the algorithm registry and the
+split of the evaluation module (issue 13). The test recomputes everything on the toy family and
+demands the same sha256 of every trained state dict, the same K-shot success rates and returns of
+every method (meta-dqn, reptile, reptile-head, context, the fine-tuning baseline), the same export
+adaptation entries and the same on-device adapted Q-values. Regenerate it only for a change that is
+*meant* to alter behaviour, and say so in the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from toy_env import ToyEnv, ToyTasks, toy_config, toy_trainer
+
+from robot_meta.meta import ALGO_NAMES, evaluate, load_run, run_methods
+from robot_meta.meta.baselines import finetune_method
+
+PINNED = Path(__file__).with_name("pinned_behaviour.json")
+SHOTS = (0, 1, 3)
+EVAL = dict(shots=SHOTS, episodes=2, seeds=(0, 1), num_tasks=2, plot=False, progress=False)
+
+
+def _state_sha(modules: dict[str, torch.nn.Module]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        for key, tensor in sorted(modules[name].state_dict().items()):
+            h.update(f"{name}.{key}".encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _numbers(methods: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: {
+            "K": {str(k): [s.success, s.ret, s.target_transitions] for k, s in sorted(m.per_k.items())},
+            "units": [[u.seed, u.task_index, u.k, u.success, u.ret] for u in m.units],
+        }
+        for name, m in methods.items()
+    }
+
+
+def _device(export_dir: Path) -> list[float]:
+    from robot_meta.runtime import AdaptivePolicy
+
+    policy = AdaptivePolicy.load(export_dir)
+    rng = np.random.default_rng(7)
+    obs = rng.standard_normal((24, policy.obs_dim)).astype(np.float32)
+    for i in range(len(obs) - 1):
+        policy.observe(obs[i], int(i % policy.n_actions), float(rng.standard_normal()), obs[i + 1], False)
+    policy.adapt()
+    return [float(x) for o in obs[:4] for x in policy.q_values(o).ravel()]
+
+
+def compute(root: Path) -> dict[str, Any]:
+    """Everything pinned, computed in directory `root`."""
+    from robot_meta.export import ExportConfig, export_run
+
+    torch.set_num_threads(1)
+    out: dict[str, Any] = {}
+    for algo in ALGO_NAMES:
+        trainer = toy_trainer(toy_config(algo, meta_iterations=6))
+        run_dir = root / algo
+        trainer.train(run_dir, progress=False)
+        result = evaluate(run_dir, tasks=ToyTasks(), env_factory=ToyEnv, **EVAL)  # type: ignore[arg-type]
+        export = export_run(run_dir, root / f"{algo}-export", config=ExportConfig(parity_samples=64))
+        out[algo] = {
+            "state_sha256": _state_sha(trainer.policy_modules()),
+            "methods": _numbers(result.methods),
+            "adaptation": export.manifest["adaptation"],
+            "device_q": _device(root / f"{algo}-export"),
+        }
+    reptile = load_run(root / "reptile").policy
+    finetune = finetune_method(lambda _s: reptile, ToyEnv)
+    res = run_methods(
+        [finetune], ToyTasks(), shots=SHOTS, episodes=2, seeds=(0, 1), num_tasks=2, progress=False
+    )
+    out["finetune"] = _numbers(res)
+    return out
+
+
+def test_same_seeds_same_weights_and_kshot_numbers(tmp_path: Path) -> None:
+    expected = json.loads(PINNED.read_text())
+    got = json.loads(json.dumps(compute(tmp_path)))
+    for algo in ALGO_NAMES:
+        assert got[algo]["state_sha256"] == expected[algo]["state_sha256"], algo
+        assert got[algo]["methods"] == expected[algo]["methods"], algo
+        for key, value in expected[algo]["adaptation"].items():
+            assert got[algo]["adaptation"][key] == value, (algo, key)
+        np.testing.assert_allclose(got[algo]["device_q"], expected[algo]["device_q"], rtol=0, atol=1e-6)
+    assert got["finetune"] == expected["finetune"]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        raise SystemExit("usage: python tests/meta/test_pinned_behaviour.py --write")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        PINNED.write_text(json.dumps(compute(Path(tmp)), indent=1) + "\n")
+    print(f"wrote {PINNED}")
