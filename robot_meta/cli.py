@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["CliError", "main"]
 
@@ -26,6 +26,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class _Registered:
+    """Argparse ``choices`` looked up only when used (parsing that option, or printing its help).
+
+    The algorithm registry imports torch and the task splits pybullet; the device's commands
+    (``adapt``) and ``--help`` of the others must not pay for that.
+    """
+
+    def __init__(self, lookup: Callable[[], Sequence[str]]) -> None:
+        self._lookup = lookup
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lookup())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._lookup()
+
+
+def _algo_names() -> Sequence[str]:
+    from robot_meta.meta.registry import ALGO_NAMES
+
+    return ALGO_NAMES
+
+
+def _split_names() -> Sequence[str]:
+    from robot_meta.envs.params import SPLITS
+
+    return SPLITS
+
+
+ALGO_CHOICES = _Registered(_algo_names)
+SPLIT_CHOICES = _Registered(_split_names)
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +93,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         epilog="example: robot-meta train --algo meta-dqn --env robot_meta/PandaPush-v0 --budget small --out runs/push",
     )
     p.add_argument(
-        "--algo", required=True, choices=["meta-dqn", "reptile", "context"], help="meta-learning algorithm"
+        "--algo",
+        required=True,
+        choices=ALGO_CHOICES,
+        metavar="NAME",
+        help="meta-learning algorithm, one of the registered ones: %(choices)s",
     )
     p.add_argument("--env", required=True, metavar="ID", help="Gymnasium id, e.g. robot_meta/PandaSlide-v0")
     p.add_argument(
@@ -220,9 +257,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train`")
     p.add_argument(
         "--split",
-        choices=["test", "ood", "train"],
+        choices=SPLIT_CHOICES,
+        metavar="SPLIT",
         default="test",
-        help="held-out tasks (test), beyond the train ranges (ood), or train for diagnosis (default: %(default)s)",
+        help="held-out tasks (test), beyond the train ranges (ood), train for diagnosis; one of %(choices)s (default: %(default)s)",
     )
     p.add_argument("--shots", default="0,1,5,10", help="comma-separated K values (default: %(default)s)")
     p.add_argument(
@@ -338,7 +376,11 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         "--env", metavar="ID", help="Gymnasium id of the simulator (default: the manifest's env id)"
     )
     p.add_argument(
-        "--split", choices=["train", "test", "ood"], default="test", help="task split (default: %(default)s)"
+        "--split",
+        choices=SPLIT_CHOICES,
+        metavar="SPLIT",
+        default="test",
+        help="task split, one of %(choices)s (default: %(default)s)",
     )
     p.add_argument(
         "--episodes",
@@ -399,7 +441,7 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         from robot_meta.envs import TaskDistribution
 
         env_id = args.env or policy.manifest.env_id
-        dist_doc = policy.manifest.raw.get("train_distribution")
+        dist_doc = policy.manifest.train_distribution
         try:
             if isinstance(dist_doc, dict) and "train" in dist_doc:
                 dist = TaskDistribution.from_dict(dist_doc)

@@ -163,7 +163,7 @@ def record_adaptation(
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import load_run
     from robot_meta.meta.evaluation import methods_for_run
-    from robot_meta.meta.trainer import task_to_dict
+    from robot_meta.meta.work import task_to_dict
 
     run = load_run(run_dir)
     methods = methods_for_run(run)

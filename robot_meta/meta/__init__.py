@@ -3,12 +3,21 @@
 Each algorithm is a `MetaTrainer` with a typed frozen config (`MetaDQNConfig`, `ReptileConfig`,
 `ContextDQNConfig`) and the same ``train(out)`` loop: sample a batch of tasks, collect on them
 (through an execution backend), store in per-task replay buffers, outer update, log, checkpoint.
-The device's adaptation rule is `adapt_head` (documented formula in `robot_meta.meta.adaptation`).
+Algorithms are listed in one registry (`robot_meta.meta.registry`); the K-shot evaluation is
+`robot_meta.meta.eval`. The device's head rule is `adapt_head` (documented formula in
+`robot_meta.meta.adaptation`) with the hyper-parameters of the runtime's `HeadRule`.
 """
 
 from __future__ import annotations
 
-from robot_meta.meta.adaptation import HeadAdaptation, adapt_head, head_td_loss, head_td_step, head_td_targets
+from robot_meta.meta.adaptation import (
+    HeadAdaptation,
+    HeadRule,
+    adapt_head,
+    head_td_loss,
+    head_td_step,
+    head_td_targets,
+)
 from robot_meta.meta.baselines import BASELINE_NAMES, SB3DQNConfig, ScratchMethod, train_policy_baseline
 from robot_meta.meta.checkpoint import (
     CHECKPOINT_FILE,
@@ -20,7 +29,6 @@ from robot_meta.meta.checkpoint import (
     read_run_config,
 )
 from robot_meta.meta.config import (
-    ALGO_NAMES,
     BUDGETS,
     AlgoName,
     Budget,
@@ -33,8 +41,15 @@ from robot_meta.meta.config import (
     parse_override,
 )
 from robot_meta.meta.context import ContextDQN
-from robot_meta.meta.dqn import LinearSchedule, double_dqn_targets, epsilon_greedy, hard_update, td_loss
-from robot_meta.meta.evaluation import (
+from robot_meta.meta.dqn import (
+    InnerDQN,
+    LinearSchedule,
+    double_dqn_targets,
+    epsilon_greedy,
+    hard_update,
+    td_loss,
+)
+from robot_meta.meta.eval import (
     Adapter,
     EvalResult,
     KShotStats,
@@ -46,10 +61,11 @@ from robot_meta.meta.evaluation import (
     run_methods,
 )
 from robot_meta.meta.meta_dqn import MetaDQN, meta_td_loss
+from robot_meta.meta.registry import ALGO_NAMES, ALGORITHMS, algorithm
 from robot_meta.meta.replay import Batch, ReplayBuffer, Transitions
 from robot_meta.meta.reptile import Reptile
 from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler
-from robot_meta.meta.run import ALGORITHMS, TrainedRun, load_run, make_algorithm, train_run
+from robot_meta.meta.run import TrainedRun, load_run, make_algorithm, train_run
 from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
 
 __all__ = [
@@ -76,6 +92,8 @@ __all__ = [
     "EnvFactory",
     "GymEnvFactory",
     "HeadAdaptation",
+    "HeadRule",
+    "InnerDQN",
     "LinearSchedule",
     "MetaConfig",
     "MetaDQN",
@@ -91,6 +109,7 @@ __all__ = [
     "TrainedRun",
     "Transitions",
     "adapt_head",
+    "algorithm",
     "config_class",
     "double_dqn_targets",
     "epsilon_greedy",

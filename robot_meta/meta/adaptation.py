@@ -5,7 +5,7 @@ episode *terminated* at :math:`s'_i`, 0 otherwise; time-limit truncation is not 
 ``f`` is the frozen trunk including observation normalisation (`QNetwork.features`, the
 ``features`` output of the exported graph): :math:`\phi_i = f(s_i)`, :math:`\phi'_i = f(s'_i)`.
 The head is :math:`Q(s) = W f(s) + b` with :math:`W \in R^{A \times H}`, :math:`b \in R^A`.
-Hyper-parameters (`HeadAdaptation`): K = ``steps``, alpha = ``lr``, gamma, kappa = ``huber_delta``.
+Hyper-parameters (`HeadRule`, alias `HeadAdaptation`): K = ``steps``, alpha = ``lr``, gamma, kappa = ``huber_delta``.
 
 Starting from the head :math:`(W_0, b_0)` that adaptation begins with (the meta-trained head):
 
@@ -49,17 +49,17 @@ flows through the K steps, the targets and the features) - that is the second-or
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from robot_meta.runtime.manifest import HeadRule
+
 __all__ = [
     "HeadAdaptation",
+    "HeadRule",
     "adapt_head",
     "head_nstep_targets",
+    "head_q",
     "head_td_loss",
     "head_td_step",
     "head_td_targets",
@@ -67,40 +67,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class HeadAdaptation:
-    """Hyper-parameters of the head adaptation rule (see the module docstring for the formula)."""
-
-    steps: int = 5
-    """K: number of gradient steps on the head."""
-    lr: float = 0.1
-    """alpha: SGD step size."""
-    gamma: float = 0.98
-    """Discount of the TD targets."""
-    huber_delta: float = 1.0
-    """kappa: Huber threshold (the per-transition TD error is clipped to [-kappa, kappa] in the gradient)."""
-    n_step: int = 1
-    """n: length of the TD targets' reward sums (1 = one-step TD; larger values carry an episode's outcome
-    back to the actions that caused it within one adaptation, see the module docstring)."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"HeadAdaptation.steps must be an int >= 1, got {self.steps!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"HeadAdaptation.lr must be > 0, got {self.lr!r}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"HeadAdaptation.gamma must be in [0, 1], got {self.gamma!r}")
-        if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
-            raise ValueError(f"HeadAdaptation.huber_delta must be > 0, got {self.huber_delta!r}")
-        if isinstance(self.n_step, bool) or not isinstance(self.n_step, int) or self.n_step < 1:
-            raise ValueError(f"HeadAdaptation.n_step must be an int >= 1, got {self.n_step!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (written to config.json and the export manifest)."""
-        return {"rule": "head_td_sgd", **asdict(self)}
+#: The rule's hyper-parameters: the runtime's `HeadRule` (one type for training, export and the device).
+HeadAdaptation = HeadRule
 
 
-def _head_q(weight: Tensor, bias: Tensor, features: Tensor) -> Tensor:
+def head_q(weight: Tensor, bias: Tensor, features: Tensor) -> Tensor:
     """``W f + b`` for features ``(..., N, H)``, weight ``(..., A, H)``, bias ``(..., A)`` -> ``(..., N, A)``."""
     return features @ weight.transpose(-1, -2) + bias.unsqueeze(-2)
 
@@ -109,7 +80,7 @@ def head_td_targets(
     weight: Tensor, bias: Tensor, next_features: Tensor, rewards: Tensor, terminated: Tensor, gamma: float
 ) -> Tensor:
     """Step 1: ``y = r + gamma (1 - d) max_a (W phi' + b)[a]``, shape ``(..., N)``."""
-    next_q = _head_q(weight, bias, next_features).max(dim=-1).values
+    next_q = head_q(weight, bias, next_features).max(dim=-1).values
     return rewards + gamma * (1.0 - terminated) * next_q
 
 
@@ -157,7 +128,7 @@ def head_nstep_targets(
             "successor=successor_flags(obs, next_obs, mask)"
         )
     successor = successor.to(rewards.dtype)
-    boot = _head_q(weight, bias, next_features).max(dim=-1).values  # (..., N)
+    boot = head_q(weight, bias, next_features).max(dim=-1).values  # (..., N)
     n = rewards.shape[-1]
     links = successor * (1.0 - terminated)  # transition k continues into k + 1
     alive = torch.ones_like(rewards)
@@ -183,7 +154,7 @@ def head_td_loss(
     mask: Tensor | None = None,
 ) -> Tensor:
     """Mean Huber TD loss of the head on a set, shape ``(...)`` (mean over the N transitions)."""
-    q_sa = _head_q(weight, bias, features).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+    q_sa = head_q(weight, bias, features).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
     diff = q_sa - targets
     absd = diff.abs()
     huber = torch.where(absd <= huber_delta, 0.5 * diff * diff, huber_delta * (absd - 0.5 * huber_delta))
@@ -226,7 +197,7 @@ def _td_step(
     huber_delta: float,
 ) -> tuple[Tensor, Tensor]:
     """One step; `scale` ``(..., N)`` is 1/N for real transitions and 0 for padding."""
-    q = _head_q(weight, bias, features)  # (..., N, A)
+    q = head_q(weight, bias, features)  # (..., N, A)
     delta = (q * one_hot).sum(-1) - targets  # (..., N)
     g = (delta.clamp(-huber_delta, huber_delta) * scale).unsqueeze(-1) * one_hot  # (..., N, A)
     grad_w = g.transpose(-1, -2) @ features  # (..., A, H)

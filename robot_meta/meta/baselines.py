@@ -11,7 +11,7 @@ train distribution (`observation_stats`), as the meta policies normalise theirs 
   (`train_policy_baseline`), evaluated without adaptation.
 - ``finetune``: the domain-randomised policy fine-tuned on the shots: after each shot episode,
   ``updates_per_episode`` Double-DQN steps of the whole network on all shots so far (the same short
-  DQN as Reptile's inner loop, `robot_meta.meta.evaluation.InnerDQN`).
+  DQN as Reptile's inner loop, `robot_meta.meta.dqn.InnerDQN`).
 - ``oracle``: SB3 ``DQN`` on the train split with ``privileged=True`` (the observation ends with the
   true task parameters), evaluated on the privileged env, no adaptation.
 
@@ -37,18 +37,12 @@ import numpy as np
 import torch
 
 from robot_meta.meta.checkpoint import write_json_atomic
-from robot_meta.meta.evaluation import (
-    AdapterMethod,
-    InnerDQN,
-    Method,
-    ReptileAdapter,
-    ShotRecorder,
-    UnitResult,
-    evaluate_episodes,
-    unit_seeds,
-)
+from robot_meta.meta.dqn import InnerDQN
+from robot_meta.meta.eval.adapters import ReptileAdapter, ShotRecorder
+from robot_meta.meta.eval.protocol import AdapterMethod, Method, evaluate_episodes, unit_seeds
+from robot_meta.meta.eval.stats import UnitResult
 from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, cached_env
-from robot_meta.meta.trainer import task_to_dict
+from robot_meta.meta.work import task_to_dict
 
 __all__ = [
     "BASELINE_NAMES",

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 __all__ = [
-    "ALGO_NAMES",
     "BUDGETS",
     "AlgoName",
     "Budget",
@@ -31,9 +30,9 @@ __all__ = [
     "parse_override",
 ]
 
-AlgoName = Literal["meta-dqn", "reptile", "context"]
+#: A registered algorithm's name (`robot_meta.meta.registry.ALGO_NAMES` lists them).
+AlgoName = str
 Budget = Literal["smoke", "small", "full"]
-ALGO_NAMES: tuple[AlgoName, ...] = get_args(AlgoName)
 BUDGETS: tuple[Budget, ...] = get_args(Budget)
 
 C = TypeVar("C", bound="MetaConfig")
@@ -345,14 +344,11 @@ class ContextDQNConfig(_OuterDQNConfig):
         return sizes
 
 
-_CONFIGS: dict[str, type[MetaConfig]] = {c.algo: c for c in (MetaDQNConfig, ReptileConfig, ContextDQNConfig)}
-
-
 def config_class(algo: str) -> type[MetaConfig]:
-    """The config class of algorithm `algo` (``meta-dqn``, ``reptile`` or ``context``)."""
-    if algo not in _CONFIGS:
-        raise ValueError(f"unknown algorithm {algo!r}: choose one of {list(ALGO_NAMES)}")
-    return _CONFIGS[algo]
+    """The config class of the registered algorithm `algo` (`robot_meta.meta.registry`)."""
+    from robot_meta.meta.registry import algorithm
+
+    return algorithm(algo).config_cls
 
 
 def config_from_dict(algo: str, data: Mapping[str, Any]) -> MetaConfig:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,10 +24,16 @@ from torch import Tensor, nn
 
 from robot_meta.meta.config import ContextDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.eval.adapters import Adapter, ContextAdapter
 from robot_meta.meta.replay import Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
-from robot_meta.meta.trainer import MetaTrainer, Spec, WorkResult, freeze_spec, worker_module
+from robot_meta.meta.trainer import MetaTrainer
+from robot_meta.meta.work import Spec, WorkResult, freeze_spec, worker_module
 from robot_meta.policies import ContextEncoder, QNetwork
+from robot_meta.runtime.manifest import ENCODER_FILE, ContextSpec, pack_transitions
+
+if TYPE_CHECKING:
+    from robot_meta.meta.run import TrainedRun
 
 __all__ = ["ContextDQN"]
 
@@ -68,9 +74,7 @@ def _work(item: _Work) -> WorkResult:
 
     def on_step(obs: np.ndarray, a: int, r: float, next_obs: np.ndarray, terminated: bool) -> None:
         nonlocal z
-        one_hot = np.zeros(n_actions, np.float32)
-        one_hot[a] = 1.0
-        rows.append(np.concatenate([obs, one_hot, [r], next_obs]).astype(np.float32))
+        rows.append(pack_transitions(obs, np.array([a]), np.array([r]), next_obs, n_actions)[0])
         with torch.inference_mode():
             z = enc(torch.from_numpy(np.stack(rows[-item.context_size :])))
 
@@ -190,5 +194,21 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
         return {
             "policy": self.qnet.spec(),
             "encoder": self.encoder.spec(),
-            "adaptation": {"rule": "context_inference", "context_size": cfg.context_size},
+            "adaptation": {"rule": ContextSpec.rule, "context_size": cfg.context_size},
         }
+
+    @classmethod
+    def device_rule(cls, run: TrainedRun[ContextDQNConfig]) -> ContextSpec:
+        """Inference of z by ``encoder.onnx`` from the latest ``context_size`` transitions."""
+        enc = run.encoder
+        if enc is None:
+            raise ValueError(f"the context run {run.run_dir} has no encoder to export")
+        return ContextSpec(ENCODER_FILE, enc.latent_dim, run.config.context_size, enc.transition_dim)
+
+    @classmethod
+    def eval_adapters(cls, run: TrainedRun[ContextDQNConfig]) -> dict[str, Callable[[int], Adapter]]:
+        """``context``: z re-inferred after every shot step; evaluation uses z of the latest shots, frozen."""
+        encoder = run.encoder
+        assert encoder is not None
+        ctx, eps = run.config.context_size, run.config.epsilon_end
+        return {cls.algo: lambda _s: ContextAdapter(run.policy, encoder, ctx, eps)}

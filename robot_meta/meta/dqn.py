@@ -1,4 +1,8 @@
-"""DQN building blocks shared by the meta-learning algorithms (targets, losses, schedules, actions)."""
+"""DQN building blocks shared by the meta-learning algorithms (targets, losses, schedules, actions).
+
+`inner_dqn_updates` is the one short Double-DQN loop of the package: Reptile's inner loop, its
+evaluation adapter and the fine-tuning baseline all run it (`InnerDQN` holds its hyper-parameters).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LinearSchedule", "double_dqn_targets", "epsilon_greedy", "hard_update", "td_loss"]
+from robot_meta.meta.replay import Transitions
+
+__all__ = [
+    "InnerDQN",
+    "LinearSchedule",
+    "double_dqn_targets",
+    "epsilon_greedy",
+    "hard_update",
+    "inner_dqn_updates",
+    "td_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -58,3 +72,58 @@ def epsilon_greedy(q_values: np.ndarray, epsilon: float, rng: np.random.Generato
     if rng.random() < epsilon:
         return int(rng.integers(q_values.shape[-1]))
     return int(np.argmax(q_values))
+
+
+@dataclass(frozen=True)
+class InnerDQN:
+    """Hyper-parameters of a short full-network DQN on one task (Reptile's inner loop, fine-tuning)."""
+
+    updates_per_episode: int = 20
+    """Gradient steps after each episode, on minibatches of the task's transitions so far."""
+    lr: float = 1e-3
+    """Adam learning rate (beta1 = 0, fresh state per task visit / evaluation unit)."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    target_interval: int = 25
+    """Gradient steps between copies into the target network."""
+    gamma: float = 0.98
+    """Discount."""
+    huber_delta: float = 1.0
+    """Huber threshold."""
+    max_grad_norm: float = 10.0
+    """Gradient-norm clip."""
+
+
+def inner_dqn_updates(
+    phi: nn.Module,
+    target: nn.Module,
+    opt: torch.optim.Optimizer,
+    data: Transitions,
+    rng: np.random.Generator,
+    inner: InnerDQN,
+    steps: int,
+) -> tuple[list[float], int]:
+    """``inner.updates_per_episode`` Double-DQN steps of `phi` on minibatches of `data` drawn with `rng`.
+
+    One forward pass gives Q(s) and the online Q(s'); targets from `target`, Huber loss, gradient
+    clip, one `opt` step; `target` is copied from `phi` every ``target_interval`` steps counted from
+    `steps` (the steps done so far). Returns the losses and the new step count.
+    """
+    losses: list[float] = []
+    for _ in range(inner.updates_per_episode):
+        idx = rng.integers(0, len(data), size=inner.batch_size)
+        b = Transitions(*(getattr(data, f)[idx] for f in Transitions._fields)).to_batch()
+        q_both = phi(torch.cat([b.obs, b.next_obs]))
+        q, q_next = q_both[: len(b.obs)], q_both[len(b.obs) :].detach()
+        with torch.no_grad():
+            y = double_dqn_targets(b.rewards, b.terminated, q_next, target(b.next_obs), inner.gamma)
+        loss = td_loss(q, b.actions, y, inner.huber_delta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(phi.parameters(), inner.max_grad_norm)
+        opt.step()
+        losses.append(float(loss.detach()))
+        steps += 1
+        if steps % inner.target_interval == 0:
+            hard_update(target, phi)
+    return losses, steps

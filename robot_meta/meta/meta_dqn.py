@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,24 +31,26 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from robot_meta.meta.adaptation import (
-    HeadAdaptation,
+    HeadRule,
     adapt_head,
     head_nstep_targets,
+    head_q,
     head_td_loss,
     successor_flags,
 )
 from robot_meta.meta.config import MetaDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.eval.adapters import Adapter, HeadAdapter
 from robot_meta.meta.replay import Batch, SupportBank, Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
-from robot_meta.meta.trainer import MetaTrainer, WorkResult, freeze_spec, worker_module
+from robot_meta.meta.trainer import MetaTrainer
+from robot_meta.meta.work import WorkResult, freeze_spec, worker_module
 from robot_meta.policies import QNetwork
 
+if TYPE_CHECKING:
+    from robot_meta.meta.run import TrainedRun
+
 __all__ = ["MetaDQN", "meta_td_loss"]
-
-
-def _head_q(weight: Tensor, bias: Tensor, features: Tensor) -> Tensor:
-    return features @ weight.transpose(-1, -2) + bias.unsqueeze(-2)
 
 
 def meta_td_loss(
@@ -56,7 +58,7 @@ def meta_td_loss(
     target: QNetwork,
     support: Batch,
     query: Batch,
-    rule: HeadAdaptation,
+    rule: HeadRule,
     *,
     support_mask: Tensor | None = None,
     first_order: bool = False,
@@ -131,12 +133,12 @@ def meta_td_loss(
         y = double_dqn_targets(
             query.rewards,
             query.terminated,
-            _head_q(wk.detach(), bk.detach(), f_q_next),
-            _head_q(twk, tbk, tf_q_next),
+            head_q(wk.detach(), bk.detach(), f_q_next),
+            head_q(twk, tbk, tf_q_next),
             rule.gamma,
         )
     fq = feats(query.obs)
-    outer = td_loss(_head_q(wk, bk, fq), query.actions, y, rule.huber_delta)
+    outer = td_loss(head_q(wk, bk, fq), query.actions, y, rule.huber_delta)
     loss = outer
     stats: dict[str, float] = {"losses/outer_td": float(outer.detach())}
     if zero_shot_weight > 0:
@@ -144,11 +146,11 @@ def meta_td_loss(
             y0 = double_dqn_targets(
                 query.rewards,
                 query.terminated,
-                _head_q(w0.detach(), b0.detach(), f_q_next),
-                _head_q(tw0, tb0, tf_q_next),
+                head_q(w0.detach(), b0.detach(), f_q_next),
+                head_q(tw0, tb0, tf_q_next),
                 rule.gamma,
             )
-        zero = td_loss(_head_q(w0, b0, fq), query.actions, y0, rule.huber_delta)
+        zero = td_loss(head_q(w0, b0, fq), query.actions, y0, rule.huber_delta)
         loss = loss + zero_shot_weight * zero
         stats["losses/zero_shot_td"] = float(zero.detach())
     with torch.no_grad():
@@ -186,7 +188,7 @@ class _Work:
     epsilon: float
     episodes: int
     support_size: int
-    rule: HeadAdaptation
+    rule: HeadRule
 
 
 def _work(item: _Work) -> WorkResult:
@@ -238,6 +240,7 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
     """MAML-style meta-Q-learning; the inner loop is exactly the device's head adaptation (`adaptation`)."""
 
     algo = "meta-dqn"
+    trained_with = "MetaDQN inner loop"
     config_cls = MetaDQNConfig
 
     def _build(self) -> None:
@@ -251,17 +254,30 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
             SupportBank(cfg.support_bank_size, cfg.support_size, self.obs_dim) for _ in self.task_pool
         ]
 
-    @property
-    def adaptation(self) -> HeadAdaptation:
+    @classmethod
+    def head_rule(cls, config: MetaDQNConfig) -> HeadRule:
         """The head adaptation rule (inner loop here, `adapt()` on the device)."""
-        cfg = self.config
-        return HeadAdaptation(
-            steps=cfg.inner_steps,
-            lr=cfg.inner_lr,
-            gamma=cfg.gamma,
-            huber_delta=cfg.huber_delta,
-            n_step=cfg.inner_n_step,
+        return HeadRule(
+            steps=config.inner_steps,
+            lr=config.inner_lr,
+            gamma=config.gamma,
+            huber_delta=config.huber_delta,
+            n_step=config.inner_n_step,
+            support_size=config.support_size,
         )
+
+    @property
+    def adaptation(self) -> HeadRule:
+        """`head_rule` of this trainer's config."""
+        return self.head_rule(self.config)
+
+    @classmethod
+    def eval_adapters(cls, run: TrainedRun[MetaDQNConfig]) -> dict[str, Callable[[int], Adapter]]:
+        """``meta-dqn``: `adapt_head` from the meta-trained head on the latest ``support_size`` shots."""
+        rule = run.adaptation
+        assert rule is not None
+        eps = run.config.epsilon_end
+        return {cls.algo: lambda _s: HeadAdapter(run.policy, rule, rule.support_size, eps)}
 
     def _worker(self) -> Callable[[Any], WorkResult]:
         return _work

@@ -14,21 +14,27 @@ On the device a Reptile policy is adapted with the head rule (`robot_meta.meta.a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from robot_meta.meta.adaptation import HeadAdaptation
+from robot_meta.meta.adaptation import HeadRule
 from robot_meta.meta.config import ReptileConfig
-from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.dqn import InnerDQN, epsilon_greedy, inner_dqn_updates
+from robot_meta.meta.eval.adapters import Adapter, HeadAdapter, ReptileAdapter
 from robot_meta.meta.replay import Transitions
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
-from robot_meta.meta.trainer import MetaTrainer, WorkResult, freeze_spec, worker_module
+from robot_meta.meta.trainer import MetaTrainer
+from robot_meta.meta.work import WorkResult, freeze_spec, worker_module
 from robot_meta.policies import QNetwork
+
+if TYPE_CHECKING:
+    from robot_meta.meta.run import TrainedRun
 
 __all__ = ["Reptile"]
 
@@ -43,13 +49,7 @@ class _Work:
     epsilon: float
     episodes: int
     pool: Transitions
-    lr: float
-    updates_per_episode: int
-    batch_size: int
-    target_interval: int
-    gamma: float
-    huber_delta: float
-    max_grad_norm: float
+    inner: InnerDQN
 
 
 def _work(item: _Work) -> WorkResult:
@@ -59,7 +59,7 @@ def _work(item: _Work) -> WorkResult:
     target = worker_module(("reptile-target", item.net_spec), lambda: QNetwork(**spec).requires_grad_(False))
     phi.load_state_dict(item.state)
     target.load_state_dict(item.state)
-    opt = torch.optim.Adam(phi.parameters(), lr=item.lr, betas=(0.0, 0.999), foreach=True)
+    opt = torch.optim.Adam(phi.parameters(), lr=item.inner.lr, betas=(0.0, 0.999), foreach=True)
     env = cached_env(item.env_factory)
     rng = np.random.default_rng(item.seed)
     env_seed = int(rng.integers(2**31 - 1))  # seeds the visit's first reset only
@@ -78,31 +78,31 @@ def _work(item: _Work) -> WorkResult:
         fresh.append(tr)
         episodes.append(st)
         data = Transitions.concat([item.pool, *fresh])
-        for _ in range(item.updates_per_episode):
-            idx = rng.integers(0, len(data), size=item.batch_size)
-            b = Transitions(*(getattr(data, f)[idx] for f in Transitions._fields)).to_batch()
-            q_both = phi(torch.cat([b.obs, b.next_obs]))  # one pass for Q(s) and the online Q(s')
-            q, q_next = q_both[: len(b.obs)], q_both[len(b.obs) :].detach()
-            with torch.no_grad():
-                y = double_dqn_targets(b.rewards, b.terminated, q_next, target(b.next_obs), item.gamma)
-            loss = td_loss(q, b.actions, y, item.huber_delta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(phi.parameters(), item.max_grad_norm)
-            opt.step()
-            losses.append(float(loss.detach()))
-            steps += 1
-            if steps % item.target_interval == 0:
-                hard_update(target, phi)
+        new_losses, steps = inner_dqn_updates(phi, target, opt, data, rng, item.inner, steps)
+        losses.extend(new_losses)
     params = {name: p.detach().clone() for name, p in phi.named_parameters()}
     metrics = {"losses/inner_td": float(np.mean(losses))} if losses else {}
     return WorkResult(Transitions.concat(fresh), episodes, metrics, params)
+
+
+def inner_dqn(cfg: ReptileConfig) -> InnerDQN:
+    """The inner loop of `cfg` (task visits in training; the ``reptile`` evaluation adapter)."""
+    return InnerDQN(
+        updates_per_episode=cfg.inner_updates_per_episode,
+        lr=cfg.inner_lr,
+        batch_size=cfg.inner_batch_size,
+        target_interval=cfg.inner_target_interval,
+        gamma=cfg.gamma,
+        huber_delta=cfg.huber_delta,
+        max_grad_norm=cfg.max_grad_norm,
+    )
 
 
 class Reptile(MetaTrainer[ReptileConfig]):
     """Reptile over per-task DQN inner loops, with a linearly annealed outer step size."""
 
     algo = "reptile"
+    trained_with = "reptile (device adapts the head only)"
     config_cls = ReptileConfig
 
     def _build(self) -> None:
@@ -113,13 +113,29 @@ class Reptile(MetaTrainer[ReptileConfig]):
             feature_activation=self.config.feature_activation,
         )
 
-    @property
-    def adaptation(self) -> HeadAdaptation:
-        """The head rule a Reptile policy is adapted with on the device."""
-        cfg = self.config
-        return HeadAdaptation(
-            steps=cfg.adapt_steps, lr=cfg.adapt_lr, gamma=cfg.gamma, huber_delta=cfg.huber_delta
+    @classmethod
+    def head_rule(cls, config: ReptileConfig) -> HeadRule:
+        """The head rule a Reptile policy is adapted with on the device (``adapt_steps`` / ``adapt_lr``)."""
+        return HeadRule(
+            steps=config.adapt_steps, lr=config.adapt_lr, gamma=config.gamma, huber_delta=config.huber_delta
         )
+
+    @property
+    def adaptation(self) -> HeadRule:
+        """`head_rule` of this trainer's config."""
+        return self.head_rule(self.config)
+
+    @classmethod
+    def eval_adapters(cls, run: TrainedRun[ReptileConfig]) -> dict[str, Callable[[int], Adapter]]:
+        """``reptile``: the inner DQN loop on the shots (fresh Adam per unit); ``reptile-head``: the
+        device's head-only rule instead, so the cost of that simplification shows."""
+        rule = run.adaptation
+        assert rule is not None
+        eps, inner = run.config.epsilon_end, inner_dqn(run.config)
+        return {
+            cls.algo: lambda _s: ReptileAdapter(run.policy, inner, eps),
+            f"{cls.algo}-head": lambda _s: HeadAdapter(run.policy, rule, rule.support_size, eps),
+        }
 
     def meta_lr(self) -> float:
         """Outer step size of the current iteration (linear from meta_lr_start to meta_lr_end)."""
@@ -146,13 +162,9 @@ class Reptile(MetaTrainer[ReptileConfig]):
             epsilon=epsilon,
             episodes=cfg.episodes_per_task,
             pool=pool,
-            lr=cfg.inner_lr,
-            updates_per_episode=cfg.inner_updates_per_episode if self.env_steps >= cfg.learning_starts else 0,
-            batch_size=cfg.inner_batch_size,
-            target_interval=cfg.inner_target_interval,
-            gamma=cfg.gamma,
-            huber_delta=cfg.huber_delta,
-            max_grad_norm=cfg.max_grad_norm,
+            inner=dataclasses.replace(inner_dqn(cfg), updates_per_episode=0)
+            if self.env_steps < cfg.learning_starts
+            else inner_dqn(cfg),
         )
 
     def _observe(self, new: Transitions) -> None:

@@ -1,36 +1,28 @@
-"""Algorithm registry, one-call training of a run directory, and loading a trained run."""
+"""One-call training of a run directory and loading a trained run (`TrainedRun`); algorithms come from the registry."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from torch import nn
 
 from robot_meta.distributed import Backend
-from robot_meta.meta.adaptation import HeadAdaptation
 from robot_meta.meta.checkpoint import CHECKPOINT_FILE, CheckpointError, load_checkpoint, read_run_config
-from robot_meta.meta.config import ALGO_NAMES, MetaConfig, config_from_dict
-from robot_meta.meta.context import ContextDQN
-from robot_meta.meta.meta_dqn import MetaDQN
-from robot_meta.meta.reptile import Reptile
+from robot_meta.meta.config import MetaConfig
+from robot_meta.meta.registry import algorithm
 from robot_meta.meta.rollout import EnvFactory, TaskSampler
 from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
 from robot_meta.policies import ContextEncoder, QNetwork
+from robot_meta.runtime.manifest import HeadRule
 
-__all__ = ["ALGORITHMS", "TrainedRun", "load_run", "make_algorithm", "train_run"]
+__all__ = ["TrainedRun", "load_run", "make_algorithm", "train_run"]
 
 log = logging.getLogger(__name__)
 
-#: Algorithm name (``--algo``) -> trainer class.
-ALGORITHMS: dict[str, type[MetaTrainer[Any]]] = {
-    "meta-dqn": MetaDQN,
-    "reptile": Reptile,
-    "context": ContextDQN,
-}
-assert tuple(ALGORITHMS) == ALGO_NAMES
+ConfigT = TypeVar("ConfigT", bound=MetaConfig)
 
 
 def make_algorithm(
@@ -41,7 +33,7 @@ def make_algorithm(
     backend: Backend | None = None,
 ) -> MetaTrainer[Any]:
     """The trainer for `config` (its class decides the algorithm)."""
-    return ALGORITHMS[config.algo](config, env_factory=env_factory, tasks=tasks, backend=backend)
+    return algorithm(config.algo)(config, env_factory=env_factory, tasks=tasks, backend=backend)
 
 
 def train_run(
@@ -60,28 +52,34 @@ def train_run(
 
 
 @dataclass(frozen=True)
-class TrainedRun:
+class TrainedRun(Generic[ConfigT]):
     """A trained run loaded for evaluation or export (modules in ``eval()`` mode, on CPU)."""
 
     run_dir: Path
     algo: str
-    config: MetaConfig
+    config: ConfigT
     policy: QNetwork
     encoder: ContextEncoder | None
-    adaptation: HeadAdaptation | None
+    adaptation: HeadRule | None
     """The device's head adaptation rule (None for ContextDQN, whose adaptation is inference)."""
     iteration: int
     info: dict[str, Any]
     """The whole ``config.json`` (env dims, task distribution, task pool, versions)."""
 
+    @property
+    def algorithm(self) -> type[MetaTrainer[ConfigT]]:
+        """The registered trainer class of the run (what evaluation and export ask)."""
+        return algorithm(self.algo)
 
-def load_run(run_dir: str | Path) -> TrainedRun:
+
+def load_run(run_dir: str | Path) -> TrainedRun[Any]:
     """Load the latest checkpoint of a run directory written by `train_run` / ``robot-meta train``."""
     path = Path(run_dir)
     info = read_run_config(path)
     algo = str(info["algo"])
     try:
-        config = config_from_dict(algo, info["config"])
+        cls = algorithm(algo)
+        config = cls.config_cls.from_dict(info["config"])
         policy = QNetwork(**info["policy"])
         encoder = ContextEncoder(**info["encoder"]) if info.get("encoder") else None
     except (KeyError, TypeError, ValueError) as exc:
@@ -101,10 +99,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         raise CheckpointError(
             f"{ckpt_path} does not match {path / 'config.json'} ({exc}); train into a new --out directory"
         ) from exc
-    adaptation = None
-    adapt = info.get("adaptation") or {}
-    if adapt.get("rule") == "head_td_sgd":
-        adaptation = HeadAdaptation(**{k: v for k, v in adapt.items() if k != "rule"})
+    adaptation = cls.head_rule(config)  # config.json's "adaptation" records it; the config defines it
     policy.eval()
     if encoder is not None:
         encoder.eval()

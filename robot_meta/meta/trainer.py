@@ -25,8 +25,8 @@ import random
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -53,36 +53,26 @@ from robot_meta.meta.dqn import LinearSchedule
 from robot_meta.meta.replay import ReplayBuffer, Transitions
 from robot_meta.meta.rollout import (
     EnvFactory,
-    EpisodeStats,
     GymEnvFactory,
     TaskSampler,
     cached_env,
     env_dims,
     summarize_episodes,
 )
+from robot_meta.meta.work import WorkResult, task_to_dict
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-__all__ = ["MetaTrainer", "TrainCallback", "TrainResult", "WorkResult", "task_to_dict", "worker_module"]
+    from robot_meta.meta.eval.adapters import Adapter
+    from robot_meta.meta.run import TrainedRun
+    from robot_meta.runtime.manifest import DeviceRule, HeadRule
+
+__all__ = ["MetaTrainer", "TrainCallback", "TrainResult"]
 
 log = logging.getLogger(__name__)
 
 ConfigT = TypeVar("ConfigT", bound=MetaConfig)
-M = TypeVar("M", bound=nn.Module)
-
-
-@dataclass
-class WorkResult:
-    """What one per-task work item returns."""
-
-    transitions: Transitions
-    episodes: list[EpisodeStats]
-    metrics: dict[str, float] = field(default_factory=dict)
-    params: dict[str, torch.Tensor] | None = None
-    """Adapted parameters (Reptile's phi), None for the other algorithms."""
-    supports: list[Transitions] = field(default_factory=list)
-    """The support sets the visit adapted on (MetaDQN)."""
 
 
 @dataclass(frozen=True)
@@ -101,33 +91,6 @@ class TrainResult:
 
 TrainCallback = Callable[["MetaTrainer[Any]", dict[str, float]], None]
 """Called after every meta-iteration (after its checkpoint, if any) with the trainer and its scalars."""
-
-_MODULE_CACHE: dict[Hashable, nn.Module] = {}
-
-
-#: A module's constructor arguments as a hashable tuple (used as a worker-cache key).
-Spec = tuple[tuple[str, Any], ...]
-
-
-def freeze_spec(spec: Mapping[str, Any]) -> Spec:
-    """Hashable form of a module's ``spec()`` dict (lists become tuples)."""
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in spec.items())
-
-
-def worker_module(key: Hashable, build: Callable[[], M]) -> M:
-    """A per-process cached module for workers (built once, outside the global torch RNG stream)."""
-    module = _MODULE_CACHE.get(key)
-    if module is None:
-        with torch.random.fork_rng(devices=[]):
-            module = build()
-        _MODULE_CACHE[key] = module
-    return module  # type: ignore[return-value]
-
-
-def task_to_dict(task: Any) -> Any:
-    """A JSON-friendly description of a task (``to_dict()`` if it has one, else its repr)."""
-    to_dict = getattr(task, "to_dict", None)
-    return to_dict() if callable(to_dict) else repr(task)
 
 
 def _default_tasks(preset: str) -> TaskSampler:
@@ -149,7 +112,11 @@ class MetaTrainer(ABC, Generic[ConfigT]):
     """
 
     algo: ClassVar[AlgoName]
+    """The algorithm's name: ``--algo`` of the CLI, ``algo`` of config.json and of the manifest."""
     config_cls: ClassVar[type[MetaConfig]]
+    """Its typed frozen config."""
+    trained_with: ClassVar[str] = ""
+    """How meta-training relates to the device rule (a note in the export manifest; '' = the same rule)."""
 
     def __init__(
         self,
@@ -237,6 +204,29 @@ class MetaTrainer(ABC, Generic[ConfigT]):
     def run_info(self) -> dict[str, Any]:
         """Extra entries of ``config.json`` (architecture, adaptation rule) for export and evaluation."""
         return {}
+
+    # -- what evaluation, export and the CLI ask the algorithm (the registry's plug-in interface) ----------
+    @classmethod
+    def head_rule(cls, config: ConfigT) -> HeadRule | None:
+        """The device's head rule of a run of `config` (None: the algorithm adapts no head)."""
+        return None
+
+    @property
+    def adaptation(self) -> HeadRule | None:
+        """`head_rule` of this trainer's config."""
+        return type(self).head_rule(self.config)
+
+    @classmethod
+    def device_rule(cls, run: TrainedRun[ConfigT]) -> DeviceRule:
+        """What export writes about the adaptation rule (the manifest's ``adaptation``): the run's head rule."""
+        if run.adaptation is None:
+            raise ValueError(f"the {run.algo} run {run.run_dir} has no head rule to export")
+        return run.adaptation
+
+    @classmethod
+    @abstractmethod
+    def eval_adapters(cls, run: TrainedRun[ConfigT]) -> dict[str, Callable[[int], Adapter]]:
+        """The K-shot evaluation methods of a trained run: ``{method name: adapter per evaluation seed}``."""
 
     # -- one meta-iteration -----------------------------------------------------------------------------
     def epsilon(self) -> float:

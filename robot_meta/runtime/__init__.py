@@ -37,11 +37,14 @@ from robot_meta.runtime.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST_FILE,
+    OLDEST_ONNXRUNTIME,
     ContextSpec,
+    DeviceRule,
     HeadRule,
     Manifest,
     ManifestError,
     load_manifest,
+    pack_transitions,
     sha256_file,
 )
 from robot_meta.runtime.policy import (
@@ -52,6 +55,7 @@ from robot_meta.runtime.policy import (
     OnnxPolicy,
     RuntimeLoadError,
     TransitionError,
+    inference_session,
 )
 from robot_meta.runtime.trials import TaskTrial, TrialsReport, run_trials
 
@@ -59,12 +63,14 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
+    "OLDEST_ONNXRUNTIME",
     "AdaptConfig",
     "AdaptMethod",
     "AdaptReport",
     "AdaptiveController",
     "AdaptivePolicy",
     "ContextSpec",
+    "DeviceRule",
     "ControllerConfig",
     "ControllerReport",
     "EpisodeRecord",
@@ -81,7 +87,9 @@ __all__ = [
     "TransitionError",
     "TrialsReport",
     "huber_loss",
+    "inference_session",
     "load_manifest",
+    "pack_transitions",
     "ridge_adapt",
     "realtime_scheduling",
     "run_trials",

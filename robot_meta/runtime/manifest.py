@@ -1,7 +1,10 @@
 """``manifest.json`` of an exported policy: schema, validation and hash-checked file access.
 
-Written by `robot_meta.export`, read by `AdaptivePolicy.load`. Imports only the standard library
-and numpy, so the on-device runtime can read it without torch.
+The one owner of the format, both ways: the exporter builds a `Manifest` and writes
+`Manifest.to_dict()`; `load_manifest` (used by `AdaptivePolicy.load`) parses and validates it back.
+`HeadRule` / `ContextSpec` are the device rules (every hyper-parameter; `robot_meta.meta` imports
+`HeadRule` from here) and `pack_transitions` the encoder's input layout. Imports only the standard
+library and numpy, so the on-device runtime can read it without torch.
 
 A manifest is refused (`ManifestError`, a message that says what to do) when its format version
 is not `FORMAT_VERSION`, a required field is missing or malformed, a file entry points outside the
@@ -14,20 +17,30 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 __all__ = [
+    "CHECKED_IR_VERSION",
+    "CHECKED_OPSET",
+    "ENCODER_FILE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MANIFEST_FILE",
+    "OLDEST_ONNXRUNTIME",
+    "POLICY_FILE",
     "ContextSpec",
+    "DeviceRule",
     "HeadRule",
     "Manifest",
     "ManifestError",
     "load_manifest",
+    "pack_transitions",
     "sha256_file",
 ]
 
@@ -52,22 +65,78 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: The policy graph inside an export directory.
+POLICY_FILE = "policy.onnx"
+#: The context encoder graph of a ContextDQN export.
+ENCODER_FILE = "encoder.onnx"
+#: The oldest onnxruntime the exported graphs were checked on (IR 8 / opset 17 graphs run there bit for
+#: bit like the version the tests use; shared/NOTES.md). Recorded in ``producer.oldest_onnxruntime``.
+OLDEST_ONNXRUNTIME = "1.17.3"
+#: The graph format that claim holds for: opset and the largest IR version.
+CHECKED_OPSET, CHECKED_IR_VERSION = 17, 8
+
+
 @dataclass(frozen=True)
 class HeadRule:
-    """The head adaptation rule of the manifest (the inner loop of meta-training)."""
+    """Every hyper-parameter of the head adaptation rule: the meta-training inner loop and the device's update.
 
-    steps: int
+    The formula is documented in `robot_meta.meta.adaptation` (torch) and `robot_meta.runtime.adaptation`
+    (numpy); `robot_meta.meta` imports this type from here. ``to_dict`` is the manifest's (and
+    ``config.json``'s) ``adaptation`` entry.
+    """
+
+    steps: int = 5
     """K: full-batch SGD steps on the head."""
-    lr: float
+    lr: float = 0.1
     """alpha: SGD step size."""
-    gamma: float
+    gamma: float = 0.98
     """Discount of the TD targets."""
-    huber_delta: float
+    huber_delta: float = 1.0
     """kappa: Huber threshold (TD errors are clipped to [-kappa, kappa] in the gradient)."""
-    support_size: int
-    """Transitions adapted on: the latest ones observed (as in meta-training's collection)."""
     n_step: int = 1
-    """n of the n-step TD targets (1 = one-step)."""
+    """n of the n-step TD targets (1 = one-step; larger values carry an episode's outcome back to the
+    actions that caused it within one adaptation)."""
+    support_size: int = 64
+    """Transitions adapted on: the latest ones observed (as in meta-training's collection)."""
+
+    rule: ClassVar[str] = "head_td_sgd"
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for key in ("steps", "n_step", "support_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}.{key} must be an int >= 1, got {value!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"{name}.lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"{name}.gamma must be in [0, 1], got {self.gamma!r}")
+        if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
+            raise ValueError(f"{name}.huber_delta must be > 0, got {self.huber_delta!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"rule": "head_td_sgd", "steps", "lr", "gamma", "huber_delta", "n_step", "support_size"}``."""
+        return {"rule": self.rule, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "adaptation.") -> HeadRule:
+        """Parse (and validate) the ``adaptation`` entry; `ManifestError` names a missing or bad field.
+
+        ``n_step`` and ``support_size`` may be absent (documents written before they existed).
+        """
+        try:
+            return cls(
+                steps=_positive_int(doc, "steps", where),
+                lr=_number(doc, "lr", where, 1e-12, 1e6),
+                gamma=_number(doc, "gamma", where, 0.0, 1.0),
+                huber_delta=_number(doc, "huber_delta", where, 1e-12, 1e12),
+                n_step=_positive_int(doc, "n_step", where) if "n_step" in doc else 1,
+                support_size=_positive_int(doc, "support_size", where) if "support_size" in doc else 64,
+            )
+        except ManifestError:
+            raise
+        except ValueError as exc:
+            raise ManifestError(f"manifest {where[:-1]} is invalid ({exc}): re-export the run") from None
 
 
 @dataclass(frozen=True)
@@ -81,14 +150,41 @@ class ContextSpec:
     context_size: int
     """Most recent transitions the encoder sees."""
     transition_dim: int
-    """Width of one packed transition row ``[obs, one_hot(a), r, next_obs]``."""
+    """Width of one packed transition row ``[obs, one_hot(a), r, next_obs]`` (`pack_transitions`)."""
+
+    rule: ClassVar[str] = "context_inference"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``adaptation`` entry."""
+        return {"rule": self.rule, "context_size": self.context_size}
+
+
+#: What an algorithm's device rule is: head TD steps, or inference of z by an encoder.
+DeviceRule = HeadRule | ContextSpec
+
+
+def pack_transitions(
+    obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray, n_actions: int
+) -> np.ndarray:
+    """The encoder's input rows ``[obs, one_hot(a), r, next_obs]``, float32 ``(N, 2 obs_dim + A + 1)``.
+
+    The one place this layout is written in numpy (evaluation, export parity, training collection and
+    the device all call it); `robot_meta.policies.ContextEncoder.pack` is its torch twin.
+    """
+    obs = np.asarray(obs, np.float32).reshape(len(actions), -1)
+    next_obs = np.asarray(next_obs, np.float32).reshape(len(actions), -1)
+    one_hot = np.zeros((len(actions), int(n_actions)), np.float32)
+    one_hot[np.arange(len(actions)), np.asarray(actions, np.int64)] = 1.0
+    r = np.asarray(rewards, np.float32).reshape(-1, 1)
+    return np.concatenate([obs, one_hot, r, next_obs], axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """A validated ``manifest.json`` (`raw` keeps the whole document)."""
+    """A validated ``manifest.json``: `load_manifest` parses it, `to_dict` writes it (the exporter's form)."""
 
     directory: Path
+    """The export directory (not written into the document)."""
     algo: str
     env_id: str
     obs_dim: int
@@ -99,7 +195,88 @@ class Manifest:
     """None for ContextDQN (its adaptation is inference)."""
     context: ContextSpec | None
     files: dict[str, dict[str, Any]]
-    raw: dict[str, Any]
+    """``{name: {"sha256", "bytes"}}`` of every file of the export."""
+    layout: list[list[Any]] = field(default_factory=list)
+    """Observation layout ``[[name, size], ...]`` (sums to obs_dim)."""
+    action_map: list[Any] = field(default_factory=list)
+    """Index -> end-effector command (empty when the env could not describe its actions)."""
+    normalizer: dict[str, Any] = field(default_factory=dict)
+    """The observation normaliser inside the graph (mean, var, eps, clip, count)."""
+    network: dict[str, Any] = field(default_factory=dict)
+    """Constructor arguments of the Q-network."""
+    encoder_network: dict[str, Any] | None = None
+    """Constructor arguments of the context encoder (ContextDQN)."""
+    trained_with: str = ""
+    """How the run was trained relative to its device rule (a note for people)."""
+    train_distribution: dict[str, Any] | None = None
+    """The task distribution of the run (``TaskDistribution.to_dict()``)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """The run: directory, iteration, the command that reproduces it, its config."""
+    producer: dict[str, Any] = field(default_factory=dict)
+    """The export command, opset, versions, export options, oldest onnxruntime checked."""
+    parity: dict[str, Any] = field(default_factory=dict)
+    """The torch<->onnxruntime parity statistics of the export."""
+
+    @property
+    def rule(self) -> DeviceRule:
+        """The device rule (`HeadRule` or `ContextSpec`)."""
+        rule = self.head_rule if self.head_rule is not None else self.context
+        assert rule is not None
+        return rule
+
+    @property
+    def train_config(self) -> dict[str, Any]:
+        """The run's config (``train.config``; empty if absent)."""
+        cfg = self.train.get("config")
+        return dict(cfg) if isinstance(cfg, dict) else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``manifest.json`` document (`load_manifest` reads it back into an equal `Manifest`)."""
+        adaptation = self.rule.to_dict()
+        if self.trained_with:
+            adaptation["trained_with"] = self.trained_with
+        graphs = {"policy": self.policy_file}
+        context = None
+        if self.context is not None:
+            graphs["encoder"] = self.context.file
+            context = {
+                "latent_dim": self.context.latent_dim,
+                "transition_dim": self.context.transition_dim,
+                "encoder": self.encoder_network,
+            }
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "observation": {"dim": self.obs_dim, "dtype": "float32", "layout": self.layout},
+            "actions": {"n": self.n_actions, "map": self.action_map},
+            "normalizer": self.normalizer,
+            "head": {
+                "n_actions": self.n_actions,
+                "feature_dim": self.feature_dim,
+                "weight_input": "head_weight",
+                "bias_input": "head_bias",
+                "shape": [self.n_actions, self.feature_dim],
+            },
+            "network": self.network,
+            "context": context,
+            "graphs": graphs,
+            "adaptation": adaptation,
+            "train_distribution": self.train_distribution,
+            "train": self.train,
+            "producer": self.producer,
+            "parity": self.parity,
+            "files": self.files,
+        }
+
+    def write(self) -> Path:
+        """Write ``directory/manifest.json`` atomically (temp file + rename) and return its path."""
+        path = self.directory / MANIFEST_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
 
     def path(self, name: str) -> Path:
         """Path of a file listed in the manifest, after checking its size and sha256."""
@@ -174,7 +351,7 @@ def _safe_name(directory: Path, name: str) -> str:
     return name
 
 
-def _parse(directory: Path, doc: Any) -> Manifest:
+def _check_format(directory: Path, doc: Any) -> None:
     if not isinstance(doc, dict):
         raise ManifestError(f"{directory / MANIFEST_FILE} is not a JSON object: re-export the run")
     fmt = doc.get("format")
@@ -189,6 +366,46 @@ def _parse(directory: Path, doc: Any) -> Manifest:
             f"{directory / MANIFEST_FILE} has format_version {version!r} but this runtime reads version "
             f"{FORMAT_VERSION}: re-export the run with the robot_meta version installed on the device"
         )
+
+
+def _parse_files(directory: Path, doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    files: dict[str, dict[str, Any]] = {}
+    for name, entry in _need(doc, "files", "", dict).items():
+        _safe_name(directory, name)
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("sha256"), str)
+            or len(entry["sha256"]) != 64
+        ):
+            raise ManifestError(f"manifest files[{name!r}] needs a 64-hex-digit 'sha256': re-export the run")
+        files[name] = dict(entry)
+    return files
+
+
+def _graph_file(directory: Path, graphs: Mapping[str, Any], key: str, files: Mapping[str, Any]) -> str:
+    name = _safe_name(directory, _need(graphs, key, "graphs.", str))
+    if name not in files:
+        raise ManifestError(f"manifest graphs.{key}={name!r} has no entry in 'files': re-export the run")
+    return name
+
+
+def _parse_context(
+    directory: Path, doc: Mapping[str, Any], files: Mapping[str, Any], obs_dim: int, n_actions: int
+) -> ContextSpec:
+    ctx = _need(doc, "context", "", dict)
+    context = ContextSpec(
+        file=_graph_file(directory, doc["graphs"], "encoder", files),
+        latent_dim=_positive_int(ctx, "latent_dim", "context."),
+        context_size=_positive_int(doc["adaptation"], "context_size", "adaptation."),
+        transition_dim=_positive_int(ctx, "transition_dim", "context."),
+    )
+    if context.transition_dim != 2 * obs_dim + n_actions + 1:
+        raise ManifestError("manifest context.transition_dim does not match the observation and actions")
+    return context
+
+
+def _parse(directory: Path, doc: Any) -> Manifest:
+    _check_format(directory, doc)
     algo = str(_need(doc, "algo", "", str))
     env_id = str(_need(doc, "env_id", "", str))
     obs = _need(doc, "observation", "", dict)
@@ -209,57 +426,25 @@ def _parse(directory: Path, doc: Any) -> Manifest:
     if _positive_int(head, "n_actions", "head.") != n_actions:
         raise ManifestError("manifest head.n_actions differs from actions.n: re-export the run")
     feature_dim = _positive_int(head, "feature_dim", "head.")
-    _need(doc, "normalizer", "", dict)
-    _need(doc, "train_distribution", "", (dict, type(None)))
-    _need(doc, "producer", "", dict)
+    normalizer = _need(doc, "normalizer", "", dict)
+    train_distribution = _need(doc, "train_distribution", "", (dict, type(None)))
+    producer = _need(doc, "producer", "", dict)
     adaptation = _need(doc, "adaptation", "", dict)
     rule_name = _need(adaptation, "rule", "adaptation.", str)
-    files_doc = _need(doc, "files", "", dict)
-    files: dict[str, dict[str, Any]] = {}
-    for name, entry in files_doc.items():
-        _safe_name(directory, name)
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("sha256"), str)
-            or len(entry["sha256"]) != 64
-        ):
-            raise ManifestError(f"manifest files[{name!r}] needs a 64-hex-digit 'sha256': re-export the run")
-        files[name] = dict(entry)
-    graphs = _need(doc, "graphs", "", dict)
-    policy_file = _safe_name(directory, _need(graphs, "policy", "graphs.", str))
-    if policy_file not in files:
-        raise ManifestError(
-            f"manifest graphs.policy={policy_file!r} has no entry in 'files': re-export the run"
-        )
+    files = _parse_files(directory, doc)
+    policy_file = _graph_file(directory, _need(doc, "graphs", "", dict), "policy", files)
     head_rule: HeadRule | None = None
     context: ContextSpec | None = None
-    if rule_name == "head_td_sgd":
-        head_rule = HeadRule(
-            steps=_positive_int(adaptation, "steps", "adaptation."),
-            lr=_number(adaptation, "lr", "adaptation.", 1e-12, 1e6),
-            gamma=_number(adaptation, "gamma", "adaptation.", 0.0, 1.0),
-            huber_delta=_number(adaptation, "huber_delta", "adaptation.", 1e-12, 1e12),
-            support_size=_positive_int(adaptation, "support_size", "adaptation."),
-            n_step=_positive_int(adaptation, "n_step", "adaptation.") if "n_step" in adaptation else 1,
-        )
-    elif rule_name == "context_inference":
-        enc_file = _safe_name(directory, _need(graphs, "encoder", "graphs.", str))
-        if enc_file not in files:
-            raise ManifestError(f"manifest graphs.encoder={enc_file!r} has no entry in 'files': re-export")
-        ctx = _need(doc, "context", "", dict)
-        context = ContextSpec(
-            file=enc_file,
-            latent_dim=_positive_int(ctx, "latent_dim", "context."),
-            context_size=_positive_int(adaptation, "context_size", "adaptation."),
-            transition_dim=_positive_int(ctx, "transition_dim", "context."),
-        )
-        if context.transition_dim != 2 * obs_dim + n_actions + 1:
-            raise ManifestError("manifest context.transition_dim does not match the observation and actions")
+    if rule_name == HeadRule.rule:
+        head_rule = HeadRule.from_dict(adaptation)
+    elif rule_name == ContextSpec.rule:
+        context = _parse_context(directory, doc, files, obs_dim, n_actions)
     else:
         raise ManifestError(
             f"manifest adaptation.rule {rule_name!r} is unknown to this runtime "
-            "(expected 'head_td_sgd' or 'context_inference'): update robot_meta on the device"
+            f"(expected {HeadRule.rule!r} or {ContextSpec.rule!r}): update robot_meta on the device"
         )
+    ctx_doc = doc.get("context")
     return Manifest(
         directory=directory,
         algo=algo,
@@ -271,7 +456,16 @@ def _parse(directory: Path, doc: Any) -> Manifest:
         head_rule=head_rule,
         context=context,
         files=files,
-        raw=doc,
+        layout=[list(seg) for seg in layout],
+        action_map=list(action_map),
+        normalizer=dict(normalizer),
+        network=dict(doc.get("network") or {}),
+        encoder_network=ctx_doc.get("encoder") if isinstance(ctx_doc, dict) else None,
+        trained_with=str(adaptation.get("trained_with", "")),
+        train_distribution=train_distribution,
+        train=dict(doc.get("train") or {}),
+        producer=dict(producer),
+        parity=dict(doc.get("parity") or {}),
     )
 
 

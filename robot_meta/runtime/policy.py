@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from robot_meta.runtime.adaptation import AdaptMethod, FewShotAdapter, successor_flags
-from robot_meta.runtime.manifest import Manifest, ManifestError, load_manifest
+from robot_meta.runtime.manifest import Manifest, ManifestError, load_manifest, pack_transitions
 
 __all__ = [
     "AdaptConfig",
@@ -36,6 +36,7 @@ __all__ = [
     "ObservationError",
     "RuntimeLoadError",
     "TransitionError",
+    "inference_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,11 @@ class AdaptReport:
     """Wall time of the call."""
 
 
-def _session(model: bytes, name: str) -> ort.InferenceSession:
+def inference_session(model: bytes | str | Path, name: str) -> ort.InferenceSession:
+    """A single-threaded CPU onnxruntime session of a graph (bytes or a path); RuntimeLoadError if it cannot load.
+
+    The one session set-up of the package (the runtime, the export parity check and evaluation use it).
+    """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
@@ -117,7 +122,11 @@ def _session(model: bytes, name: str) -> ort.InferenceSession:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # the overridable head initialisers are intended: no warning about them
     try:
-        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
+        )
     except Exception as exc:  # onnxruntime raises its own exception types
         raise RuntimeLoadError(
             f"onnxruntime cannot load {name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
@@ -237,12 +246,12 @@ class OnnxPolicy:
     def load(cls, directory: str | Path, **kwargs: Any) -> Self:
         """Load an export directory: validate the manifest, verify every file's sha256, build sessions."""
         manifest = load_manifest(directory)
-        policy = _session(
+        policy = inference_session(
             _read_verified(manifest, manifest.policy_file), str(manifest.directory / manifest.policy_file)
         )
         encoder = None
         if manifest.context is not None:
-            encoder = _session(
+            encoder = inference_session(
                 _read_verified(manifest, manifest.context.file),
                 str(manifest.directory / manifest.context.file),
             )
@@ -310,7 +319,7 @@ class OnnxPolicy:
         if x.shape != (self.obs_dim,) and x.shape != (1, self.obs_dim):
             raise ObservationError(
                 f"observation shape {x.shape} does not match the policy's ({self.obs_dim},) "
-                f"(layout {[n for n, _ in self.manifest.raw['observation']['layout']]}): check the robot driver"
+                f"(layout {[n for n, _ in self.manifest.layout]}): check the robot driver"
             )
         if not np.isfinite(x).all():
             raise ObservationError(
@@ -503,9 +512,7 @@ class AdaptivePolicy(OnnxPolicy):
                 "no transitions observed",
                 time.perf_counter() - t0,
             )
-        one_hot = np.zeros((n, self.n_actions), np.float32)
-        one_hot[np.arange(n), actions] = 1.0
-        rows = np.concatenate([obs, one_hot, rewards[:, None], next_obs], axis=1)
+        rows = pack_transitions(obs, actions, rewards, next_obs, self.n_actions)
         z = np.asarray(
             self._enc.run(["z"], {"transitions": rows, "mask": np.ones(n, np.float32)})[0], np.float32
         )

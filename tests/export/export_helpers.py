@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from robot_meta.export import ExportConfig, ExportResult, export_trained
-from robot_meta.meta import HeadAdaptation, TrainedRun, make_config
+from robot_meta.meta import HeadAdaptation, MetaDQNConfig, TrainedRun, make_config
 from robot_meta.policies import ContextEncoder, QNetwork
 
 __all__ = ["make_run", "export_fake"]
@@ -29,7 +29,7 @@ def make_run(
     env_id: str = "test/NoSuchEnv-v0",
     seed: int = 0,
     rule: HeadAdaptation | None = None,
-) -> TrainedRun:
+) -> TrainedRun[Any]:
     """A TrainedRun with random weights, a non-trivial normaliser and (context) an encoder."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -50,12 +50,16 @@ def make_run(
         encoder.eval()
         info["adaptation"] = {"rule": "context_inference", "context_size": 16}
     else:
-        adaptation = rule or HeadAdaptation(steps=5, lr=0.05, gamma=0.9, huber_delta=1.0)
+        # like load_run: MetaDQN adapts on its config's support size, Reptile on the rule's default
+        support = config.support_size if isinstance(config, MetaDQNConfig) else HeadAdaptation().support_size
+        adaptation = rule or HeadAdaptation(
+            steps=5, lr=0.05, gamma=0.9, huber_delta=1.0, support_size=support
+        )
         info["adaptation"] = adaptation.to_dict()
     return TrainedRun(Path(run_dir), algo, config, policy.eval(), encoder, adaptation, 3, info)
 
 
-def export_fake(out: Path, algo: str = "meta-dqn", **kwargs: Any) -> tuple[TrainedRun, ExportResult]:
+def export_fake(out: Path, algo: str = "meta-dqn", **kwargs: Any) -> tuple[TrainedRun[Any], ExportResult]:
     """make_run + export_trained into `out` (a quick parity check: 512 observations)."""
     run = make_run(out.parent / f"run-{out.name}", algo, **kwargs)
     return run, export_trained(run, out, config=ExportConfig(parity_samples=512))

@@ -38,7 +38,7 @@ def smoke_export(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def test_export_manifest_describes_the_panda_env(smoke_export: Path, smoke_run: Path) -> None:
     m = load_manifest(smoke_export)
-    doc = m.raw
+    doc = m.to_dict()
     env = gym.make(ENV_ID, action_mode="discrete")
     try:
         layout = [[n, s] for n, s in env.unwrapped.observation_layout]  # type: ignore[attr-defined]

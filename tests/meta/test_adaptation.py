@@ -244,7 +244,7 @@ def test_first_order_gradient_drops_the_inner_loop_jacobian() -> None:
 )
 def test_head_adaptation_validates(field: str, value: float) -> None:
     kwargs: dict[str, float] = {field: value}
-    with pytest.raises(ValueError, match=f"HeadAdaptation.{field}"):
+    with pytest.raises(ValueError, match=f"HeadRule.{field}"):
         HeadAdaptation(**kwargs)  # type: ignore[arg-type]
 
 

@@ -301,3 +301,31 @@ def test_kshot_benchmark_runs_families_in_worker_processes() -> None:
     assert kshot._compute_in_parallel(["push", "slide"], ok, jobs=2) == []
     bad = ["--budget", "small", "--cells", "no-such-cell", "--jobs", "1"]
     assert kshot._compute_in_parallel(["push", "slide"], bad, jobs=1) == ["push (exit 2)", "slide (exit 2)"]
+
+
+# -- an export directory, through the on-device runtime ---------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", ["meta-dqn", "context"])
+def test_evaluate_accepts_an_export_directory(algo: str, tmp_path: Path) -> None:
+    from robot_meta.export import ExportConfig, export_run
+
+    trainer = toy_trainer(toy_config(algo, meta_iterations=6))
+    trainer.train(tmp_path / "run", progress=False)
+    export_run(tmp_path / "run", tmp_path / "exp", config=ExportConfig(parity_samples=64))
+    kw: dict[str, Any] = dict(
+        shots=(0, 1, 3), episodes=2, seeds=(0, 1), num_tasks=2, tasks=ToyTasks(), env_factory=ToyEnv,
+        progress=False,
+    )  # fmt: skip
+    shipped = evaluate(tmp_path / "exp", **kw)
+    trained = evaluate(tmp_path / "run", **kw)
+    assert list(shipped.methods) == [f"{algo}-export"] and shipped.info["algo"] == algo
+    assert (tmp_path / "exp" / EVAL_FILE).is_file() and (tmp_path / "exp" / PLOT_FILE).is_file()
+    ship, train = shipped.methods[f"{algo}-export"], trained.methods[algo]
+    # the same units and the same protocol; the runtime's float32 numpy/onnxruntime rule is the torch rule
+    assert [(u.seed, u.task_index, u.k) for u in ship.units] == [
+        (u.seed, u.task_index, u.k) for u in train.units
+    ]
+    assert [u.target_transitions for u in ship.units] == [u.target_transitions for u in train.units]
+    for a, b in zip(ship.units, train.units, strict=True):
+        assert a.success == b.success and a.ret == pytest.approx(b.ret, abs=1e-3)

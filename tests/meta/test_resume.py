@@ -85,6 +85,7 @@ def test_run_directory_contents_and_load_run(tmp_path: Path) -> None:
         "gamma": 0.9,
         "huber_delta": 1.0,
         "n_step": 1,
+        "support_size": 32,  # one rule type carries every hyper-parameter of the device rule
     }
     assert info["policy"] == {
         "obs_dim": 3,

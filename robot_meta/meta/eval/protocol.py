@@ -1,0 +1,382 @@
+r"""The Meta-World-style K-shot protocol on held-out tasks (`evaluate`, `run_methods`).
+
+For every evaluation seed ``s`` and every task ``i`` of the ``num_tasks`` tasks drawn from the split
+with that seed (one *unit* = one (task, seed) pair):
+
+1. ``adapter.begin(task)``; the env is seeded once for the unit (its first reset), every later
+   reset continues the env's own seeded RNG (a seeded reset rebuilds the PyBullet world);
+2. for ``k = 0 .. max(shots)``: if ``k`` is one of the requested shots, run ``episodes`` greedy
+   evaluation episodes with the policy as adapted after ``k`` shots (nothing is observed during
+   them) and record their success rate and mean return, and the number of target-task
+   transitions seen so far (``target_transitions``); then collect shot ``k + 1`` with the
+   policy's own exploration (``act(obs, greedy=False)``), ``observe`` every transition and call
+   ``adapt()``.
+
+Shots are therefore nested: the policy evaluated after 5 shots has seen the 1-shot policy's shot
+plus four more, exactly as a robot that keeps adapting would (and it costs ``max(shots)`` shot
+episodes per unit instead of ``sum(shots)``). What "adapt" means is the algorithm's own rule, the
+one its training worker uses between the episodes of a task visit: each algorithm class names its
+adapters (`MetaTrainer.eval_adapters`, `robot_meta.meta.eval.adapters`); an export directory is
+run through the on-device runtime (`ExportAdapter`).
+
+A method whose policy does not adapt (``uses_shots = False``: domain randomisation, the oracle) is
+evaluated once per unit and the same numbers are reported for every K (``target_transitions`` 0).
+Statistics: `robot_meta.meta.eval.stats`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from robot_meta.envs.params import SPLITS, Split, TaskDistribution
+from robot_meta.meta.eval.adapters import Adapter, ExportAdapter
+from robot_meta.meta.eval.plots import plot_success
+from robot_meta.meta.eval.stats import EvalResult, MethodResult, UnitResult, aggregate
+from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler, cached_env, run_episode
+from robot_meta.meta.work import task_to_dict
+
+if TYPE_CHECKING:
+    from robot_meta.meta.run import TrainedRun
+    from robot_meta.meta.trainer import MetaTrainer
+
+__all__ = [
+    "DEFAULT_SHOTS",
+    "EVAL_FILE",
+    "PLOT_FILE",
+    "SPLITS",
+    "AdapterMethod",
+    "EvalSplit",
+    "Method",
+    "evaluate",
+    "evaluate_episodes",
+    "evaluation_tasks",
+    "methods_for_export",
+    "methods_for_run",
+    "run_methods",
+    "unit_seeds",
+]
+
+log = logging.getLogger(__name__)
+
+#: The task splits an evaluation can draw from (the task distribution owns them).
+EvalSplit = Split
+DEFAULT_SHOTS: tuple[int, ...] = (0, 1, 5, 10)
+EVAL_FILE = "eval.json"
+PLOT_FILE = "eval.png"
+
+
+class Method(ABC):
+    """Something the protocol scores: it turns one unit into `UnitResult`s for one or more method names."""
+
+    @property
+    @abstractmethod
+    def names(self) -> tuple[str, ...]:
+        """The method names this method reports (scratch reports one per budget multiplier)."""
+
+    @abstractmethod
+    def run_unit(
+        self, task: Any, seed: int, task_index: int, shots: Sequence[int], episodes: int
+    ) -> dict[str, list[UnitResult]]:
+        """All K of one unit; ``{name: [UnitResult per K]}``."""
+
+
+def evaluate_episodes(
+    env: gym.Env, task: Any, seed: int | None, act: Callable[[np.ndarray], int], episodes: int
+) -> tuple[float, float]:
+    """Success rate and mean return of `episodes` episodes of `act` (only the first reset is seeded)."""
+    succ, rets = [], []
+    for e in range(episodes):
+        _, st = run_episode(env, task, seed if e == 0 else None, act)
+        succ.append(st.success)
+        rets.append(st.ret)
+    return float(np.mean(succ)), float(np.mean(rets))
+
+
+def unit_seeds(seed: int, task_index: int) -> tuple[int, np.random.Generator]:
+    """The unit's env seed and exploration stream (the same for every method: paired comparisons)."""
+    rng = np.random.default_rng([seed, task_index, 1])
+    return int(rng.integers(2**31 - 1)), np.random.default_rng([seed, task_index, 2])
+
+
+@dataclass
+class AdapterMethod(Method):
+    """A method given by an `Adapter` per evaluation seed (the default protocol of the module docstring)."""
+
+    name: str
+    make_adapter: Callable[[int], Adapter]
+    env_factory: EnvFactory
+    _cache: dict[int, Adapter] = field(default_factory=dict, repr=False)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def adapter(self, seed: int) -> Adapter:
+        if seed not in self._cache:
+            self._cache[seed] = self.make_adapter(seed)
+        return self._cache[seed]
+
+    def run_unit(
+        self, task: Any, seed: int, task_index: int, shots: Sequence[int], episodes: int
+    ) -> dict[str, list[UnitResult]]:
+        adapter = self.adapter(seed)
+        env = cached_env(self.env_factory)
+        env_seed, rng = unit_seeds(seed, task_index)
+        adapter.begin(task, rng)
+        desc = task_to_dict(task)
+        first: list[int | None] = [env_seed]
+
+        def next_seed() -> int | None:
+            s, first[0] = first[0], None
+            return s
+
+        def greedy(obs: np.ndarray) -> int:
+            return adapter.act(obs, True)
+
+        out: list[UnitResult] = []
+        if not adapter.uses_shots:
+            succ, ret = evaluate_episodes(env, task, next_seed(), greedy, episodes)
+            return {self.name: [UnitResult(seed, task_index, k, succ, ret, 0, desc) for k in shots]}
+        seen = 0
+        for k in range(max(shots) + 1):
+            if k in shots:
+                succ, ret = evaluate_episodes(env, task, next_seed(), greedy, episodes)
+                out.append(UnitResult(seed, task_index, k, succ, ret, seen, desc))
+            if k < max(shots):
+                tr, _ = run_episode(env, task, next_seed(), lambda o: adapter.act(o, False), adapter.observe)
+                seen += len(tr)
+                adapter.adapt()
+        return {self.name: out}
+
+
+def evaluation_tasks(tasks: TaskSampler, seed: int, num_tasks: int) -> list[Any]:
+    """The held-out tasks of evaluation seed `seed` (the same for every method)."""
+    return list(tasks.sample(num_tasks, np.random.default_rng([seed, 0x5EED])))
+
+
+def _check_protocol(
+    shots: Sequence[int], episodes: int, seeds: Sequence[int], num_tasks: int
+) -> tuple[int, ...]:
+    ks = tuple(sorted({int(k) for k in shots}))
+    if not ks:
+        raise ValueError("shots is empty: give at least one K, e.g. --shots 0,1,5,10")
+    if ks[0] < 0:
+        raise ValueError(f"shots must be >= 0, got {list(shots)}")
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one evaluation seed, e.g. --seeds 0,1,2")
+    if num_tasks < 1:
+        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+    return ks
+
+
+def run_methods(
+    methods: Sequence[Method],
+    tasks: TaskSampler,
+    *,
+    shots: Sequence[int] = DEFAULT_SHOTS,
+    episodes: int = 5,
+    seeds: Sequence[int] = (0, 1, 2),
+    num_tasks: int = 5,
+    progress: bool | None = None,
+) -> dict[str, MethodResult]:
+    """Score every method on the same units; ``{method name: MethodResult}``."""
+    ks = _check_protocol(shots, episodes, seeds, num_tasks)
+
+    show = sys.stderr.isatty() if progress is None else progress
+    units = [(s, i, t) for s in seeds for i, t in enumerate(evaluation_tasks(tasks, int(s), num_tasks))]
+    results: dict[str, MethodResult] = {}
+    for method in methods:
+        collected: dict[str, list[UnitResult]] = {n: [] for n in method.names}
+        t0 = time.perf_counter()
+        for s, i, task in tqdm(units, desc="/".join(method.names), disable=not show, unit="task"):
+            for name, rows in method.run_unit(task, int(s), i, ks, episodes).items():
+                collected[name].extend(rows)
+        wall = time.perf_counter() - t0
+        for name, rows in collected.items():
+            results[name] = aggregate(name, rows, wall / len(collected))
+            log.info("%s: %s", name, {k: round(v.success, 3) for k, v in results[name].per_k.items()})
+    return results
+
+
+# -- what is evaluated ----------------------------------------------------------------------------------
+
+
+def methods_for_run(
+    run: TrainedRun[Any], env_factory: EnvFactory | None = None, *, name_suffix: str = ""
+) -> list[AdapterMethod]:
+    """The evaluation methods of a trained run: its algorithm's adapters (`MetaTrainer.eval_adapters`)."""
+    factory = env_factory if env_factory is not None else GymEnvFactory(run.config.env_id)
+    return [
+        AdapterMethod(name + name_suffix, make, factory)
+        for name, make in run.algorithm.eval_adapters(run).items()
+    ]
+
+
+def methods_for_export(
+    adapter: ExportAdapter, env_factory: EnvFactory | None = None, *, name_suffix: str = ""
+) -> list[AdapterMethod]:
+    """The method of an export directory: ``<algo>-export``, the runtime's own adaptation (`ExportAdapter`)."""
+    manifest = adapter.policy.manifest
+    factory = env_factory if env_factory is not None else GymEnvFactory(manifest.env_id)
+    return [AdapterMethod(f"{manifest.algo}-export{name_suffix}", lambda _s: adapter, factory)]
+
+
+def _run_from_trainer(trainer: MetaTrainer[Any]) -> TrainedRun[Any]:
+    from robot_meta.meta.run import TrainedRun
+
+    mods = trainer.policy_modules()
+    info = {"algo": trainer.algo, **trainer.run_info()}
+    policy = copy.deepcopy(mods["policy"]).eval()
+    encoder = copy.deepcopy(mods["encoder"]).eval() if "encoder" in mods else None
+    return TrainedRun(
+        Path("."),
+        trainer.algo,
+        trainer.config,
+        policy,  # type: ignore[arg-type]
+        encoder,  # type: ignore[arg-type]
+        type(trainer).head_rule(trainer.config),
+        trainer.iteration,
+        info,
+    )
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What `evaluate` scores, resolved from its first argument."""
+
+    methods: list[AdapterMethod]
+    algo: str
+    env_id: str
+    preset: str | None
+    distribution: TaskDistribution | None
+    iteration: int
+    directory: Path | None
+
+
+def _is_export_dir(path: Path) -> bool:
+    from robot_meta.runtime.manifest import MANIFEST_FILE
+
+    return (path / MANIFEST_FILE).is_file() and not (path / "config.json").is_file()
+
+
+def _subject(policy_or_run: Any, env_factory: EnvFactory | None) -> _Subject:
+    from robot_meta.meta.run import TrainedRun, load_run
+
+    if isinstance(policy_or_run, str | Path) and _is_export_dir(Path(policy_or_run)):
+        adapter = ExportAdapter.load(policy_or_run)
+        m = adapter.policy.manifest
+        doc = m.train_distribution
+        dist = TaskDistribution.from_dict(doc) if isinstance(doc, dict) and "train" in doc else None
+        preset = m.train_config.get("preset")
+        iteration = int(m.train.get("iteration", 0))
+        methods = methods_for_export(adapter, env_factory)
+        return _Subject(methods, m.algo, m.env_id, preset, dist, iteration, Path(policy_or_run))
+    run_dir: Path | None = None
+    if isinstance(policy_or_run, str | Path):
+        run_dir = Path(policy_or_run)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(
+                f"run directory {run_dir} does not exist: pass the --out of `robot-meta train` "
+                "(or of `robot-meta export`, an export directory)"
+            )
+        run = load_run(run_dir)
+    elif isinstance(policy_or_run, TrainedRun):
+        run = policy_or_run
+        run_dir = run.run_dir
+    else:
+        run = _run_from_trainer(policy_or_run)
+    cfg = run.config
+    methods = methods_for_run(run, env_factory)
+    return _Subject(methods, run.algo, cfg.env_id, cfg.preset, None, run.iteration, run_dir)
+
+
+def evaluate(
+    policy_or_run: TrainedRun[Any] | MetaTrainer[Any] | str | Path,
+    split: EvalSplit = "test",
+    shots: Sequence[int] = DEFAULT_SHOTS,
+    episodes: int = 5,
+    seeds: Sequence[int] = (0, 1, 2),
+    *,
+    num_tasks: int = 5,
+    tasks: TaskSampler | None = None,
+    env_factory: EnvFactory | None = None,
+    out: str | Path | None = None,
+    plot: bool = True,
+    progress: bool | None = None,
+) -> EvalResult:
+    """The K-shot protocol (module docstring) for a trained run or an export on held-out tasks.
+
+    Args:
+        policy_or_run: a run directory, a `TrainedRun` (`load_run`), a trainer in memory, or an
+            export directory (``robot-meta export --out``), run through the on-device runtime.
+        split: ``test`` (held-out region and shape) or ``ood`` (beyond the train ranges); ``train``
+            is allowed for diagnosis (every split of `TaskDistribution`).
+        shots: the K values (shot episodes before the evaluation episodes).
+        episodes: greedy evaluation episodes per unit and K.
+        seeds: evaluation seeds; each draws its own `num_tasks` tasks and env/exploration seeds.
+        num_tasks: tasks per seed.
+        tasks: the task distribution to draw from (default: the run's preset, or the export's
+            train distribution, split `split`).
+        env_factory: the environment (default: the run's env id, discrete actions).
+        out: directory for ``eval.json`` and ``eval.png`` (default: the run or export directory if
+            one was given; a trainer in memory without `out` writes nothing).
+        plot: also write the success-vs-K plot.
+        progress: tqdm bars (default: when stderr is a terminal).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: choose one of {list(SPLITS)}")
+    ks = _check_protocol(shots, episodes, seeds, num_tasks)
+    subject = _subject(policy_or_run, env_factory)
+    if tasks is None:
+        if subject.distribution is None and subject.preset is None:
+            raise ValueError(f"{subject.directory} records no task distribution: pass tasks=")
+        dist = subject.distribution or TaskDistribution.preset(str(subject.preset))
+        tasks = dist.split(split)
+    t0 = time.perf_counter()
+    results = run_methods(
+        subject.methods,
+        tasks,
+        shots=ks,
+        episodes=episodes,
+        seeds=seeds,
+        num_tasks=num_tasks,
+        progress=progress,
+    )
+    result = EvalResult(
+        split=split,
+        shots=ks,
+        episodes=episodes,
+        seeds=tuple(int(s) for s in seeds),
+        num_tasks=num_tasks,
+        methods=results,
+        info={
+            "algo": subject.algo,
+            "env_id": subject.env_id,
+            "preset": subject.preset,
+            "iteration": subject.iteration,
+            "wall_time": time.perf_counter() - t0,
+        },
+    )
+    target = Path(out) if out is not None else subject.directory
+    if target is not None:
+        target.mkdir(parents=True, exist_ok=True)
+        path = result.save(target / EVAL_FILE)
+        if plot:
+            title = f"{subject.algo} on {subject.preset}:{split}"
+            plot_success(result.methods, target / PLOT_FILE, title=title)
+        log.info("wrote %s", path)
+    return result
