@@ -25,7 +25,7 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$rc
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(VENV)/bin/robot-meta bench
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check robot_meta tests benchmarks

@@ -37,7 +37,7 @@ def evaluate_split(family: str, seed: int, split: str, tasks: int, episodes: int
     """Mean greedy success of each kind on `tasks` tasks of `split` (the benchmark's unit seeds)."""
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta.baselines import eval_env_factory, load_baseline, policy_method
-    from robot_meta.meta.evaluation import evaluation_tasks
+    from robot_meta.meta.eval import evaluation_tasks
 
     out: dict[str, float] = {}
     for kind in KINDS:

@@ -70,13 +70,14 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_out", help="output directory (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
-    def run(args: argparse.Namespace) -> int:
-        from robot_meta.demo import run_demo
+    p.set_defaults(handler=cmd_demo)
 
-        run_demo(out=args.out, seed=args.seed)
-        return 0
 
-    p.set_defaults(handler=run)
+def cmd_demo(args: argparse.Namespace) -> int:
+    from robot_meta.demo import run_demo
+
+    run_demo(out=args.out, seed=args.seed)
+    return 0
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -150,84 +151,60 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="override one config field, e.g. --set lr=0.0003 --set hidden=[128,128] (repeatable)",
     )
 
-    def run(args: argparse.Namespace) -> int:
-        import gymnasium as gym
+    p.set_defaults(handler=cmd_train)
 
-        from robot_meta._registration import ENV_FAMILIES
-        from robot_meta.distributed import BACKENDS, backend_from_cli
-        from robot_meta.meta import (
-            CheckpointError,
-            RunConfigMismatchError,
-            config_class,
-            make_config,
-            parse_override,
-        )
 
-        preset = args.preset or ENV_FAMILIES.get(args.env)
-        if preset is None:
-            raise CliError(f"cannot guess the task preset of env {args.env!r}: pass --preset NAME")
-        try:
-            overrides = dict(parse_override(config_class(args.algo), item) for item in args.overrides)
-            config = make_config(
-                args.algo,
-                budget=args.budget,
-                env_id=args.env,
-                preset=preset,
-                seed=args.seed,
-                overrides=overrides,
-            )
-            from robot_meta.envs import TaskDistribution
+def cmd_train(args: argparse.Namespace) -> int:
+    from robot_meta.distributed import BACKENDS, backend_from_cli
+    from robot_meta.meta import CheckpointError, RunConfigMismatchError, config_from_options
 
-            TaskDistribution.preset(config.preset)
-            if args.backend is not None and args.backend not in BACKENDS:
-                raise ValueError(
-                    f"unknown execution backend {args.backend!r}: choose one of {list(BACKENDS)}"
-                )
-            if args.workers is not None and args.workers < 1:
-                raise ValueError(f"--workers {args.workers} is invalid: must be >= 1")
-            if args.ray_address and args.backend == "local":
-                raise ValueError("--ray-address needs --backend ray (or leave --backend out)")
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
-        try:
-            gym.spec(config.env_id)
-        except gym.error.Error as exc:
-            raise CliError(
-                f"unknown environment id {config.env_id!r} ({exc}); e.g. robot_meta/PandaPush-v0"
-            ) from None
-
-        import torch
-
-        from robot_meta.meta import train_run
-
-        torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
-            backend = backend_from_cli(args.backend, args.workers, args.ray_address)
-        except (ImportError, RuntimeError, ValueError) as exc:
-            raise CliError(str(exc)) from None
-        from robot_meta.envs.sim import PhysicsDisconnectedError
-
-        try:
-            result = train_run(config, args.out, backend=backend)
-        except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError) as exc:
-            raise CliError(str(exc)) from None
-        finally:
-            backend.close()
-        summary = ", ".join(f"{k}={v:.3g}" for k, v in result.metrics.items() if k.startswith("meta/"))
-        log.info(
-            "%s: %d iterations, %d env steps, %d updates in %.0f s -> %s %s",
+    try:
+        config = config_from_options(
             args.algo,
-            result.iterations,
-            result.env_steps,
-            result.updates,
-            result.wall_time,
-            args.out,
-            f"({summary})" if summary else "",
+            env_id=args.env,
+            preset=args.preset,
+            budget=args.budget,
+            seed=args.seed,
+            overrides=args.overrides,
         )
-        return 0
+        if args.backend is not None and args.backend not in BACKENDS:
+            raise ValueError(f"unknown execution backend {args.backend!r}: choose one of {list(BACKENDS)}")
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers {args.workers} is invalid: must be >= 1")
+        if args.ray_address and args.backend == "local":
+            raise ValueError("--ray-address needs --backend ray (or leave --backend out)")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    import torch
 
-    p.set_defaults(handler=run)
+    from robot_meta.meta import train_run
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        backend = backend_from_cli(args.backend, args.workers, args.ray_address)
+    except (ImportError, RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    from robot_meta.envs.sim import PhysicsDisconnectedError
+
+    try:
+        result = train_run(config, args.out, backend=backend)
+    except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        backend.close()
+    summary = ", ".join(f"{k}={v:.3g}" for k, v in result.metrics.items() if k.startswith("meta/"))
+    log.info(
+        "%s: %d iterations, %d env steps, %d updates in %.0f s -> %s %s",
+        args.algo,
+        result.iterations,
+        result.env_steps,
+        result.updates,
+        result.wall_time,
+        args.out,
+        f"({summary})" if summary else "",
+    )
+    return 0
 
 
 def _parse_ints(text: str, what: str, example: str) -> tuple[int, ...]:
@@ -273,35 +250,36 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", type=int, default=5, help="held-out tasks per seed (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="where eval.json and eval.png go (default: RUN)")
 
-    def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
+    p.set_defaults(handler=cmd_evaluate)
 
-        shots = _parse_ints(args.shots, "--shots", "0,1,5,10")
-        seeds = _parse_ints(args.seeds, "--seeds", "0,1,2")
-        if min(shots) < 0:
-            raise CliError(f"--shots must be >= 0, got {args.shots!r}")
-        if args.episodes < 1 or args.tasks < 1:
-            raise CliError("--episodes and --tasks must be >= 1")
-        run_dir = Path(args.run)
-        if not run_dir.is_dir():
-            raise CliError(f"run directory {run_dir} does not exist: pass the --out of `robot-meta train`")
-        import torch
 
-        from robot_meta.meta import CheckpointError
-        from robot_meta.meta.evaluation import EVAL_FILE, evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
-        torch.set_num_threads(1)
-        try:
-            result = evaluate(
-                run_dir, args.split, shots, args.episodes, seeds, num_tasks=args.tasks, out=args.out
-            )
-        except (CheckpointError, ValueError) as exc:
-            raise CliError(str(exc)) from None
-        print(result.table())
-        log.info("wrote %s", Path(args.out or run_dir) / EVAL_FILE)
-        return 0
+    shots = _parse_ints(args.shots, "--shots", "0,1,5,10")
+    seeds = _parse_ints(args.seeds, "--seeds", "0,1,2")
+    if min(shots) < 0:
+        raise CliError(f"--shots must be >= 0, got {args.shots!r}")
+    if args.episodes < 1 or args.tasks < 1:
+        raise CliError("--episodes and --tasks must be >= 1")
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise CliError(f"run directory {run_dir} does not exist: pass the --out of `robot-meta train`")
+    import torch
 
-    p.set_defaults(handler=run)
+    from robot_meta.meta import CheckpointError
+    from robot_meta.meta.eval import EVAL_FILE, evaluate
+
+    torch.set_num_threads(1)
+    try:
+        result = evaluate(
+            run_dir, args.split, shots, args.episodes, seeds, num_tasks=args.tasks, out=args.out
+        )
+    except (CheckpointError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    print(result.table())
+    log.info("wrote %s", Path(args.out or run_dir) / EVAL_FILE)
+    return 0
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -328,34 +306,35 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         help="observations of the torch<->onnxruntime parity check (default: %(default)s)",
     )
 
-    def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
+    p.set_defaults(handler=cmd_export)
 
-        if not (Path(args.run) / "config.json").is_file():
-            raise CliError(
-                f"{args.run} is not a run directory (no config.json): pass the --out of `robot-meta train`"
-            )
-        from robot_meta.export import ExportConfig, ExportError, export_run
-        from robot_meta.meta import CheckpointError
-        from robot_meta.runtime import ManifestError
 
-        try:
-            cfg = ExportConfig(parity_samples=args.parity_samples)
-            command = f"robot-meta export {args.run} --out {args.out}"
-            if args.parity_samples != 4096:
-                command += f" --parity-samples {args.parity_samples}"
-            result = export_run(args.run, args.out, config=cfg, command=command)
-        except (ValueError, CheckpointError, ExportError, ManifestError, OSError) as exc:
-            raise CliError(str(exc)) from None
-        par = result.parity["policy_default_head"]
-        print(
-            f"exported {args.run} -> {result.out_dir} ({', '.join(result.manifest['files'])} + manifest.json); "
-            f"parity on {par['samples']} observations: max |dQ| {par['max_abs_diff_q']:.1e}, "
-            f"greedy mismatches {par['greedy_mismatches']}"
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not (Path(args.run) / "config.json").is_file():
+        raise CliError(
+            f"{args.run} is not a run directory (no config.json): pass the --out of `robot-meta train`"
         )
-        return 0
+    from robot_meta.export import ExportConfig, ExportError, export_run
+    from robot_meta.meta import CheckpointError
+    from robot_meta.runtime import ManifestError
 
-    p.set_defaults(handler=run)
+    try:
+        cfg = ExportConfig(parity_samples=args.parity_samples)
+        command = f"robot-meta export {args.run} --out {args.out}"
+        if args.parity_samples != 4096:
+            command += f" --parity-samples {args.parity_samples}"
+        result = export_run(args.run, args.out, config=cfg, command=command)
+    except (ValueError, CheckpointError, ExportError, ManifestError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    par = result.parity["policy_default_head"]
+    print(
+        f"exported {args.run} -> {result.out_dir} ({', '.join(result.manifest['files'])} + manifest.json); "
+        f"parity on {par['samples']} observations: max |dQ| {par['max_abs_diff_q']:.1e}, "
+        f"greedy mismatches {par['greedy_mismatches']}"
+    )
+    return 0
 
 
 def _add_adapt(sub: argparse._SubParsersAction) -> None:
@@ -410,106 +389,131 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
 
-    def run(args: argparse.Namespace) -> int:
-        import json
+    p.set_defaults(handler=cmd_adapt)
 
-        from robot_meta.runtime import (
-            AdaptConfig,
-            AdaptivePolicy,
-            ControllerConfig,
-            ManifestError,
-            RuntimeLoadError,
-            TaskTrial,
-            run_trials,
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    import json
+
+    from robot_meta.runtime import (
+        AdaptConfig,
+        AdaptivePolicy,
+        ControllerConfig,
+        ManifestError,
+        RuntimeLoadError,
+        TaskTrial,
+        run_trials,
+    )
+
+    if args.episodes < 2:
+        raise CliError(f"--episodes {args.episodes}: need at least 2 (one before and one after adaptation)")
+    if args.tasks < 1:
+        raise CliError(f"--tasks {args.tasks}: need at least 1")
+    try:
+        policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
+        ctrl = ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
+    except (ManifestError, RuntimeLoadError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    import numpy as np
+
+    from robot_meta.adapt import simulator_for
+
+    env_id = args.env or policy.manifest.env_id
+    try:
+        env, tasks = simulator_for(policy, env_id, args.split, args.tasks, args.seed)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"{policy.manifest.algo} policy from {args.export_dir} on {env_id}, split {args.split}: "
+        f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ("
+        + (
+            "z re-inferred after every tick"
+            if policy.manifest.context
+            else f"{policy.config.method} head adaptation"
         )
+        + ")"
+    )
 
-        if args.episodes < 2:
-            raise CliError(
-                f"--episodes {args.episodes}: need at least 2 (one before and one after adaptation)"
-            )
-        if args.tasks < 1:
-            raise CliError(f"--tasks {args.tasks}: need at least 1")
-        try:
-            policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
-            ctrl = ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
-        except (ManifestError, RuntimeLoadError, ValueError) as exc:
-            raise CliError(str(exc)) from None
-        import gymnasium as gym
-        import numpy as np
-
-        from robot_meta._registration import ENV_FAMILIES
-        from robot_meta.envs import TaskDistribution
-
-        env_id = args.env or policy.manifest.env_id
-        dist_doc = policy.manifest.train_distribution
-        try:
-            if isinstance(dist_doc, dict) and "train" in dist_doc:
-                dist = TaskDistribution.from_dict(dist_doc)
-            elif env_id in ENV_FAMILIES:
-                dist = TaskDistribution.preset(ENV_FAMILIES[env_id])
-            else:
-                raise ValueError(f"the manifest has no task distribution and {env_id!r} has no preset")
-            tasks = dist.split(args.split).sample(args.tasks, np.random.default_rng(args.seed))
-            env = gym.make(env_id, action_mode="discrete")
-        except (ValueError, KeyError, gym.error.Error) as exc:
-            raise CliError(f"cannot set up {env_id} / split {args.split!r}: {exc}") from None
-        if (
-            env.observation_space.shape != (policy.obs_dim,)
-            or getattr(env.action_space, "n", None) != policy.n_actions
-        ):
-            raise CliError(
-                f"{env_id} has observations {env.observation_space.shape} and {getattr(env.action_space, 'n', '?')} "
-                f"actions but the export expects ({policy.obs_dim},) and {policy.n_actions}: pass the env it was trained on"
-            )
+    def show(i: int, t: TaskTrial) -> None:
+        after = "".join("S" if s else "." for s in t.success_after)
         print(
-            f"{policy.manifest.algo} policy from {args.export_dir} on {env_id}, split {args.split}: "
-            f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ("
-            + (
-                "z re-inferred after every tick"
-                if policy.manifest.context
-                else f"{policy.config.method} head adaptation"
-            )
-            + ")"
+            f"  task {i + 1}/{args.tasks}: before {'S' if t.success_before else '.'}  after {after}  "
+            f"(return {t.return_before:.1f} -> {np.mean(t.return_after):.1f}, adaptations {t.adaptations}, "
+            f"missed ticks {t.missed_ticks})",
+            flush=True,
         )
 
-        def show(i: int, t: TaskTrial) -> None:
-            after = "".join("S" if s else "." for s in t.success_after)
-            print(
-                f"  task {i + 1}/{args.tasks}: before {'S' if t.success_before else '.'}  after {after}  "
-                f"(return {t.return_before:.1f} -> {np.mean(t.return_after):.1f}, adaptations {t.adaptations}, "
-                f"missed ticks {t.missed_ticks})",
-                flush=True,
-            )
-
-        try:
-            report = run_trials(
-                policy, env, tasks, episodes=args.episodes, seed=args.seed, config=ctrl, on_task=show
-            )
-        finally:
-            env.close()
-        n_after = sum(len(t.success_after) for t in report.trials)
-        print(
-            f"success before adaptation: {report.success_before:.0%} of {len(report.trials)} episodes; "
-            f"after adaptation: {report.success_after:.0%} of {n_after} episodes; "
-            f"mean return {report.return_before:.1f} -> {report.return_after:.1f}; "
-            f"missed ticks {report.missed_ticks} of {report.ticks}"
+    try:
+        report = run_trials(
+            policy, env, tasks, episodes=args.episodes, seed=args.seed, config=ctrl, on_task=show
         )
-        if args.json:
-            doc = {
-                **report.summary(),
-                "export": str(args.export_dir),
-                "env_id": env_id,
-                "split": args.split,
-                "episodes": args.episodes,
-                "seed": args.seed,
-                "rate_hz": args.rate,
-                "method": args.method,
-            }
-            with open(args.json, "w") as fh:
-                json.dump(doc, fh, indent=2)
-        return 130 if report.interrupted else 0
+    finally:
+        env.close()
+    n_after = sum(len(t.success_after) for t in report.trials)
+    print(
+        f"success before adaptation: {report.success_before:.0%} of {len(report.trials)} episodes; "
+        f"after adaptation: {report.success_after:.0%} of {n_after} episodes; "
+        f"mean return {report.return_before:.1f} -> {report.return_after:.1f}; "
+        f"missed ticks {report.missed_ticks} of {report.ticks}"
+    )
+    if args.json:
+        doc = {
+            **report.summary(),
+            "export": str(args.export_dir),
+            "env_id": env_id,
+            "split": args.split,
+            "episodes": args.episodes,
+            "seed": args.seed,
+            "rate_hz": args.rate,
+            "method": args.method,
+        }
+        with open(args.json, "w") as fh:
+            json.dump(doc, fh, indent=2)
+    return 130 if report.interrupted else 0
 
-    p.set_defaults(handler=run)
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run the benchmark scripts (env speed, K-shot comparison, latency, ...) of a source checkout",
+        description=(
+            "Run the benchmarks of benchmarks/ (each a script with a main(), in its own process, from the "
+            "repository root), in a fixed order: env_speed, adaptation_effect, kshot, runtime_latency, "
+            "backend_scaling, then the others alphabetically. Their figures land in BENCHMARKS.md and "
+            "benchmarks/results/. The full versions take hours on 2 cores; --quick runs the short ones."
+        ),
+        epilog="example: robot-meta bench kshot --quick",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all; see --list)")
+    p.add_argument("--quick", action="store_true", help="the short versions (a smoke test of each)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks in run order and exit")
+    p.add_argument("--stop-on-error", action="store_true", help="stop at the first failing benchmark")
+    p.add_argument(
+        "--dir", metavar="DIR", help="the benchmarks directory (default: the checkout's benchmarks/)"
+    )
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from robot_meta.bench import BenchError, benchmarks_dir, discover, run_benchmarks, select
+
+    try:
+        directory = benchmarks_dir(args.dir)
+        names = select(discover(directory), args.names)
+    except BenchError as exc:
+        raise CliError(str(exc)) from None
+    if args.list:
+        print("\n".join(names))
+        return 0
+    results = run_benchmarks(directory, names, quick=args.quick, stop_on_error=args.stop_on_error)
+    print("\nSummary:")
+    for r in results:
+        print(f"  {r.name:<24} {'ok' if r.ok else f'FAILED (exit {r.returncode})':<18} {r.seconds:6.0f} s")
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        print(f"{len(failed)} benchmark(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -555,28 +559,29 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         help="also save a screenshot of the page taken by headless Chromium/Chrome (must be installed)",
     )
 
-    def run(args: argparse.Namespace) -> int:
-        from robot_meta.meta import CheckpointError
-        from robot_meta.report import ReportError, screenshot, write_report
+    p.set_defaults(handler=cmd_report)
 
-        try:
-            w, h = (int(v) for v in args.gif_size.lower().split("x"))
-            if w < 16 or h < 16:
-                raise ValueError
-        except ValueError:
-            raise CliError(
-                f"--gif-size {args.gif_size!r} is invalid: give WIDTHxHEIGHT in pixels, e.g. 320x240"
-            ) from None
-        try:
-            page = write_report(args.run, args.out, gif=not args.no_gif, seed=args.seed, gif_size=(w, h))
-            if args.screenshot:
-                log.info("screenshot: %s", screenshot(page, args.screenshot))
-        except (ReportError, CheckpointError) as exc:
-            raise CliError(str(exc)) from None
-        print(page)
-        return 0
 
-    p.set_defaults(handler=run)
+def cmd_report(args: argparse.Namespace) -> int:
+    from robot_meta.meta import CheckpointError
+    from robot_meta.report import ReportError, screenshot, write_report
+
+    try:
+        w, h = (int(v) for v in args.gif_size.lower().split("x"))
+        if w < 16 or h < 16:
+            raise ValueError
+    except ValueError:
+        raise CliError(
+            f"--gif-size {args.gif_size!r} is invalid: give WIDTHxHEIGHT in pixels, e.g. 320x240"
+        ) from None
+    try:
+        page = write_report(args.run, args.out, gif=not args.no_gif, seed=args.seed, gif_size=(w, h))
+        if args.screenshot:
+            log.info("screenshot: %s", screenshot(page, args.screenshot))
+    except (ReportError, CheckpointError) as exc:
+        raise CliError(str(exc)) from None
+    print(page)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -598,6 +603,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_evaluate,
     _add_export,
     _add_adapt,
+    _add_bench,
     _add_report,
 ]
 

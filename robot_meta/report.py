@@ -152,7 +152,7 @@ def record_adaptation(
     """Roll out the run's policy on a held-out test task before and after one shot of adaptation.
 
     Before: the meta-policy, greedy. Shot: one episode with the policy's own exploration, observed by
-    the run's adapter (`robot_meta.meta.evaluation.methods_for_run`; for reptile the head rule
+    the run's adapter (`robot_meta.meta.eval.methods_for_run`; for reptile the head rule
     ``reptile-head``, the one that runs on the device), then ``adapt()``. After: the adapted policy,
     greedy, from the same start state as before. Frames every `frame_every` control steps.
     """
@@ -162,7 +162,7 @@ def record_adaptation(
     import robot_meta  # noqa: F401  (registers the env ids)
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import load_run
-    from robot_meta.meta.evaluation import methods_for_run
+    from robot_meta.meta.eval import methods_for_run
     from robot_meta.meta.work import task_to_dict
 
     run = load_run(run_dir)
@@ -415,7 +415,7 @@ def _eval_section(eval_path: Path, out_dir: Path, run_dir: Path) -> str:
         methods = {name: dict(m.get("K", m)) for name, m in data["methods"].items()}
     except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
         return f'<p class="note">{_esc(eval_path)} could not be read ({_esc(exc)}): re-run <code>robot-meta evaluate {_esc(run_dir)}</code></p>'
-    from robot_meta.meta.evaluation import plot_success
+    from robot_meta.meta.eval import plot_success
 
     plot_success(methods, out_dir / SUCCESS_PNG, title=f"success vs K on the {data.get('split', '?')} split")
     ks = sorted({int(k) for m in methods.values() for k in m})

@@ -65,7 +65,7 @@ from robot_meta.meta.registry import ALGO_NAMES, ALGORITHMS, algorithm
 from robot_meta.meta.replay import Batch, ReplayBuffer, Transitions
 from robot_meta.meta.reptile import Reptile
 from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler
-from robot_meta.meta.run import TrainedRun, load_run, make_algorithm, train_run
+from robot_meta.meta.run import TrainedRun, config_from_options, load_run, make_algorithm, train_run
 from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
 
 __all__ = [
@@ -111,6 +111,7 @@ __all__ = [
     "adapt_head",
     "algorithm",
     "config_class",
+    "config_from_options",
     "double_dqn_targets",
     "epsilon_greedy",
     "evaluate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -11,14 +12,14 @@ from torch import nn
 
 from robot_meta.distributed import Backend
 from robot_meta.meta.checkpoint import CHECKPOINT_FILE, CheckpointError, load_checkpoint, read_run_config
-from robot_meta.meta.config import MetaConfig
+from robot_meta.meta.config import Budget, MetaConfig, make_config, parse_override
 from robot_meta.meta.registry import algorithm
 from robot_meta.meta.rollout import EnvFactory, TaskSampler
 from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
 from robot_meta.policies import ContextEncoder, QNetwork
 from robot_meta.runtime.manifest import HeadRule
 
-__all__ = ["TrainedRun", "load_run", "make_algorithm", "train_run"]
+__all__ = ["TrainedRun", "config_from_options", "load_run", "make_algorithm", "train_run"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,41 @@ def make_algorithm(
 ) -> MetaTrainer[Any]:
     """The trainer for `config` (its class decides the algorithm)."""
     return algorithm(config.algo)(config, env_factory=env_factory, tasks=tasks, backend=backend)
+
+
+def config_from_options(
+    algo: str,
+    *,
+    env_id: str,
+    preset: str | None = None,
+    budget: Budget = "small",
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+) -> MetaConfig:
+    """The config of ``robot-meta train``: `algo`'s `budget` sizes, ``KEY=VALUE`` `overrides`, checked.
+
+    `preset` defaults to the env's task family. ValueError (a message that says what to do) for an
+    unknown algorithm, preset, field or env id, or an invalid value.
+    """
+    import gymnasium as gym
+
+    from robot_meta._registration import ENV_FAMILIES
+    from robot_meta.envs import TaskDistribution
+
+    preset = preset or ENV_FAMILIES.get(env_id)
+    if preset is None:
+        raise ValueError(f"cannot guess the task preset of env {env_id!r}: pass --preset NAME")
+    cls = algorithm(algo).config_cls
+    values = dict(parse_override(cls, item) for item in overrides)
+    config = make_config(algo, budget=budget, env_id=env_id, preset=preset, seed=seed, overrides=values)
+    TaskDistribution.preset(config.preset)
+    try:
+        gym.spec(config.env_id)
+    except gym.error.Error as exc:
+        raise ValueError(
+            f"unknown environment id {config.env_id!r} ({exc}); e.g. robot_meta/PandaPush-v0"
+        ) from None
+    return config
 
 
 def train_run(

@@ -23,7 +23,7 @@ from robot_meta.meta.baselines import (
     policy_method,
     train_policy_baseline,
 )
-from robot_meta.meta.evaluation import run_methods
+from robot_meta.meta.eval import run_methods
 
 CFG = SB3DQNConfig(
     hidden=(32, 32),

@@ -1,4 +1,4 @@
-"""The K-shot protocol (`robot_meta.meta.evaluation`) on the toy family: statistics, ordering, files, errors."""
+"""The K-shot protocol (`robot_meta.meta.eval`) on the toy family: statistics, ordering, files, errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from toy_env import ToyEnv, ToyTask, ToyTasks, toy_config, toy_trainer
 
-from robot_meta.meta.evaluation import (
+from robot_meta.meta.eval import (
     EVAL_FILE,
     PLOT_FILE,
     AdapterMethod,
@@ -210,14 +210,11 @@ def test_bad_arguments_raise_clear_errors(tmp_path: Path) -> None:
         evaluate(tmp_path / "nope", "test")
 
 
-# -- the benchmark's target arithmetic ------------------------------------------------------------------
+# -- the K-shot comparison's target arithmetic (robot_meta.meta.eval.kshot) ------------------------------------------------------------------
 
 
 def test_kshot_benchmark_targets_from_a_table() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import kshot
+    from robot_meta.meta.eval import kshot_table as kshot
 
     def row(pairs: dict[int, tuple[float, int]]) -> dict[str, Any]:
         return {"K": {str(k): {"success": s, "target_transitions": n} for k, (s, n) in pairs.items()}}
@@ -247,12 +244,8 @@ def test_kshot_benchmark_targets_from_a_table() -> None:
 def test_kshot_benchmark_targets_pair_methods_on_common_seeds() -> None:
     """A target never compares one method's seeds with another's: scratch on seed 0 only is matched
     against the meta methods on seed 0 only, while the oracle gap uses both seeds."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import kshot
-
-    from robot_meta.meta.evaluation import UnitResult
+    from robot_meta.meta.eval import kshot_table as kshot
+    from robot_meta.meta.eval.stats import UnitResult
 
     def units(per_seed: dict[int, dict[int, float]], mult: int = 1) -> dict[int, list[UnitResult]]:
         return {
@@ -292,40 +285,10 @@ def test_kshot_benchmark_targets_pair_methods_on_common_seeds() -> None:
 def test_kshot_benchmark_runs_families_in_worker_processes() -> None:
     """`--jobs`: one worker process per family with the caller's other arguments; a failing worker
     is reported by family and exit code (here real processes of the script, in --dry-run mode)."""
-    import sys
+    from robot_meta.meta.eval.kshot import compute_in_parallel
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import kshot
-
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "kshot.py"
     ok = ["--budget", "small", "--families", "push,slide", "--jobs=2", "--cells", "meta-dqn", "--dry-run"]
-    assert kshot._compute_in_parallel(["push", "slide"], ok, jobs=2) == []
+    assert compute_in_parallel(script, ["push", "slide"], ok, jobs=2) == []
     bad = ["--budget", "small", "--cells", "no-such-cell", "--jobs", "1"]
-    assert kshot._compute_in_parallel(["push", "slide"], bad, jobs=1) == ["push (exit 2)", "slide (exit 2)"]
-
-
-# -- an export directory, through the on-device runtime ---------------------------------------------------
-
-
-@pytest.mark.parametrize("algo", ["meta-dqn", "context"])
-def test_evaluate_accepts_an_export_directory(algo: str, tmp_path: Path) -> None:
-    from robot_meta.export import ExportConfig, export_run
-
-    trainer = toy_trainer(toy_config(algo, meta_iterations=6))
-    trainer.train(tmp_path / "run", progress=False)
-    export_run(tmp_path / "run", tmp_path / "exp", config=ExportConfig(parity_samples=64))
-    kw: dict[str, Any] = dict(
-        shots=(0, 1, 3), episodes=2, seeds=(0, 1), num_tasks=2, tasks=ToyTasks(), env_factory=ToyEnv,
-        progress=False,
-    )  # fmt: skip
-    shipped = evaluate(tmp_path / "exp", **kw)
-    trained = evaluate(tmp_path / "run", **kw)
-    assert list(shipped.methods) == [f"{algo}-export"] and shipped.info["algo"] == algo
-    assert (tmp_path / "exp" / EVAL_FILE).is_file() and (tmp_path / "exp" / PLOT_FILE).is_file()
-    ship, train = shipped.methods[f"{algo}-export"], trained.methods[algo]
-    # the same units and the same protocol; the runtime's float32 numpy/onnxruntime rule is the torch rule
-    assert [(u.seed, u.task_index, u.k) for u in ship.units] == [
-        (u.seed, u.task_index, u.k) for u in train.units
-    ]
-    assert [u.target_transitions for u in ship.units] == [u.target_transitions for u in train.units]
-    for a, b in zip(ship.units, train.units, strict=True):
-        assert a.success == b.success and a.ret == pytest.approx(b.ret, abs=1e-3)
+    assert compute_in_parallel(script, ["push", "slide"], bad, jobs=1) == ["push (exit 2)", "slide (exit 2)"]

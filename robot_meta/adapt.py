@@ -1,0 +1,53 @@
+"""The simulator side of ``robot-meta adapt``: the env and the held-out tasks an export is tried on.
+
+The device side is `robot_meta.runtime` (`AdaptivePolicy`, `run_trials`); this module needs
+Gymnasium and the PyBullet envs, which a controller does not have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robot_meta.runtime import OnnxPolicy
+
+__all__ = ["simulator_for"]
+
+
+def simulator_for(
+    policy: OnnxPolicy, env_id: str, split: str, num_tasks: int, seed: int
+) -> tuple[Any, list[Any]]:
+    """``(env, tasks)``: the discrete-action env `env_id` and `num_tasks` tasks of `split` drawn with `seed`.
+
+    The tasks come from the export's train distribution (or the env's preset). ValueError, naming
+    what is wrong, if they cannot be set up or the env does not match the export's observations and
+    actions.
+    """
+    import gymnasium as gym
+
+    from robot_meta._registration import ENV_FAMILIES
+    from robot_meta.envs import TaskDistribution
+
+    dist_doc = policy.manifest.train_distribution
+    try:
+        if isinstance(dist_doc, dict) and "train" in dist_doc:
+            dist = TaskDistribution.from_dict(dist_doc)
+        elif env_id in ENV_FAMILIES:
+            dist = TaskDistribution.preset(ENV_FAMILIES[env_id])
+        else:
+            raise ValueError(f"the manifest has no task distribution and {env_id!r} has no preset")
+        tasks = dist.split(split).sample(num_tasks, np.random.default_rng(seed))  # type: ignore[arg-type]
+        env = gym.make(env_id, action_mode="discrete")
+    except (ValueError, KeyError, gym.error.Error) as exc:
+        raise ValueError(f"cannot set up {env_id} / split {split!r}: {exc}") from None
+    if (
+        env.observation_space.shape != (policy.obs_dim,)
+        or getattr(env.action_space, "n", None) != policy.n_actions
+    ):
+        env.close()
+        raise ValueError(
+            f"{env_id} has observations {env.observation_space.shape} and {getattr(env.action_space, 'n', '?')} "
+            f"actions but the export expects ({policy.obs_dim},) and {policy.n_actions}: pass the env it was trained on"
+        )
+    return env, list(tasks)
