@@ -17,7 +17,7 @@ import torch
 from robot_meta.export.options import ExportConfig, ExportError
 from robot_meta.meta import TrainedRun
 from robot_meta.runtime.manifest import pack_transitions
-from robot_meta.runtime.policy import inference_session
+from robot_meta.runtime.session import inference_session
 
 __all__ = ["check_parity"]
 

@@ -53,10 +53,9 @@ from robot_meta.runtime.policy import (
     AdaptReport,
     ObservationError,
     OnnxPolicy,
-    RuntimeLoadError,
     TransitionError,
-    inference_session,
 )
+from robot_meta.runtime.session import RuntimeLoadError, inference_session
 from robot_meta.runtime.trials import TaskTrial, TrialsReport, run_trials
 
 __all__ = [

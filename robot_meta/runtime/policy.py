@@ -13,7 +13,6 @@ from one consistent head. `observe` appends to a bounded ring buffer under a sho
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -26,7 +25,9 @@ import numpy as np
 import onnxruntime as ort
 
 from robot_meta.runtime.adaptation import AdaptMethod, FewShotAdapter, successor_flags
-from robot_meta.runtime.manifest import Manifest, ManifestError, load_manifest, pack_transitions
+from robot_meta.runtime.buffer import TransitionRing
+from robot_meta.runtime.manifest import Manifest, load_manifest, pack_transitions
+from robot_meta.runtime.session import RuntimeLoadError, inference_session, read_verified
 
 __all__ = [
     "AdaptConfig",
@@ -34,16 +35,10 @@ __all__ = [
     "AdaptivePolicy",
     "OnnxPolicy",
     "ObservationError",
-    "RuntimeLoadError",
     "TransitionError",
-    "inference_session",
 ]
 
 log = logging.getLogger(__name__)
-
-
-class RuntimeLoadError(RuntimeError):
-    """onnxruntime could not load a graph, or the graph does not match its manifest."""
 
 
 class ObservationError(ValueError):
@@ -110,83 +105,6 @@ class AdaptReport:
     """Wall time of the call."""
 
 
-def inference_session(model: bytes | str | Path, name: str) -> ort.InferenceSession:
-    """A single-threaded CPU onnxruntime session of a graph (bytes or a path); RuntimeLoadError if it cannot load.
-
-    The one session set-up of the package (the runtime, the export parity check and evaluation use it).
-    """
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3  # the overridable head initialisers are intended: no warning about them
-    try:
-        return ort.InferenceSession(
-            model if isinstance(model, bytes) else str(model),
-            sess_options=opts,
-            providers=["CPUExecutionProvider"],
-        )
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise RuntimeLoadError(
-            f"onnxruntime cannot load {name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "the file is damaged or from an incompatible exporter: re-export the run"
-        ) from None
-
-
-def _read_verified(manifest: Manifest, name: str) -> bytes:
-    """The file's bytes, hashed after reading (what is hashed is what is loaded)."""
-    path = manifest.path(name)
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest.files[name]["sha256"]:
-        raise ManifestError(f"{path} changed while it was being loaded: copy the export directory again")
-    return data
-
-
-class _Ring:
-    """A bounded transition buffer (numpy ring), thread-safe for one writer and snapshot readers."""
-
-    def __init__(self, capacity: int, obs_dim: int) -> None:
-        self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.actions = np.zeros(capacity, np.int64)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.terminated = np.zeros(capacity, np.float32)
-        self.size = 0
-        self.pos = 0
-        self.lock = threading.Lock()
-
-    def add(self, obs: np.ndarray, a: int, r: float, nxt: np.ndarray, d: bool) -> None:
-        with self.lock:
-            i = self.pos
-            self.obs[i] = obs
-            self.next_obs[i] = nxt
-            self.actions[i] = a
-            self.rewards[i] = r
-            self.terminated[i] = 1.0 if d else 0.0
-            self.pos = (i + 1) % self.capacity
-            self.size = min(self.size + 1, self.capacity)
-
-    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of the latest `n` transitions, oldest first."""
-        with self.lock:
-            k = min(n, self.size)
-            idx = (self.pos - k + np.arange(k)) % self.capacity
-            return (
-                self.obs[idx],
-                self.actions[idx],
-                self.rewards[idx],
-                self.next_obs[idx],
-                self.terminated[idx],
-            )
-
-    def clear(self) -> None:
-        with self.lock:
-            self.size = 0
-            self.pos = 0
-
-
 class OnnxPolicy:
     """An exported Q-network under single-threaded onnxruntime: greedy actions with the current head.
 
@@ -247,12 +165,12 @@ class OnnxPolicy:
         """Load an export directory: validate the manifest, verify every file's sha256, build sessions."""
         manifest = load_manifest(directory)
         policy = inference_session(
-            _read_verified(manifest, manifest.policy_file), str(manifest.directory / manifest.policy_file)
+            read_verified(manifest, manifest.policy_file), str(manifest.directory / manifest.policy_file)
         )
         encoder = None
         if manifest.context is not None:
             encoder = inference_session(
-                _read_verified(manifest, manifest.context.file),
+                read_verified(manifest, manifest.context.file),
                 str(manifest.directory / manifest.context.file),
             )
         log.info(
@@ -419,7 +337,7 @@ class AdaptivePolicy(OnnxPolicy):
             rule.support_size if rule is not None else (self._context.context_size if self._context else 64)
         )
         self.support_size = self.config.support_size or default_support
-        self._buffer = _Ring(max(self.config.buffer_capacity, 1), self.obs_dim)
+        self._buffer = TransitionRing(max(self.config.buffer_capacity, 1), self.obs_dim)
         self._adapt_lock = threading.Lock()
         self.adaptations = 0
         """Adaptations applied since load (or the last `reset_adaptation`)."""
