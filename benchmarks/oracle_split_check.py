@@ -36,8 +36,9 @@ KINDS = ("domain-rand", "oracle")
 def evaluate_split(family: str, seed: int, split: str, tasks: int, episodes: int) -> dict[str, float]:
     """Mean greedy success of each kind on `tasks` tasks of `split` (the benchmark's unit seeds)."""
     from robot_meta.envs import TaskDistribution
-    from robot_meta.meta.baselines import eval_env_factory, load_baseline, policy_method
+    from robot_meta.meta.baselines import eval_env_factory, load_baseline
     from robot_meta.meta.eval import evaluation_tasks
+    from robot_meta.meta.eval.baseline_methods import policy_method
 
     out: dict[str, float] = {}
     for kind in KINDS:

@@ -18,7 +18,7 @@ from robot_meta.meta.adaptation import (
     head_td_step,
     head_td_targets,
 )
-from robot_meta.meta.baselines import BASELINE_NAMES, SB3DQNConfig, ScratchMethod, train_policy_baseline
+from robot_meta.meta.baselines import BASELINE_NAMES, SB3DQNConfig, train_policy_baseline
 from robot_meta.meta.checkpoint import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -60,6 +60,7 @@ from robot_meta.meta.eval import (
     plot_success,
     run_methods,
 )
+from robot_meta.meta.eval.baseline_methods import ScratchMethod
 from robot_meta.meta.meta_dqn import MetaDQN, meta_td_loss
 from robot_meta.meta.registry import ALGO_NAMES, ALGORITHMS, algorithm
 from robot_meta.meta.replay import Batch, ReplayBuffer, Transitions

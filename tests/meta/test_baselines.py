@@ -15,15 +15,13 @@ from toy_env import ToyEnv, ToyTasks
 from robot_meta.meta.baselines import (
     ObsStats,
     SB3DQNConfig,
-    ScratchMethod,
-    finetune_method,
     load_baseline,
     load_sb3_dqn,
     observation_stats,
-    policy_method,
     train_policy_baseline,
 )
 from robot_meta.meta.eval import run_methods
+from robot_meta.meta.eval.baseline_methods import ScratchMethod, finetune_method, policy_method
 
 CFG = SB3DQNConfig(
     hidden=(32, 32),

@@ -22,7 +22,7 @@ import torch
 from toy_env import ToyEnv, ToyTasks, toy_config, toy_trainer
 
 from robot_meta.meta import ALGO_NAMES, evaluate, load_run, run_methods
-from robot_meta.meta.baselines import finetune_method
+from robot_meta.meta.eval.baseline_methods import finetune_method
 
 PINNED = Path(__file__).with_name("pinned_behaviour.json")
 SHOTS = (0, 1, 3)

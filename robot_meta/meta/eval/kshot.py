@@ -218,15 +218,8 @@ def compute_cell(
 
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import load_run
-    from robot_meta.meta.baselines import (
-        SB3DQNConfig,
-        ScratchMethod,
-        baseline_env,
-        eval_env_factory,
-        finetune_method,
-        observation_stats,
-        policy_method,
-    )
+    from robot_meta.meta.baselines import SB3DQNConfig, baseline_env, eval_env_factory, observation_stats
+    from robot_meta.meta.eval.baseline_methods import ScratchMethod, finetune_method, policy_method
     from robot_meta.meta.eval.protocol import Method, evaluation_tasks, methods_for_run
     from robot_meta.meta.registry import ALGO_NAMES
     from robot_meta.meta.rollout import GymEnvFactory
