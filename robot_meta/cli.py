@@ -227,11 +227,16 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "adapt after each (meta-dqn: head TD steps; reptile: a few full-network DQN steps, and the "
             "device's head-only rule as 'reptile-head'; context: encode the shots), then run --episodes greedy "
             "episodes. Reports success rate and mean return per K with 95 % t-intervals over (task, seed) "
-            "units, and writes eval.json and eval.png into the run directory (or --out)."
+            "units, and writes eval.json and eval.png into the run directory (or --out). RUN may also be an "
+            "export directory: the protocol then runs what ships, through the on-device runtime."
         ),
         epilog="example: robot-meta evaluate runs/push --split test --shots 0,1,5,10 --episodes 5 --seeds 0,1,2",
     )
-    p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train`")
+    p.add_argument(
+        "run",
+        metavar="RUN",
+        help="run directory of `robot-meta train`, or export directory of `robot-meta export`",
+    )
     p.add_argument(
         "--split",
         choices=SPLIT_CHOICES,
@@ -269,13 +274,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from robot_meta.meta import CheckpointError
     from robot_meta.meta.eval import EVAL_FILE, evaluate
+    from robot_meta.runtime import RuntimeLoadError
 
     torch.set_num_threads(1)
     try:
         result = evaluate(
             run_dir, args.split, shots, args.episodes, seeds, num_tasks=args.tasks, out=args.out
         )
-    except (CheckpointError, ValueError) as exc:
+    except (CheckpointError, RuntimeLoadError, ValueError) as exc:
         raise CliError(str(exc)) from None
     print(result.table())
     log.info("wrote %s", Path(args.out or run_dir) / EVAL_FILE)
