@@ -220,7 +220,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="run directory written by `robot-meta train`")
     p.add_argument(
         "--split",
-        choices=["test", "ood", "train"],
+        choices=["test", "interp", "ood", "train"],
         default="test",
         help="held-out tasks (test), beyond the train ranges (ood), or train for diagnosis (default: %(default)s)",
     )
@@ -338,7 +338,10 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         "--env", metavar="ID", help="Gymnasium id of the simulator (default: the manifest's env id)"
     )
     p.add_argument(
-        "--split", choices=["train", "test", "ood"], default="test", help="task split (default: %(default)s)"
+        "--split",
+        choices=["train", "test", "interp", "ood"],
+        default="test",
+        help="task split (default: %(default)s)",
     )
     p.add_argument(
         "--episodes",

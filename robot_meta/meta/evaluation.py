@@ -99,7 +99,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EvalSplit = Literal["train", "test", "ood"]
+EvalSplit = Literal["train", "test", "interp", "ood"]
 SPLITS: tuple[EvalSplit, ...] = get_args(EvalSplit)
 DEFAULT_SHOTS: tuple[int, ...] = (0, 1, 5, 10)
 EVAL_FILE = "eval.json"
