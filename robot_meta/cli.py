@@ -242,7 +242,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         choices=SPLIT_CHOICES,
         metavar="SPLIT",
         default="test",
-        help="held-out tasks (test), beyond the train ranges (ood), train for diagnosis; one of %(choices)s (default: %(default)s)",
+        help="unseen tasks of the train distribution (test), held-out intervals and shape (interp), beyond the train ranges (ood), train for diagnosis; one of %(choices)s (default: %(default)s)",
     )
     p.add_argument("--shots", default="0,1,5,10", help="comma-separated K values (default: %(default)s)")
     p.add_argument(

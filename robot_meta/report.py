@@ -274,14 +274,14 @@ def plot_training_curves(
     return path
 
 
-_SPLIT_STYLE = {"train": ("tab:blue", "o"), "test": ("tab:orange", "s"), "ood": ("tab:red", "^")}
+_SPLIT_STYLE = {"train": ("tab:blue", "o"), "interp": ("tab:orange", "s"), "ood": ("tab:red", "^")}
 
 
 def plot_task_coverage(dist: Any, pool: Sequence[Mapping[str, Any]], path: Path, n: int = 300) -> Path:
     """Samples of each split in the hidden-parameter space, plus the run's training pool (black crosses)."""
     plt = _pyplot()
     rng = np.random.default_rng(0)
-    samples = {s: [t.to_dict() for t in dist.split(s).sample(n, rng)] for s in ("train", "test", "ood")}
+    samples = {s: [t.to_dict() for t in dist.split(s).sample(n, rng)] for s in ("train", "interp", "ood")}
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), dpi=100)
     everything = [r for rows in samples.values() for r in rows]
 

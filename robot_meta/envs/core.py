@@ -228,7 +228,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
                 self._setpoint = target
                 self.robot.command(target, gripper)
             else:
-                self.robot.command_velocity(np.asarray(velocity))
+                self.robot.command_velocity(np.asarray(velocity), self.task.strike_torque_scale)
             self._world_dirty = True
             self.sim.step()
             self._ee_pos, ee_vel = self.robot.ee_state()

@@ -1,9 +1,18 @@
 """Hidden physical task parameters and the distributions they are drawn from.
 
 `TaskParams` is one task: the object (mass, shape, size), the contact (lateral friction) and the
-support surface (terrain). `TaskDistribution` is a preset region of that space with three disjoint
-splits: ``train`` for meta-training, ``test`` for held-out evaluation (held-out mass and friction
-intervals, plus one held-out shape) and ``ood`` beyond the train ranges.
+support surface (terrain). `TaskDistribution` is a preset region of that space with four splits, the
+standard meta-RL protocol (Meta-World ML1, PEARL, MAML-RL) plus two generalisation tiers:
+
+- ``train``: the task pools of meta-training;
+- ``test`` (the headline): *unseen task instances from the training distribution* - the same ranges
+  and shapes as ``train``, drawn from a dedicated seed stream that no training pool uses, so a test
+  task never coincides with a train-pool task even when both are drawn from the same seed;
+- ``interp``: held-out mass and friction intervals lying *between* the train intervals, plus one
+  held-out shape (interpolation to parameter values never seen in training);
+- ``ood``: beyond the train ranges (extrapolation), with the held-out shape and steeper terrain.
+
+``interp`` and ``ood`` are disjoint from ``train`` (and from each other) in mass and friction.
 
 This module imports only numpy: it is used by the simulator, the trainers and the manifest of an
 exported policy alike.
@@ -25,6 +34,7 @@ __all__ = [
     "PRIVILEGED_DIM",
     "SPLITS",
     "TERRAINS",
+    "TEST_STREAM",
     "ObjectShape",
     "Region",
     "Split",
@@ -37,7 +47,7 @@ __all__ = [
 
 ObjectShape = Literal["cube", "cuboid", "cylinder", "sphere", "capsule"]
 Terrain = Literal["flat", "tilted", "bumpy"]
-Split = Literal["train", "test", "ood"]
+Split = Literal["train", "test", "interp", "ood"]
 
 OBJECT_SHAPES: tuple[ObjectShape, ...] = get_args(ObjectShape)
 TERRAINS: tuple[Terrain, ...] = get_args(Terrain)
@@ -55,6 +65,13 @@ PARAM_LIMITS: dict[str, tuple[float, float]] = {
 
 #: Length of `TaskParams.to_vector()` (appended to observations with ``privileged=True``).
 PRIVILEGED_DIM = 5 + len(OBJECT_SHAPES) + len(TERRAINS)
+
+#: Seed-stream tag of the ``test`` split. A test space re-seeds every draw from a child seed
+#: ``SeedSequence([TEST_STREAM, four 32-bit words of the caller's generator])``; the train pools draw
+#: straight from the caller's generator (tag 0). Two draws coincide only if two independent 128-bit
+#: seeded streams produce the same float64 tuple, so a test task is never a train-pool task, whatever
+#: seeds the caller uses for both.
+TEST_STREAM = 0x7E57
 
 
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -219,6 +236,11 @@ class TaskSpace:
 
     Terrain is drawn first; a ``tilted`` task draws its slope magnitude from `terrain_slope_deg`
     and a random sign, a ``bumpy`` one its roughness from `terrain_roughness`.
+
+    `stream` tags the seed stream: 0 draws straight from the caller's generator; any other value
+    draws each task from a child generator seeded by ``[stream, 4 words of the caller's generator]``
+    (the ``test`` split uses `TEST_STREAM`), so two spaces with different tags never share draws.
+    `contains` ignores the tag: the region is the same.
     """
 
     object_mass: Region
@@ -229,8 +251,11 @@ class TaskSpace:
     terrain_slope_deg: Region = field(default_factory=lambda: Region.of((0.0, 0.0)))
     terrain_roughness: Region = field(default_factory=lambda: Region.of((0.0, 0.0)))
     slope_sign: Literal["both", "up", "down"] = "both"
+    stream: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.stream, bool) or not isinstance(self.stream, int) or not 0 <= self.stream < 2**32:
+            raise ValueError(f"TaskSpace.stream={self.stream!r} must be an int in [0, 2**32)")
         if not self.object_shapes or any(s not in OBJECT_SHAPES for s in self.object_shapes):
             raise ValueError(
                 f"TaskSpace.object_shapes={self.object_shapes} must be a non-empty subset of {OBJECT_SHAPES}"
@@ -239,6 +264,9 @@ class TaskSpace:
             raise ValueError(f"TaskSpace.terrains={self.terrains} must be a non-empty subset of {TERRAINS}")
 
     def sample_one(self, rng: np.random.Generator) -> TaskParams:
+        if self.stream:
+            words = [int(w) for w in rng.integers(0, 2**32, size=4, dtype=np.uint64)]
+            rng = np.random.default_rng([self.stream, *words])
         shape = self.object_shapes[int(rng.integers(len(self.object_shapes)))]
         terrain = self.terrains[int(rng.integers(len(self.terrains)))]
         mass = self.object_mass.sample(rng)
@@ -285,6 +313,7 @@ class TaskSpace:
             "terrain_slope_deg": self.terrain_slope_deg.to_dict(),
             "terrain_roughness": self.terrain_roughness.to_dict(),
             "slope_sign": self.slope_sign,
+            "stream": self.stream,
         }
 
     @classmethod
@@ -298,20 +327,23 @@ class TaskSpace:
             terrain_slope_deg=Region.from_dict(data["terrain_slope_deg"]),
             terrain_roughness=Region.from_dict(data["terrain_roughness"]),
             slope_sign=data.get("slope_sign", "both"),
+            stream=int(data.get("stream", 0)),
         )
 
 
 @dataclass(frozen=True)
 class TaskDistribution:
-    """A named task distribution with disjoint ``train`` / ``test`` / ``ood`` splits.
+    """A named task distribution with ``train`` / ``test`` / ``interp`` / ``ood`` splits.
 
     ``TaskDistribution.preset("push")`` is the train split of the push preset;
-    ``.split("test")`` returns the same distribution drawing from the held-out region.
+    ``.split("test")`` returns the same distribution drawing unseen task instances from the train
+    region (its own seed stream, `TEST_STREAM`), ``.split("interp")`` the held-out intervals and shape
+    between the train intervals, ``.split("ood")`` the region beyond the train ranges.
     """
 
     name: str
     train: TaskSpace
-    test: TaskSpace
+    interp: TaskSpace
     ood: TaskSpace
     nominal: TaskParams = field(default_factory=TaskParams)
     active: Split = "train"
@@ -319,21 +351,25 @@ class TaskDistribution:
     def __post_init__(self) -> None:
         if self.active not in SPLITS:
             raise ValueError(f"unknown split {self.active!r}: allowed {list(SPLITS)}")
+        if self.train.stream == TEST_STREAM:
+            raise ValueError(
+                f"TaskDistribution {self.name!r}: the train space uses the test seed stream {TEST_STREAM}"
+            )
         for fname in ("object_mass", "lateral_friction"):
-            tr, te = getattr(self.train, fname), getattr(self.test, fname)
-            if tr.overlaps(te):
+            tr, ip = getattr(self.train, fname), getattr(self.interp, fname)
+            if tr.overlaps(ip):
                 raise ValueError(
-                    f"TaskDistribution {self.name!r}: test {fname} {te.intervals} overlaps train {tr.intervals}"
+                    f"TaskDistribution {self.name!r}: interp {fname} {ip.intervals} overlaps train {tr.intervals}"
                 )
-            hull = (min(tr.low, te.low), max(tr.high, te.high))
+            hull = (min(tr.low, ip.low), max(tr.high, ip.high))
             for lo, hi in getattr(self.ood, fname).intervals:
                 if lo < hull[1] and hi > hull[0]:
                     raise ValueError(
                         f"TaskDistribution {self.name!r}: ood {fname} ({lo}, {hi}) lies inside the train range {hull}"
                     )
-        if not set(self.test.object_shapes) - set(self.train.object_shapes):
+        if not set(self.interp.object_shapes) - set(self.train.object_shapes):
             raise ValueError(
-                f"TaskDistribution {self.name!r}: the test split must hold out a shape unseen in train"
+                f"TaskDistribution {self.name!r}: the interp split must hold out a shape unseen in train"
             )
 
     @staticmethod
@@ -353,10 +389,15 @@ class TaskDistribution:
         return dist.split(split) if split else dist  # type: ignore[arg-type]
 
     def split(self, name: Split) -> TaskDistribution:
-        """The same distribution, sampling from split `name` (``train``, ``test`` or ``ood``)."""
+        """The same distribution, sampling from split `name` (``train``, ``test``, ``interp``, ``ood``)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}: allowed {list(SPLITS)}")
         return dataclasses.replace(self, active=name)
+
+    @property
+    def test(self) -> TaskSpace:
+        """The ``test`` region: the train region on its own seed stream (`TEST_STREAM`)."""
+        return dataclasses.replace(self.train, stream=TEST_STREAM)
 
     @property
     def space(self) -> TaskSpace:
@@ -369,10 +410,11 @@ class TaskDistribution:
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
             raise ValueError(f"TaskDistribution.sample: n must be a non-negative int, got {n!r}")
         gen = as_rng(rng)
-        return [self.space.sample_one(gen) for _ in range(int(n))]
+        space = self.space
+        return [space.sample_one(gen) for _ in range(int(n))]
 
     def contains(self, params: TaskParams) -> bool:
-        """True if `params` lies in the active split's region."""
+        """True if `params` lies in the active split's region (``test`` and ``train`` share one)."""
         return self.space.contains(params)
 
     def to_dict(self) -> dict[str, Any]:
@@ -381,19 +423,30 @@ class TaskDistribution:
             "active": self.active,
             "nominal": self.nominal.to_dict(),
             "train": self.train.to_dict(),
-            "test": self.test.to_dict(),
+            "interp": self.interp.to_dict(),
             "ood": self.ood.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskDistribution:
+        """Inverse of `to_dict`.
+
+        A document written before the ``interp`` split existed (keys ``train``, ``test``, ``ood``,
+        where ``test`` held the held-out intervals and shape) is read with that region as ``interp``,
+        and an ``active`` of ``"test"`` in it becomes ``"interp"``, so old manifests keep meaning the
+        tasks they were evaluated on.
+        """
+        legacy = "interp" not in data and "test" in data
+        active = data.get("active", "train")
+        if legacy and active == "test":
+            active = "interp"
         return cls(
             name=str(data["name"]),
             train=TaskSpace.from_dict(data["train"]),
-            test=TaskSpace.from_dict(data["test"]),
+            interp=TaskSpace.from_dict(data["test" if legacy else "interp"]),
             ood=TaskSpace.from_dict(data["ood"]),
             nominal=TaskParams.from_dict(data["nominal"]),
-            active=data.get("active", "train"),
+            active=active,
         )
 
 
@@ -416,7 +469,7 @@ def _preset(
     nominal: TaskParams,
     slope_sign: Literal["both", "up", "down"] = "both",
 ) -> TaskDistribution:
-    """Build a preset from (train, test, ood) intervals; ood shapes include the held-out one."""
+    """Build a preset from (train, interp, ood) intervals; interp and ood shapes add the held-out one."""
     train_shapes, held_out = shapes
     all_shapes = (*train_shapes, held_out)
     common = dict(object_size=_r(size), terrains=terrains, slope_sign=slope_sign)
@@ -428,7 +481,7 @@ def _preset(
         terrain_roughness=_r(roughness[0]),
         **common,  # type: ignore[arg-type]
     )
-    test = dataclasses.replace(
+    interp = dataclasses.replace(
         train,
         object_mass=_r(*mass[1], log=True),
         lateral_friction=_r(*friction[1], log=True),
@@ -442,7 +495,7 @@ def _preset(
         terrain_slope_deg=_r(slope[1]),
         terrain_roughness=_r(roughness[1]),
     )
-    return TaskDistribution(name=name, train=train, test=test, ood=ood, nominal=nominal)
+    return TaskDistribution(name=name, train=train, interp=interp, ood=ood, nominal=nominal)
 
 
 _PRESETS: dict[str, TaskDistribution] = {

@@ -166,11 +166,12 @@ class PandaRobot:
             self._finger_target = FINGER_CLOSED + (gripper + 1.0) * 0.5 * (FINGER_OPEN - FINGER_CLOSED)
         self._command(self.ik(ee_target))
 
-    def command_velocity(self, ee_velocity: np.ndarray) -> None:
+    def command_velocity(self, ee_velocity: np.ndarray, torque_scale: float = 1.0) -> None:
         """Drive the end effector at `ee_velocity` (m/s) for the next control step.
 
         Joint velocities come from the translational Jacobian's pseudo-inverse; the joint motors
-        keep their torque limits, so a heavy object in the way really slows the arm.
+        keep their torque limits (times `torque_scale`, for a torque-limited strike), so a heavy
+        object in the way really slows the arm.
         """
         states = self.sim.getJointStates(self.body, self._joints)
         q = [s[0] for s in states]
@@ -183,7 +184,9 @@ class PandaRobot:
             ARM_JOINTS,
             self.sim.VELOCITY_CONTROL,
             targetVelocities=qdot.tolist(),
-            forces=self.joint_forces[:7],
+            forces=self.joint_forces[:7]
+            if torque_scale == 1.0
+            else [f * torque_scale for f in self.joint_forces[:7]],
         )
 
     def _command(self, arm: list[float]) -> None:

@@ -149,6 +149,23 @@ def strike_distance(task: TaskParams, speed: float, n_after: int = 40) -> float:
         return float(object_position(env)[0] - start[0])
 
 
+def strike_launch_speed(task: TaskParams, speed: float, torque_scale: float | None = None) -> float:
+    """Peak speed (m/s) of the slide puck after one strike at `speed` m/s; `torque_scale` overrides
+    the strike's joint torque limit (None: the family's own, `SlideTask.strike_torque_scale`)."""
+    with make_env(SLIDE, task=task) as env:
+        env.reset(seed=0)
+        raw(env).task.goal = FAR_GOAL.copy()
+        if torque_scale is not None:
+            raw(env).task.strike_torque_scale = torque_scale  # type: ignore[misc]  # this env's task only
+        env.step(action_index(env, f"strike {speed:.2f} m/s"))
+        peak = float(np.linalg.norm(raw(env).scene.object_state()[2]))
+        stay = action_index(env, "stay")
+        for _ in range(5):
+            env.step(stay)
+            peak = max(peak, float(np.linalg.norm(raw(env).scene.object_state()[2])))
+        return peak
+
+
 def rollout(
     env: gym.Env[np.ndarray, Any], seed: int, n_steps: int, action_seed: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -144,11 +144,22 @@ def test_distribution_draws_a_new_task_at_every_reset(env_id: str) -> None:
 
 
 def test_distribution_split_preset_string_samples_that_split() -> None:
-    test_split = TaskDistribution.preset("push:test")
-    with make_env(PUSH, distribution="push:test") as env:
+    interp = TaskDistribution.preset("push:interp")
+    with make_env(PUSH, distribution="push:interp") as env:
         tasks = [env.reset(seed=1)[1]["task"]] + [env.reset()[1]["task"] for _ in range(9)]
-        assert all(test_split.contains(t) for t in tasks)
+        assert all(interp.contains(t) for t in tasks)
         assert not any(TaskDistribution.preset("push").contains(t) for t in tasks)
+
+
+def test_test_split_env_draws_unseen_train_distribution_tasks() -> None:
+    """``push:test`` resets draw from the train region, yet never the tasks a train env draws
+    from the same seeds."""
+    train = TaskDistribution.preset("push")
+    with make_env(PUSH, distribution="push:test") as env, make_env(PUSH, distribution="push") as tr:
+        tasks = [env.reset(seed=1)[1]["task"]] + [env.reset()[1]["task"] for _ in range(9)]
+        pool = [tr.reset(seed=1)[1]["task"]] + [tr.reset()[1]["task"] for _ in range(9)]
+        assert all(train.contains(t) for t in tasks)
+        assert not set(tasks) & set(pool)
 
 
 @pytest.mark.parametrize(

@@ -161,30 +161,77 @@ def test_samples_fall_in_their_own_split(name: str, split: str) -> None:
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_test_split_is_disjoint_from_train(name: str) -> None:
+def test_interp_split_is_disjoint_from_train(name: str) -> None:
     train = TaskDistribution.preset(name)
-    test = train.split("test")
-    samples = test.sample(500, np.random.default_rng(1))
-    assert not [p for p in samples if train.contains(p)], "a test task lies in the train region"
+    interp = train.split("interp")
+    samples = interp.sample(500, np.random.default_rng(1))
+    assert not [p for p in samples if train.contains(p)], "an interp task lies in the train region"
     for p in samples:
         assert not train.train.object_mass.contains(p.object_mass), (
-            f"test mass {p.object_mass} is a train mass"
+            f"interp mass {p.object_mass} is a train mass"
         )
         assert not train.train.lateral_friction.contains(p.lateral_friction), (
-            f"test friction {p.lateral_friction} is a train friction"
+            f"interp friction {p.lateral_friction} is a train friction"
         )
-    assert not train.train.object_mass.overlaps(train.test.object_mass)
-    assert not train.train.lateral_friction.overlaps(train.test.lateral_friction)
+    assert not train.train.object_mass.overlaps(train.interp.object_mass)
+    assert not train.train.lateral_friction.overlaps(train.interp.lateral_friction)
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_test_split_holds_out_a_shape_never_sampled_in_train(name: str) -> None:
+def test_interp_split_holds_out_a_shape_never_sampled_in_train(name: str) -> None:
     dist = TaskDistribution.preset(name)
     train_shapes = {p.object_shape for p in dist.sample(500, np.random.default_rng(2))}
-    test_shapes = {p.object_shape for p in dist.split("test").sample(500, np.random.default_rng(3))}
-    held_out = test_shapes - train_shapes
-    assert held_out, f"{name}: test shapes {test_shapes} are all seen in train {train_shapes}"
+    interp_shapes = {p.object_shape for p in dist.split("interp").sample(500, np.random.default_rng(3))}
+    held_out = interp_shapes - train_shapes
+    assert held_out, f"{name}: interp shapes {interp_shapes} are all seen in train {train_shapes}"
     assert not held_out & set(dist.train.object_shapes)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_test_split_draws_the_train_distribution(name: str) -> None:
+    """`test` has the train ranges and shapes: every test task lies in the train region, and the
+    two splits' samples have the same spread (the same shapes, and mass quantiles within 15 %)."""
+    dist = TaskDistribution.preset(name)
+    test = dist.split("test").sample(600, np.random.default_rng(11))
+    train = dist.sample(600, np.random.default_rng(12))
+    assert all(dist.contains(p) for p in test), "a test task lies outside the train region"
+    assert {p.object_shape for p in test} == {p.object_shape for p in train} == set(dist.train.object_shapes)
+    assert {p.terrain for p in test} == {p.terrain for p in train}
+    for q in (0.25, 0.5, 0.75):
+        mt = float(np.quantile([p.object_mass for p in test], q))
+        mr = float(np.quantile([p.object_mass for p in train], q))
+        assert abs(np.log(mt / mr)) < 0.15, f"{name}: test mass q{q} {mt:.3f} vs train {mr:.3f}"
+    assert dist.test.contains(train[0]) and dist.test.to_dict() != dist.train.to_dict()
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_test_tasks_never_coincide_with_train_pool_tasks(name: str) -> None:
+    """A dedicated seed stream: test tasks drawn from *the same seeds* as the train pools (the
+    trainer's ``[seed, 0]``, the evaluator's ``[seed, 0x5EED]``, plain ints) are all distinct from
+    every train-pool task, down to each float."""
+    dist = TaskDistribution.preset(name)
+    seeds: list[object] = [*range(20), *([s, 0] for s in range(20)), *([s, 0x5EED] for s in range(20))]
+    pools = [p for s in seeds for p in dist.sample(16, np.random.default_rng(s))]  # type: ignore[arg-type]
+    tests = [p for s in seeds for p in dist.split("test").sample(16, np.random.default_rng(s))]  # type: ignore[arg-type]
+    assert not set(pools) & set(tests), "a test task coincides with a train-pool task"
+    pool_masses = {p.object_mass for p in pools}
+    pool_frictions = {p.lateral_friction for p in pools}
+    assert not [p for p in tests if p.object_mass in pool_masses or p.lateral_friction in pool_frictions]
+    # and the stream is its own: a generator shared by both splits still gives distinct tasks
+    shared = np.random.default_rng(5)
+    a, b = dist.sample(8, shared), dist.split("test").sample(8, shared)
+    assert not set(a) & set(b)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_env_reset_on_the_test_split_draws_other_tasks_than_train(name: str) -> None:
+    """The env draws at reset through `TaskDistribution.space` with its own RNG: the test space's
+    stream applies there too, so the same env seed gives different tasks on train and test."""
+    dist = TaskDistribution.preset(name)
+    train_tasks = [dist.space.sample_one(np.random.default_rng(s)) for s in range(30)]
+    test_tasks = [dist.split("test").space.sample_one(np.random.default_rng(s)) for s in range(30)]
+    assert not set(train_tasks) & set(test_tasks)
+    assert all(dist.contains(p) for p in test_tasks)
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -192,10 +239,11 @@ def test_ood_lies_outside_the_train_hull(name: str) -> None:
     dist = TaskDistribution.preset(name)
     ood = dist.split("ood").sample(500, np.random.default_rng(4))
     for fname in ("object_mass", "lateral_friction"):
-        region = getattr(dist.train, fname)
-        lo, hi = region.low, region.high
+        lo = min(getattr(dist.train, fname).low, getattr(dist.interp, fname).low)
+        hi = max(getattr(dist.train, fname).high, getattr(dist.interp, fname).high)
         inside = [getattr(p, fname) for p in ood if lo <= getattr(p, fname) <= hi]
         assert not inside, f"{name}: ood {fname} values {inside[:5]} lie inside the train hull [{lo}, {hi}]"
+    assert not [p for p in ood if dist.split("interp").contains(p) or dist.contains(p)]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -211,6 +259,18 @@ def test_sampling_is_reproducible_per_seed(name: str) -> None:
 
 def test_split_shorthand_matches_split_method() -> None:
     assert TaskDistribution.preset("push:test") == TaskDistribution.preset("push").split("test")
+    assert TaskDistribution.preset("push:interp") == TaskDistribution.preset("push").split("interp")
+
+
+def test_legacy_distribution_documents_read_their_held_out_test_region_as_interp() -> None:
+    """Manifests written before the split change have ``train``/``test``/``ood``, their ``test`` the
+    held-out intervals: that region is read as ``interp`` (an active ``test`` too)."""
+    dist = TaskDistribution.preset("slide")
+    doc = dist.to_dict()
+    legacy = {**{k: v for k, v in doc.items() if k != "interp"}, "test": doc["interp"], "active": "test"}
+    back = TaskDistribution.from_dict(legacy)
+    assert back == dist.split("interp")
+    assert TaskDistribution.from_dict({**legacy, "active": "train"}) == dist
 
 
 @pytest.mark.parametrize("n", [-1, 2.5, "3", True, None])
@@ -246,3 +306,18 @@ def test_distribution_round_trips_through_json(name: str, split: str) -> None:
     back = TaskDistribution.from_dict(json.loads(json.dumps(dist.to_dict())))
     assert back == dist
     assert back.sample(20, 11) == dist.sample(20, 11)
+
+
+@pytest.mark.parametrize("stream", [-1, 2**32, 1.5, True, "7"])
+def test_bad_seed_streams_are_refused(stream: object) -> None:
+    with pytest.raises(ValueError, match=r"TaskSpace\.stream=.* must be an int in \[0, 2\*\*32\)"):
+        dataclasses.replace(TaskDistribution.preset("push").train, stream=stream)  # type: ignore[arg-type]
+
+
+def test_a_train_space_on_the_test_stream_is_refused() -> None:
+    from robot_meta.envs.params import TEST_STREAM
+
+    dist = TaskDistribution.preset("push")
+    with pytest.raises(ValueError, match="the train space uses the test seed stream"):
+        dataclasses.replace(dist, train=dist.test)
+    assert dist.test.stream == TEST_STREAM

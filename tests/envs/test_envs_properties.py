@@ -164,11 +164,17 @@ def test_to_dict_round_trips_through_json(task: TaskParams) -> None:
 def test_splits_are_disjoint_on_mass_and_friction(name: str, seed: int) -> None:
     dist = TaskDistribution.preset(name)
     rng = np.random.default_rng(seed)
-    for task in dist.split("test").sample(5, rng):
-        # A test task never falls inside the train region (held-out intervals or shape).
+    for task in dist.split("interp").sample(5, rng):
+        # An interp task never falls inside the train region (held-out intervals or shape).
         assert not dist.split("train").contains(task)
     for task in dist.split("ood").sample(5, rng):
         assert not dist.split("train").contains(task)
+        assert not dist.split("interp").contains(task)
+    # A test task lies in the train region but is never the train task drawn from the same seed.
+    train_tasks = dist.sample(5, np.random.default_rng(seed))
+    test_tasks = dist.split("test").sample(5, np.random.default_rng(seed))
+    assert all(dist.contains(t) for t in test_tasks)
+    assert not set(train_tasks) & set(test_tasks)
 
 
 # -- invalid input -------------------------------------------------------------------------------------
@@ -306,7 +312,7 @@ def test_invalid_task_spaces_and_tampered_distributions_are_refused(shapes: list
     with pytest.raises(ValueError, match=r"TaskSpace\.object_shapes=.* must be a non-empty subset"):
         dataclasses.replace(dist.train, object_shapes=tuple(shapes))
     doc = dist.to_dict()
-    doc["test"]["object_mass"] = doc["train"]["object_mass"]  # a test split that leaks train tasks
-    with pytest.raises(ValueError, match=r"test object_mass .* overlaps train"):
+    doc["interp"]["object_mass"] = doc["train"]["object_mass"]  # an interp split that leaks train tasks
+    with pytest.raises(ValueError, match=r"interp object_mass .* overlaps train"):
         TaskDistribution.from_dict(doc)
     assert TaskSpace.from_dict(dist.train.to_dict()) == dist.train

@@ -84,6 +84,8 @@ class Task(ABC):
     ee_high: ClassVar[tuple[float, float, float]] = (0.35, 0.35, 0.4)
     ee_min_clearance: ClassVar[float] = 0.015
     """Lowest end-effector height above the support surface, m."""
+    strike_torque_scale: ClassVar[float] = 1.0
+    """Joint torque limit during a velocity (strike) action, as a fraction of the URDF's rated torques."""
     observation_layout: ClassVar[tuple[tuple[str, int], ...]]
 
     def __init__(
