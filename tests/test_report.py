@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import itertools
 import json
 from collections.abc import Iterator
@@ -105,11 +107,23 @@ def test_report_shows_the_evaluation(run_dir: Path, tmp_path: Path) -> None:
     assert "<th>dqn-scratch</th>" in text and "<th>K = 5</th>" in text and "0.60 [0.10, 0.70]" in text
 
 
-@pytest.mark.skipif(
-    find_browser() is None,
-    reason="no headless Chromium/Chrome on PATH (apt-get install chromium to run this)",
-)
+def _require_browser() -> None:
+    """The browser checks run everywhere `make test` runs: the Makefile installs Chromium (as root).
+
+    Without one the test fails naming the fix, unless ROBOT_META_NO_BROWSER=1 asks to skip it.
+    """
+    if find_browser() is not None:
+        return
+    if os.environ.get("ROBOT_META_NO_BROWSER") == "1":
+        pytest.skip("ROBOT_META_NO_BROWSER=1: headless-browser checks skipped on request")
+    pytest.fail(
+        "no headless Chromium/Chrome on PATH: run `make system-deps` as root (apt-get install chromium), "
+        "or set ROBOT_META_NO_BROWSER=1 to skip the browser checks"
+    )
+
+
 def test_page_opens_in_headless_chromium_without_errors(page: Path, tmp_path: Path) -> None:
+    _require_browser()
     result = check_page(page)
     assert result.broken_images == 0, result
     assert result.console_errors == (), result
@@ -121,8 +135,7 @@ def test_page_opens_in_headless_chromium_without_errors(page: Path, tmp_path: Pa
 
 
 def test_broken_image_is_detected(tmp_path: Path) -> None:
-    if find_browser() is None:
-        pytest.skip("no headless Chromium/Chrome on PATH (apt-get install chromium to run this)")
+    _require_browser()
     page = tmp_path / "index.html"
     page.write_text(
         '<html><body><img src="missing.png"><script>'
