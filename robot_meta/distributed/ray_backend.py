@@ -17,7 +17,7 @@ Workers of a local instance see this process's ``sys.path`` (as a spawned proces
 work functions defined in local modules can be unpickled. Workers on a cluster need ``robot_meta``
 installed on every node, or a ``runtime_env`` (``{"py_modules": [...]}``, ``{"pip": [...]}``).
 
-Ray is an optional dependency: ``pip install robot_meta[distributed]``.
+Ray is an optional dependency: ``pip install "robot_meta[train,distributed]"``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise ImportError(
-            "the 'ray' backend needs Ray: install it with `pip install robot_meta[distributed]` "
+            "the 'ray' backend needs Ray: install it with `pip install 'robot_meta[train,distributed]'` "
             "(or `pip install 'ray[default]'`), or use --backend local"
         ) from exc
     return ray
