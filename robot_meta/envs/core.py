@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -245,10 +246,15 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 # The setpoint integrates the commanded moves (so tracking errors do not accumulate
                 # into drift) but never leads the measured end effector by more than MAX_LEAD
                 # (anti-windup when the arm is blocked by a heavy object or the table).
-                target = self.task.ee_target(self._setpoint, move)
-                ee = self._ee_pos
-                for k in range(3):
-                    target[k] = min(max(target[k], ee[k] - MAX_LEAD), ee[k] + MAX_LEAD)
+                tx, ty, tz = self.task.ee_target(self._setpoint, move).tolist()
+                ex, ey, ez = self._ee_pos.tolist()  # plain floats: numpy scalar indexing costs more here
+                target = np.array(
+                    (
+                        min(max(tx, ex - MAX_LEAD), ex + MAX_LEAD),
+                        min(max(ty, ey - MAX_LEAD), ey + MAX_LEAD),
+                        min(max(tz, ez - MAX_LEAD), ez + MAX_LEAD),
+                    )
+                )
                 self._setpoint = target
                 self.robot.command(target, gripper)
             else:
@@ -304,13 +310,15 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         n = self.task.n_continuous
         if arr.shape != (n,):
             raise ValueError(f"action has shape {arr.shape}; this env expects shape ({n},) in [-1, 1]")
-        if not np.isfinite(arr).all():
+        # Hot path: plain floats on a 3- or 4-vector (numpy's per-call overhead dominates here).
+        values = arr.tolist()
+        if not all(math.isfinite(v) for v in values):
             raise ValueError(
-                f"action {arr.tolist()} contains NaN or inf: refused (it would corrupt the physics state)"
+                f"action {values} contains NaN or inf: refused (it would corrupt the physics state)"
             )
-        if np.abs(arr).max() > 1.0 + 1e-6:
-            raise ValueError(f"action {arr.tolist()} is outside [-1, 1]: clip it to the action space first")
-        return np.clip(arr, -1.0, 1.0)
+        if max(abs(v) for v in values) > 1.0 + 1e-6:
+            raise ValueError(f"action {values} is outside [-1, 1]: clip it to the action space first")
+        return np.array([min(max(v, -1.0), 1.0) for v in values])
 
     def _obs(self, res: StepResult) -> Any:
         flat = np.concatenate([res.obs, self._params.to_vector()]) if self.privileged else res.obs
