@@ -1,6 +1,6 @@
 """Joining a real Ray cluster: ``ray start --head`` with token authentication on loopback, joined by
 ``robot-meta train --ray-address``; the checkpoint equals the local backend's bit for bit, and a
-client without the right token fails at once with what to do.
+client without the right token fails at once (before ray.init) with what to do.
 
 The head runs with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` so that Ray keeps every address on
 127.0.0.1 (by default it replaces loopback by the machine's outward address), in its own temp dir,
@@ -158,25 +158,23 @@ def test_join_with_the_default_token_file_gives_the_local_weights(ray_head: Head
             assert value == cluster[key]
 
 
-def test_join_without_a_token_fails_at_once_naming_authentication(ray_head: Head, tmp_path: Path) -> None:
+def test_join_without_a_token_fails_in_one_line_naming_authentication(ray_head: Head, tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     out = tmp_path / "run"
-    t0 = time.monotonic()
     proc = _cli(_train_argv(out, "--ray-address", ray_head.address), _env(tmp_path / "home"))
-    elapsed = time.monotonic() - t0
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("pybullet build time")]
     assert len(lines) == 1, proc.stderr  # one line, no pages of Ray retries
     assert lines[0].startswith("error: the Ray cluster at 127.0.0.1:")
     assert "requires token authentication and this process has no token" in lines[0]
     assert "ray get-auth-token" in lines[0] and "~/.ray/auth_token" in lines[0]
-    assert elapsed < 30, f"the refusal took {elapsed:.1f} s"  # Ray's own retries take 25 s + start-up
     assert not out.exists()
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
+        ({}, r"requires token authentication and this process has no token"),
         (
             {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-token"},
             r"rejected the token from RAY_AUTH_TOKEN",
@@ -199,6 +197,9 @@ def test_wrong_token_or_mode_is_named(
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    t0 = time.monotonic()
     with pytest.raises(RayAuthError, match=expected):
         _prepare_auth(ray_head.address)
+    # refused before ray.init, whose retries take about 25 s (measured in the CLI's start-up-free path)
+    assert time.monotonic() - t0 < 5.0
     assert os.environ.get("RAY_AUTH_MODE") == env.get("RAY_AUTH_MODE")  # an explicit mode is never changed
