@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,distributed]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[train,dev,distributed]"
 	@touch $(STAMP)
 
 install: $(STAMP) system-deps

@@ -17,11 +17,19 @@ Finally cProfile breaks the non-physics overhead per step down by function.
 
 Targets (issue): ours-20it >= 1.25x panda-gym, and >= 85 % of the raw-physics limit.
 
-    .venv/bin/python benchmarks/env_speed.py            # full: 5 rounds x 2,000 steps (~1.5 min)
-    .venv/bin/python benchmarks/env_speed.py --quick    # 2 rounds x 400 steps (~15 s)
+A second part (issue 19) compares every family side by side in the same way: for each of reach, push,
+slide and pick-and-place, ``ours-discrete`` and ``ours-continuous`` (robot_meta at its defaults) and
+the panda-gym counterpart (``PandaReach-v3``, ``PandaPush-v3``, ``PandaSlide-v3``,
+``PandaPickAndPlace-v3``, native continuous actions), all twelve interleaved chunk by chunk in one
+run. Target: every family >= 1.25x its counterpart in both action modes.
 
-Full runs write ``benchmarks/results/env_speed.json`` and the ``env_speed`` section of
-BENCHMARKS.md; ``--quick`` runs write ``env_speed_quick.json`` and leave BENCHMARKS.md alone.
+    .venv/bin/python benchmarks/env_speed.py                    # both parts (~4 min)
+    .venv/bin/python benchmarks/env_speed.py --part families    # the four families only (~2.5 min)
+    .venv/bin/python benchmarks/env_speed.py --quick            # 2 rounds x 400 steps (~40 s)
+
+Full runs write ``benchmarks/results/env_speed.json`` / ``env_speed_families.json`` and the
+``env_speed`` / ``env_speed_families`` sections of BENCHMARKS.md; ``--quick`` runs write
+``*_quick.json`` and leave BENCHMARKS.md alone.
 """
 
 from __future__ import annotations
@@ -45,6 +53,13 @@ from common import REPO_ROOT, command_line, markdown_table, now_utc, update_mark
 log = logging.getLogger("env_speed")
 
 OUR_ID = "robot_meta/PandaPush-v0"
+#: family -> (our id, panda-gym's counterpart)
+FAMILY_IDS: dict[str, tuple[str, str]] = {
+    "reach": ("robot_meta/PandaReach-v0", "PandaReach-v3"),
+    "push": ("robot_meta/PandaPush-v0", "PandaPush-v3"),
+    "slide": ("robot_meta/PandaSlide-v0", "PandaSlide-v3"),
+    "pick_place": ("robot_meta/PandaPickPlace-v0", "PandaPickAndPlace-v3"),
+}
 PANDA_GYM_ID = "PandaPush-v3"
 TARGET_VS_PANDA_GYM = 1.25
 TARGET_PHYSICS_FRACTION = 0.85
@@ -273,6 +288,228 @@ def make_variants() -> list[Variant]:
             solver_iterations=50,
         ),
     ]
+
+
+def _check_panda_gym_physics(env: gym.Env[Any, Any], env_id: str) -> Any:
+    sim = env.unwrapped.sim  # type: ignore[attr-defined]
+    params = sim.physics_client.getPhysicsEngineParameters()
+    if abs(params["fixedTimeStep"] - 0.002) > 1e-12 or sim.n_substeps != 20:
+        raise RuntimeError(
+            f"unexpected physics parameters of {env_id}: {params}, n_substeps={sim.n_substeps}"
+        )
+    return sim
+
+
+def make_family_variants(families: list[str]) -> list[Variant]:
+    """ours-discrete, ours-continuous and panda-gym for each family (same physics step, checked)."""
+    import panda_gym  # noqa: F401  (registers the -v3 ids)
+
+    import robot_meta  # noqa: F401  (registers robot_meta/*)
+
+    variants = []
+    for family in families:
+        our_id, pg_id = FAMILY_IDS[family]
+        disc, cont = gym.make(our_id), gym.make(our_id, action_mode="continuous")
+        for env in (disc, cont):
+            env.reset(seed=0)
+            params = env.unwrapped.sim.getPhysicsEngineParameters()  # type: ignore[attr-defined]
+            if abs(params["fixedTimeStep"] - 0.04) > 1e-12 or params["numSubSteps"] != 20:
+                raise RuntimeError(f"unexpected physics parameters of {our_id}: {params}")
+        pg = gym.make(pg_id)
+        pg_sim = _check_panda_gym_physics(pg, pg_id)
+        n_disc = int(disc.action_space.n)  # type: ignore[attr-defined]
+        cont_dim = int(cont.action_space.shape[0])  # type: ignore[index]
+        pg_dim = int(pg.action_space.shape[0])  # type: ignore[index]
+
+        def discrete(rng: np.random.Generator, n: int, k: int = n_disc) -> list[Any]:
+            return [int(a) for a in rng.integers(k, size=n)]
+
+        def continuous(rng: np.random.Generator, n: int, dim: int = cont_dim) -> list[Any]:
+            return list(rng.uniform(-1.0, 1.0, size=(n, dim)).astype(np.float32))
+
+        def pg_continuous(rng: np.random.Generator, n: int, dim: int = pg_dim) -> list[Any]:
+            return list(rng.uniform(-1.0, 1.0, size=(n, dim)).astype(np.float32))
+
+        variants += [
+            Variant(
+                f"{family}/ours-discrete",
+                f"{our_id}, discrete (defaults: 20 solver iterations)",
+                disc,
+                "rollout",
+                discrete,
+                StepTimer(disc.unwrapped.sim),  # type: ignore[attr-defined]
+            ),
+            Variant(
+                f"{family}/ours-continuous",
+                f"{our_id}, continuous",
+                cont,
+                "rollout",
+                continuous,
+                StepTimer(cont.unwrapped.sim),  # type: ignore[attr-defined]
+            ),
+            Variant(
+                f"{family}/panda-gym",
+                f"panda-gym {pg_id}, continuous (50 solver iterations)",
+                pg,
+                "rollout",
+                pg_continuous,
+                StepTimer(pg_sim),
+            ),
+        ]
+    return variants
+
+
+def run_interleaved(variants: list[Variant], rounds: int, steps: int, chunk: int) -> None:
+    """Warm up, then `rounds` rounds of `steps` steps per variant, interleaved in chunks (rotating order)."""
+    for v in variants:  # warm-up (caches, first contacts), not recorded
+        v.start_round(seed=999, steps=100)
+        v.run_chunk(100)
+        v.finish_round()
+        v.rounds.clear()
+    n_chunks = max(1, steps // chunk)
+    for rnd in range(rounds):
+        for v in variants:
+            v.start_round(seed=1000 + rnd, steps=steps)
+        for c in range(n_chunks):
+            k = (rnd + c) % len(variants)  # rotate the order from chunk to chunk
+            for v in variants[k:] + variants[:k]:
+                v.run_chunk(
+                    steps // n_chunks if c < n_chunks - 1 else steps - (n_chunks - 1) * (steps // n_chunks)
+                )
+        for v in variants:
+            res = v.finish_round()
+            extra = f", physics {100 * res['physics_fraction']:.1f} %" if "physics_fraction" in res else ""
+            log.info("round %d  %-26s %7.0f steps/s%s", rnd + 1, v.name, res["steps_per_s"], extra)
+
+
+def summarise_families(variants: list[Variant], families: list[str]) -> dict[str, Any]:
+    by = {v.name: v for v in variants}
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in by[name].rounds)
+
+    out: dict[str, Any] = {}
+    for family in families:
+        pg = f"{family}/panda-gym"
+        fam: dict[str, Any] = {"ids": FAMILY_IDS[family], "variants": {}, "ratios": {}}
+        for kind in ("ours-discrete", "ours-continuous", "panda-gym"):
+            name = f"{family}/{kind}"
+            fam["variants"][kind] = {
+                "label": by[name].label,
+                "steps_per_s": med(name, "steps_per_s"),
+                "steps_per_cpu_s": med(name, "steps_per_cpu_s"),
+                "physics_us_per_step": med(name, "physics_us_per_step"),
+                "non_physics_us_per_step": med(name, "non_physics_us_per_step"),
+                "per_round_steps_per_s": [r["steps_per_s"] for r in by[name].rounds],
+            }
+        for kind in ("ours-discrete", "ours-continuous"):
+            name = f"{family}/{kind}"
+            per_round = [
+                a["steps_per_s"] / b["steps_per_s"]
+                for a, b in zip(by[name].rounds, by[pg].rounds, strict=True)
+            ]
+            per_round_cpu = [
+                a["steps_per_cpu_s"] / b["steps_per_cpu_s"]
+                for a, b in zip(by[name].rounds, by[pg].rounds, strict=True)
+            ]
+            value = statistics.median(per_round)
+            fam["ratios"][kind] = {
+                "median": value,
+                "per_round": per_round,
+                "median_cpu_time": statistics.median(per_round_cpu),
+                "target": TARGET_VS_PANDA_GYM,
+                "met": value >= TARGET_VS_PANDA_GYM,
+            }
+        out[family] = fam
+    return out
+
+
+def families_markdown(
+    summary: dict[str, Any], rounds: int, steps: int, chunk: int, load: tuple[tuple[float, ...], ...]
+) -> str:
+    rows = []
+    for family, fam in summary.items():
+        v, r = fam["variants"], fam["ratios"]
+
+        def ratio(kind: str, r: dict[str, Any] = r) -> str:
+            x = r[kind]
+            met = "" if x["met"] else " **(missed)**"
+            return f"{x['median']:.2f}x ({min(x['per_round']):.2f}-{max(x['per_round']):.2f}){met}"
+
+        rows.append(
+            [
+                f"{family} (`{fam['ids'][0]}` / `{fam['ids'][1]}`)",
+                f"{v['ours-discrete']['steps_per_s']:.0f}",
+                f"{v['ours-continuous']['steps_per_s']:.0f}",
+                f"{v['panda-gym']['steps_per_s']:.0f}",
+                ratio("ours-discrete"),
+                ratio("ours-continuous"),
+                f"{r['ours-discrete']['median_cpu_time']:.2f}x / {r['ours-continuous']['median_cpu_time']:.2f}x",
+                f"{v['ours-discrete']['physics_us_per_step']:.0f} / {v['ours-continuous']['physics_us_per_step']:.0f}"
+                f" / {v['panda-gym']['physics_us_per_step']:.0f}",
+                f"{v['ours-discrete']['non_physics_us_per_step']:.0f}"
+                f" / {v['ours-continuous']['non_physics_us_per_step']:.0f}"
+                f" / {v['panda-gym']['non_physics_us_per_step']:.0f}",
+            ]
+        )
+    table = markdown_table(
+        [
+            "family (ours / panda-gym)",
+            "ours discrete, steps/s",
+            "ours continuous, steps/s",
+            "panda-gym, steps/s",
+            f"discrete / panda-gym (target {TARGET_VS_PANDA_GYM:.2f}x)",
+            f"continuous / panda-gym (target {TARGET_VS_PANDA_GYM:.2f}x)",
+            "same, thread CPU time (d / c)",
+            "physics µs/step (d / c / pg)",
+            "non-physics µs/step (d / c / pg)",
+        ],
+        rows,
+    )
+    return (
+        "#### Env speed, every family: robot_meta vs its panda-gym counterpart\n\n"
+        f"{rounds} rounds x {steps:,} steps per variant, all twelve variants interleaved in chunks of {chunk} "
+        "steps (the order rotates from chunk to chunk, so every variant sees the same background load); "
+        "random actions, resets included, physics step 1/500 s x 20 substeps everywhere (robot_meta at its "
+        "default 20 solver iterations, panda-gym at 50). Ratios: median of the per-round ratios (range). "
+        f"Load average (1 min) {load[0][0]:.1f} before and {load[1][0]:.1f} after the run on "
+        f"{os.cpu_count()} CPUs (a shared machine: compare the ratios, not the absolute rates).\n\n"
+        f"{table}"
+    )
+
+
+def run_families(args: argparse.Namespace, rounds: int, steps: int, chunk: int) -> dict[str, Any]:
+    families = list(FAMILY_IDS)
+    load_before = os.getloadavg()
+    variants = make_family_variants(families)
+    run_interleaved(variants, rounds, steps, chunk)
+    summary = summarise_families(variants, families)
+    for env in {id(v.env): v.env for v in variants}.values():
+        env.close()
+    load_after = os.getloadavg()
+    results = {
+        "load_average_1_5_15min": {"before": load_before, "after": load_after},
+        "config": {
+            "rounds": rounds,
+            "steps_per_round": steps,
+            "chunk_steps": chunk,
+            "quick": bool(args.quick),
+            "physics_step_s": 1 / 500,
+            "substeps": 20,
+            "families": FAMILY_IDS,
+            "target_vs_panda_gym": TARGET_VS_PANDA_GYM,
+        },
+        "families": summary,
+    }
+    name = "env_speed_families_quick" if args.quick else "env_speed_families"
+    cmd = command_line()
+    log.info("wrote %s", write_results(name, results, cmd))
+    md = families_markdown(summary, rounds, steps, chunk, (load_before, load_after))
+    print("\n" + md + "\n")
+    if not args.quick and not args.no_markdown:
+        update_markdown_section("env_speed_families", md, cmd, now_utc())
+        log.info("updated the env_speed_families section of BENCHMARKS.md")
+    return results
 
 
 def profile_overhead(v: Variant, steps: int, seed: int, top: int) -> dict[str, Any]:
@@ -530,6 +767,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--chunk", type=int, default=100, help="steps per variant between switches (default 100)")
     ap.add_argument("--profile-steps", type=int, default=None, help="steps under cProfile (default 2000)")
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument(
+        "--part",
+        choices=("all", "push", "families"),
+        default="all",
+        help="push: the push deep-dive (raw physics, profile, tracking); families: every family vs "
+        "panda-gym; all (default): both",
+    )
+    ap.add_argument(
+        "--family-steps", type=int, default=None, help="steps per variant per round, families (default 1000)"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.filterwarnings("ignore", category=UserWarning, module="gymnasium")
@@ -537,28 +784,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = args.steps or (400 if args.quick else 2000)
     profile_steps = args.profile_steps or (400 if args.quick else 2000)
     chunk = max(1, args.chunk)
+    out: dict[str, Any] = {}
+    if args.part in ("all", "families"):
+        family_steps = args.family_steps or (400 if args.quick else 1000)
+        out["families"] = run_families(args, 2 if args.quick else (args.rounds or 3), family_steps, chunk)
+    if args.part in ("all", "push"):
+        out["push"] = run_push(args, rounds, steps, profile_steps, chunk)
+    return out
 
+
+def run_push(
+    args: argparse.Namespace, rounds: int, steps: int, profile_steps: int, chunk: int
+) -> dict[str, Any]:
+    """The push deep-dive: ours at 20 and 50 iterations, panda-gym, raw physics, profile, tracking."""
     load_before = os.getloadavg()
     variants = make_variants()
-    for v in variants:  # warm-up (caches, first contacts), not recorded
-        v.start_round(seed=999, steps=100)
-        v.run_chunk(100)
-        v.finish_round()
-        v.rounds.clear()
-    n_chunks = max(1, steps // chunk)
-    for rnd in range(rounds):
-        for v in variants:
-            v.start_round(seed=1000 + rnd, steps=steps)
-        for c in range(n_chunks):
-            k = (rnd + c) % len(variants)  # rotate the order from chunk to chunk
-            for v in variants[k:] + variants[:k]:
-                v.run_chunk(
-                    steps // n_chunks if c < n_chunks - 1 else steps - (n_chunks - 1) * (steps // n_chunks)
-                )
-        for v in variants:
-            res = v.finish_round()
-            extra = f", physics {100 * res['physics_fraction']:.1f} %" if "physics_fraction" in res else ""
-            log.info("round %d  %-14s %7.0f steps/s%s", rnd + 1, v.name, res["steps_per_s"], extra)
+    run_interleaved(variants, rounds, steps, chunk)
 
     summary = summarise(variants)
     profile = profile_overhead(variants[0], profile_steps, seed=2024, top=15)

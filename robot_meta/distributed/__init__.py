@@ -8,7 +8,7 @@ same seed.
 - ``get_backend("local")`` (the default): a plain loop in this process; ``workers=N`` (N > 1)
   runs the items on a pool of N local processes (`LocalBackend`). No services.
 - ``get_backend("ray")``: Ray tasks on a local Ray instance (``num_cpus=...``) or, with
-  ``address=...``, on an existing cluster (`RayBackend`). Needs ``pip install robot_meta[distributed]``.
+  ``address=...``, on an existing cluster (`RayBackend`). Needs ``pip install "robot_meta[train,distributed]"``.
 
 A worker process that dies is replaced and its items are re-run (``max_retries``), so an
 iteration completes and nothing is lost.

@@ -17,7 +17,18 @@ Workers of a local instance see this process's ``sys.path`` (as a spawned proces
 work functions defined in local modules can be unpickled. Workers on a cluster need ``robot_meta``
 installed on every node, or a ``runtime_env`` (``{"py_modules": [...]}``, ``{"pip": [...]}``).
 
-Ray is an optional dependency: ``pip install robot_meta[distributed]``.
+Authentication: Ray (>= 2.52) clusters may require a token (``ray start --head`` turns it on when
+the head has one, e.g. ``~/.ray/auth_token``; Ray 2.61 makes it the default). Ray's client takes
+the token from ``RAY_AUTH_TOKEN``, else the file named by ``RAY_AUTH_TOKEN_PATH``, else
+``~/.ray/auth_token``, but only sends it with ``RAY_AUTH_MODE=token``. When ``RAY_AUTH_MODE`` is not
+set and this process has a token from one of those sources, joining a cluster turns token mode on
+for this process, as Ray itself does for ``address="auto"``; an explicit ``RAY_AUTH_MODE`` is always
+respected. Before ``ray.init`` the backend asks the head (one gRPC call, milliseconds) whether it
+accepts this process, and a refusal fails at once with what to do (copy the head's token, from
+`ray get-auth-token` there, into this machine's ``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``)
+instead of Ray's retries.
+
+Ray is an optional dependency: ``pip install "robot_meta[train,distributed]"``.
 """
 
 from __future__ import annotations
@@ -27,11 +38,12 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from robot_meta.distributed.local import WorkerLostError, set_worker_threads
 
-__all__ = ["RayBackend", "check_reachable", "import_ray"]
+__all__ = ["RayAuthError", "RayBackend", "auth_token_source", "check_auth", "check_reachable", "import_ray"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +57,7 @@ def import_ray() -> Any:
         import ray
     except ImportError as exc:
         raise ImportError(
-            "the 'ray' backend needs Ray: install it with `pip install robot_meta[distributed]` "
+            "the 'ray' backend needs Ray: install it with `pip install 'robot_meta[train,distributed]'` "
             "(or `pip install 'ray[default]'`), or use --backend local"
         ) from exc
     return ray
@@ -72,6 +84,111 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             f"cannot reach the Ray head at {address} ({exc}); start it with `ray start --head` there, "
             "check the address with `ray status` on the head node, or use --backend local"
         ) from exc
+
+
+#: Ray's documentation of token authentication (named in the errors).
+AUTH_DOCS = "https://docs.ray.io/en/latest/ray-security/token-auth.html"
+
+
+class RayAuthError(RuntimeError):
+    """The Ray cluster refused this process: token authentication is on and the token is missing or wrong."""
+
+
+def _default_token_path() -> Path:
+    return Path.home() / ".ray" / "auth_token"
+
+
+def auth_token_source() -> tuple[str, str] | None:
+    """``(where, token)`` of the Ray auth token this process would send, in Ray's order of precedence
+    (``RAY_AUTH_TOKEN``, the file named by ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``), or None."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
+        return "RAY_AUTH_TOKEN", token
+    path_var = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    candidates = [(f"RAY_AUTH_TOKEN_PATH={path_var}", Path(path_var))] if path_var else []
+    candidates.append((str(_default_token_path()), _default_token_path()))
+    for where, path in candidates:
+        try:
+            token = path.read_text().strip()
+        except OSError:
+            if path_var and where.startswith("RAY_AUTH_TOKEN_PATH"):
+                raise RayAuthError(
+                    f"RAY_AUTH_TOKEN_PATH={path_var} cannot be read: point it at the file holding the "
+                    f"cluster's token, or unset it (see {AUTH_DOCS})"
+                ) from None
+            continue
+        if token:
+            return where, token
+    return None
+
+
+def check_auth(address: str, token: str | None, timeout: float = 5.0) -> bool | None:
+    """Does the Ray head at ``HOST:PORT`` accept requests carrying `token` (None: no token)?
+
+    One ``GetClusterId`` call to the head's GCS with Ray's ``authorization: Bearer`` header. True: accepted;
+    False: refused as unauthenticated; None: unknown (another error, or this Ray has no such service).
+    """
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return None
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+            request = gcs_service_pb2.GetClusterIdRequest()  # type: ignore[attr-defined]
+            stub.GetClusterId(request, timeout=timeout, metadata=metadata)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return False
+        log.debug("ray backend: authentication probe of %s inconclusive: %s", address, exc)
+        return None
+    except Exception as exc:  # a probe must never be the reason a join fails
+        log.debug("ray backend: authentication probe of %s failed: %s", address, exc)
+        return None
+    return True
+
+
+def _auth_advice(address: str, source: tuple[str, str] | None, mode: str | None) -> str:
+    """The error message for a head at `address` that refused this process."""
+    fix = (
+        "run `ray get-auth-token` on the head node and put that token in this machine's ~/.ray/auth_token "
+        "(or in RAY_AUTH_TOKEN / a file named by RAY_AUTH_TOKEN_PATH)"
+    )
+    if source is None:
+        why = "this process has no token"
+    elif mode is not None and mode.lower() != "token":
+        why = f"RAY_AUTH_MODE={mode} here, so the token from {source[0]} is not sent"
+        fix = "unset RAY_AUTH_MODE or set RAY_AUTH_MODE=token"
+    else:
+        why = f"it rejected the token from {source[0]} (not the head's)"
+    return (
+        f"the Ray cluster at {address} requires token authentication and {why}: {fix}; "
+        f"see {AUTH_DOCS}, or use --backend local"
+    )
+
+
+def _prepare_auth(address: str) -> None:
+    """Send the token Ray's way when joining `address`; fail fast (RayAuthError) if the head refuses."""
+    if address == "auto" or "://" in address:
+        return  # Ray enables token mode itself for "auto"; Ray Client addresses authenticate on their own
+    mode = os.environ.get("RAY_AUTH_MODE")
+    source = auth_token_source()
+    if mode is None and source is not None:
+        # As ray.init(address="auto") does when a token exists (Ray's _enable_token_auth).
+        os.environ["RAY_AUTH_MODE"] = "token"
+        mode = "token"
+        try:
+            from ray._raylet import Config  # type: ignore[attr-defined]
+
+            Config.initialize("")  # let an already imported Ray see the mode
+        except (ImportError, AttributeError):  # pragma: no cover - other Ray versions
+            pass
+        log.info("ray backend: joining %s with token authentication (token from %s)", address, source[0])
+    sent = source[1] if source is not None and mode is not None and mode.lower() == "token" else None
+    if check_auth(address, sent) is False:
+        raise RayAuthError(_auth_advice(address, source, mode))
 
 
 def _run_item(threads: int, fn: Callable[[Any], Any], item: Any) -> Any:
@@ -141,12 +258,21 @@ class RayBackend:
                     check_reachable(address)
                 except ConnectionError as exc:
                     raise RuntimeError(str(exc)) from exc
+                _prepare_auth(address)
                 kwargs["address"] = address
             if runtime_env is not None:
                 kwargs["runtime_env"] = runtime_env
             try:
                 ray.init(**kwargs)
+            except ray.exceptions.AuthenticationError as exc:
+                raise RayAuthError(
+                    _auth_advice(str(address), auth_token_source(), os.environ.get("RAY_AUTH_MODE"))
+                ) from exc
             except (ConnectionError, RuntimeError) as exc:
+                if address and "auth" in str(exc).lower():
+                    raise RayAuthError(
+                        _auth_advice(address, auth_token_source(), os.environ.get("RAY_AUTH_MODE"))
+                    ) from exc
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
                 raise RuntimeError(
                     f"could not start or join {where} ({type(exc).__name__}: {exc}); check the address "

@@ -1,7 +1,7 @@
 """Gymnasium envs of a Franka Panda (PyBullet, DIRECT mode) whose hidden physics vary by task."""
 
 from robot_meta._registration import ENV_FAMILIES, ENV_IDS, MAX_EPISODE_STEPS
-from robot_meta.envs.core import ActionMode, RobotTaskEnv
+from robot_meta.envs.core import ActionMode, GoalConditionedEnv, RobotTaskEnv
 from robot_meta.envs.params import (
     OBJECT_SHAPES,
     PARAM_LIMITS,
@@ -27,6 +27,7 @@ __all__ = [
     "SPLITS",
     "TERRAINS",
     "ActionMode",
+    "GoalConditionedEnv",
     "PandaRobot",
     "PhysicsDisconnectedError",
     "PyBulletSim",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ import numpy as np
 import pybullet
 from gymnasium import spaces
 
+from robot_meta.envs.goal import GoalConditioning
 from robot_meta.envs.params import PRIVILEGED_DIM, TaskDistribution, TaskParams
 from robot_meta.envs.robot import PandaRobot
 from robot_meta.envs.scene import Scene
@@ -17,7 +19,7 @@ from robot_meta.envs.sim import PhysicsDisconnectedError, PyBulletSim
 from robot_meta.envs.tasks import TASK_FAMILIES
 from robot_meta.envs.tasks.base import DiscreteAction, RewardType, StepResult
 
-__all__ = ["ActionMode", "RobotTaskEnv"]
+__all__ = ["ActionMode", "GoalConditionedEnv", "RobotTaskEnv"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ MAX_LEAD = 0.03
 MOUNT_LINKS = (-1, 0, 1)
 
 
-class RobotTaskEnv(gym.Env[np.ndarray, Any]):
+class RobotTaskEnv(gym.Env[Any, Any]):
     """A Panda task whose hidden physical parameters (`TaskParams`) vary from task to task.
 
     Args:
@@ -42,9 +44,18 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         render_mode: None or ``rgb_array`` (headless TinyRenderer).
         reward_type: ``dense`` (minus the distance to the goal) or ``sparse`` (-1 until success).
         render_size: (width, height) of rendered frames, pixels.
+        goal_conditioned: a Gymnasium-Robotics Dict observation (``observation``, ``achieved_goal``,
+            ``desired_goal``) and a vectorised `compute_reward`, for HER (`robot_meta.envs.goal`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (Gymnasium's contract)
+
+    def __new__(cls, *args: Any, goal_conditioned: bool = False, **kwargs: Any) -> RobotTaskEnv:
+        # goal_conditioned=True gives the subclass with `compute_reward`: checkers and HER detect a goal
+        # env by that method, so the flat env must not have it.
+        if goal_conditioned and not issubclass(cls, GoalConditionedEnv):
+            cls = GoalConditionedEnv
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -56,6 +67,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         render_mode: str | None = None,
         reward_type: RewardType = "dense",
         render_size: tuple[int, int] = (480, 360),
+        goal_conditioned: bool = False,
     ) -> None:
         super().__init__()
         if family not in TASK_FAMILIES:
@@ -89,7 +101,14 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         self._params: TaskParams = self._coerce_task(task) if task is not None else default
 
         obs_dim = self.task.obs_dim + (PRIVILEGED_DIM if self.privileged else 0)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
+        self.observation_space: spaces.Space[Any] = spaces.Box(
+            -np.inf, np.inf, shape=(obs_dim,), dtype=np.float32
+        )
+        self.goal_conditioned = bool(goal_conditioned) or isinstance(self, GoalConditionedEnv)
+        self._goal: GoalConditioning | None = None
+        if self.goal_conditioned:
+            self._goal = GoalConditioning(self.task, self.observation_layout, reward_type)
+            self.observation_space = self._goal.space
         self.actions: tuple[DiscreteAction, ...] = self.task.discrete_actions
         if action_mode == "discrete":
             self.action_space: spaces.Space[Any] = spaces.Discrete(len(self.actions))
@@ -141,7 +160,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
     # -- Gymnasium API ----------------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         self._check_open()
         options = options or {}
@@ -165,7 +184,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
                 "start a new one (the task is kept)"
             ) from exc
 
-    def _reset_world_and_task(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+    def _reset_world_and_task(self, seed: int | None) -> tuple[Any, dict[str, Any]]:
         if not self.sim.is_connected:
             # The physics server died (or was disconnected) since the last call: start a fresh
             # client and rebuild robot, scene and task in it; the task of this reset is kept.
@@ -180,6 +199,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
             # A seeded reset replays bitwise: start from a freshly built world (~0.1 s, same client).
             self.sim.reset_world()
             self._build_world()
+        self._bind_goal()
         params = self._params
         if params != self._applied:
             self.scene.apply(params)
@@ -197,6 +217,11 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         self._needs_reset = False
         return self._obs(self._last), self._info(self._last)
 
+    def _bind_goal(self) -> None:
+        """Point the goal conditioning at the current task object (rebuilt by a world rebuild)."""
+        if self._goal is not None and self._goal.task is not self.task:
+            self._goal.task = self.task
+
     def _place_ee(self, target: np.ndarray) -> None:
         """Teleport the arm so that the end effector is at `target` (IK, refined twice)."""
         target = self.task.ee_target(target, np.zeros(3))
@@ -204,7 +229,7 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         if err > 5e-3:
             log.warning("start pose %s reached only within %.1f mm", np.round(target, 3).tolist(), err * 1e3)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             self._check_open()
             raise RuntimeError(
@@ -221,10 +246,15 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
                 # The setpoint integrates the commanded moves (so tracking errors do not accumulate
                 # into drift) but never leads the measured end effector by more than MAX_LEAD
                 # (anti-windup when the arm is blocked by a heavy object or the table).
-                target = self.task.ee_target(self._setpoint, move)
-                ee = self._ee_pos
-                for k in range(3):
-                    target[k] = min(max(target[k], ee[k] - MAX_LEAD), ee[k] + MAX_LEAD)
+                tx, ty, tz = self.task.ee_target(self._setpoint, move).tolist()
+                ex, ey, ez = self._ee_pos.tolist()  # plain floats: numpy scalar indexing costs more here
+                target = np.array(
+                    (
+                        min(max(tx, ex - MAX_LEAD), ex + MAX_LEAD),
+                        min(max(ty, ey - MAX_LEAD), ey + MAX_LEAD),
+                        min(max(tz, ez - MAX_LEAD), ez + MAX_LEAD),
+                    )
+                )
                 self._setpoint = target
                 self.robot.command(target, gripper)
             else:
@@ -257,7 +287,11 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         terminated = res.success or res.failed
         if terminated:
             self._needs_reset = True
-        return self._obs(res), res.reward, terminated, False, self._info(res)
+        obs, info = self._obs(res), self._info(res)
+        reward = res.reward
+        if self._goal is not None:  # exactly what compute_reward gives for this transition (HER)
+            reward = float(self._goal.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        return obs, reward, terminated, False, info
 
     def _check_discrete(self, action: Any) -> int:
         if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
@@ -276,18 +310,19 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
         n = self.task.n_continuous
         if arr.shape != (n,):
             raise ValueError(f"action has shape {arr.shape}; this env expects shape ({n},) in [-1, 1]")
-        if not np.isfinite(arr).all():
+        # Hot path: plain floats on a 3- or 4-vector (numpy's per-call overhead dominates here).
+        values = arr.tolist()
+        if not all(math.isfinite(v) for v in values):
             raise ValueError(
-                f"action {arr.tolist()} contains NaN or inf: refused (it would corrupt the physics state)"
+                f"action {values} contains NaN or inf: refused (it would corrupt the physics state)"
             )
-        if np.abs(arr).max() > 1.0 + 1e-6:
-            raise ValueError(f"action {arr.tolist()} is outside [-1, 1]: clip it to the action space first")
-        return np.clip(arr, -1.0, 1.0)
+        if max(abs(v) for v in values) > 1.0 + 1e-6:
+            raise ValueError(f"action {values} is outside [-1, 1]: clip it to the action space first")
+        return np.array([min(max(v, -1.0), 1.0) for v in values])
 
-    def _obs(self, res: StepResult) -> np.ndarray:
-        if self.privileged:
-            return np.concatenate([res.obs, self._params.to_vector()])
-        return res.obs
+    def _obs(self, res: StepResult) -> Any:
+        flat = np.concatenate([res.obs, self._params.to_vector()]) if self.privileged else res.obs
+        return flat if self._goal is None else self._goal.observation(flat)
 
     def _info(self, res: StepResult) -> dict[str, Any]:
         return {"is_success": bool(res.success), "task": self._params, "distance": res.distance}
@@ -322,3 +357,18 @@ class RobotTaskEnv(gym.Env[np.ndarray, Any]):
 
     def __repr__(self) -> str:
         return f"RobotTaskEnv(family={self.family!r}, action_mode={self.action_mode!r}, task={self._params})"
+
+
+class GoalConditionedEnv(RobotTaskEnv):
+    """`RobotTaskEnv` with ``goal_conditioned=True``: the Gymnasium-Robotics Dict observation and
+    `compute_reward` (`robot_meta.envs.goal`). ``gym.make(env_id, goal_conditioned=True)`` makes one."""
+
+    def compute_reward(self, achieved_goal: Any, desired_goal: Any, info: Any = None) -> np.ndarray | float:
+        """The reward of `achieved_goal` against `desired_goal` (goal-conditioned envs; vectorised for HER).
+
+        See `robot_meta.envs.goal`: batches of goals (shape (..., 3)) give an array of rewards, one
+        goal pair a float; it depends on the goals alone (`info`, Gymnasium-Robotics' third argument,
+        is not used).
+        """
+        assert self._goal is not None
+        return self._goal.compute_reward(achieved_goal, desired_goal, info)

@@ -10,7 +10,7 @@
 
     AdaptiveController(policy, robot, ControllerConfig(rate_hz=100)).run(episodes=10)
 
-Install on a controller with ``pip install --no-deps robot_meta numpy onnxruntime``.
+Install on a controller with ``pip install robot_meta`` (its core dependencies are exactly numpy and onnxruntime).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def ray_backend() -> Iterator[Any]:
         import ray  # noqa: F401
     except ImportError:
         pytest.skip(
-            "ray is not installed: `pip install robot_meta[distributed]` to run the ray backend tests"
+            "ray is not installed: `pip install 'robot_meta[train,distributed]'` to run the ray backend tests"
         )
     from robot_meta.distributed import get_backend
 

@@ -82,7 +82,7 @@ def test_backend_names_and_errors() -> None:
 
 def test_ray_missing_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
-    with pytest.raises(ImportError, match=r"pip install robot_meta\[distributed\]"):
+    with pytest.raises(ImportError, match=r"pip install 'robot_meta\[train,distributed\]'"):
         get_backend("ray")
 
 

@@ -137,6 +137,11 @@ class Task(ABC):
     def on_task_change(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Hook run after the scene is reconfigured for a new task (before `reset_task`)."""
 
+    def achieved_goal(self) -> np.ndarray:
+        """The position that must reach `goal` (goal-conditioned envs): the object's, by default."""
+        pos, _ = self.sim.getBasePositionAndOrientation(self.scene.body)
+        return np.array(pos)
+
     # -- helpers for object tasks ---------------------------------------------------------------------
     def reward(self, distance: float, success: bool, shaping: float = 0.0) -> float:
         if self.reward_type == "sparse":

@@ -67,6 +67,10 @@ class ReachTask(Task):
         pos, _ = self.sim.getBasePositionAndOrientation(self.scene.body)
         return np.array(pos) - np.array([0.0, 0.0, self.scene.geometry.hang_length / 2])
 
+    def achieved_goal(self) -> np.ndarray:
+        """The tool tip (what must touch the target)."""
+        return self.tip_position()
+
     def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
         tip = self.tip_position()
         dist = float(np.linalg.norm(self.goal - tip))
