@@ -67,8 +67,13 @@ from robot_meta.meta.eval.kshot_table import aggregate_family
 log = logging.getLogger("kshot")
 
 BENCH_DIR = Path(__file__).resolve().parent
-RUNS_DIR = BENCH_DIR / "runs"
-CELLS_DIR = RESULTS_DIR / "kshot_cells"
+#: Version of what a cell measures. v1 (2026-11-22, archived under kshot_cells/v1/): `test` was the
+#: held-out intervals + shape (now the `interp` split) and slide struck at full torque. v2: `test` is
+#: unseen tasks of the training distribution and slide's strike is torque-limited (issue 14). Cells
+#: and trained policies of another version are never reused.
+PROTOCOL = "v2"
+RUNS_DIR = BENCH_DIR / "runs" / PROTOCOL
+CELLS_DIR = RESULTS_DIR / "kshot_cells" / PROTOCOL
 #: The cells of this benchmark (`robot_meta.meta.eval.kshot` owns the comparison itself).
 CELLS = cells()
 
