@@ -3,16 +3,17 @@
 Trains one SB3 DQN (privileged = the oracle, or not = domain randomisation) on the family's train
 split with a new task at every reset, then scores it greedily on `--tasks` unseen tasks drawn from
 the training distribution (the `test` split's meaning since issue 14) x `--episodes` episodes.
-Variants: `--n-steps N` (SB3's n-step returns), `--decided 1` (the `DecidedEnd` wrapper below: the
-episode ends once a struck puck rests, with a terminal reward equal to the discounted return the
-idle steps would have paid), and the usual DQN knobs. One JSON line per run is appended to
+Variants: `--n-steps N` (SB3's n-step returns), `--decided 1` (the env's `end_when_decided`: the
+episode ends once a struck puck rests, and that step's reward pays what the idle steps would have
+paid), and the usual DQN knobs. One JSON line per run is appended to
 `benchmarks/results/learner_quickloop.jsonl`. About 5 CPU-minutes per 60k-step run on slide.
 
     .venv/bin/python benchmarks/research/learner_quickloop.py --tag base
     .venv/bin/python benchmarks/research/learner_quickloop.py --decided 1 --n-steps 10 --tag dec_n10
 
-This is the quick loop the diagnosis benchmark of issue 15 grows from; `DecidedEnd` is a
-measurement device here, not (yet) an env option.
+This is the quick loop the diagnosis benchmark of issue 15 grows from. (Before the env option existed the
+decided end was a wrapper here whose terminal reward was the *discounted* idle return; the first
+rows of the JSON lines and of BENCHMARKS.md's table were measured with it.)
 """
 
 from __future__ import annotations
@@ -38,43 +39,14 @@ torch.set_num_threads(1)
 STRIKE0 = 7  # first strike action index in slide
 
 
-class DecidedEnd(gym.Wrapper):
-    """End the episode once a struck puck rests (or the outcome is decided); terminal reward = the
-    discounted return the idle steps would have paid (distance constant at rest)."""
-
-    def __init__(self, env, gamma: float, horizon: int = 50, settle: float = 0.02):
-        super().__init__(env)
-        self.gamma, self.horizon, self.settle = gamma, horizon, settle
-
-    def reset(self, **kw):
-        self.t = 0
-        self.struck = False
-        return self.env.reset(**kw)
-
-    def step(self, a):
-        obs, r, term, trunc, info = self.env.step(a)
-        self.t += 1
-        u = self.env.unwrapped
-        if int(a) >= STRIKE0:
-            self.struck = True
-        if self.struck and not term and not trunc:
-            lin = u.sim.getBaseVelocity(u.scene.body)[0]
-            speed = math.sqrt(sum(v * v for v in lin))
-            if speed < self.settle:
-                rem = self.horizon - self.t
-                if rem > 0:
-                    g = self.gamma
-                    r = r + r * g * (1 - g**rem) / (1 - g)
-                term = True
-        return obs, r, term, trunc, info
-
-
-def make_env(family, split, privileged, decided, gamma, seed_dist=None):
+def make_env(family, split, privileged, decided):
     dist = TaskDistribution.preset(family).split(split)
-    env = gym.make(f"robot_meta/Panda{family.capitalize()}-v0", distribution=dist, privileged=privileged)
-    if decided:
-        env = DecidedEnd(env, gamma)
-    return env
+    return gym.make(
+        f"robot_meta/Panda{family.capitalize()}-v0",
+        distribution=dist,
+        privileged=privileged,
+        end_when_decided=decided,
+    )
 
 
 def evaluate(model, stats, family, privileged, tasks, episodes, seed):
@@ -123,7 +95,7 @@ def main():
     args = ap.parse_args()
     t0 = time.process_time()
     w0 = time.time()
-    env = make_env(args.family, "train", bool(args.privileged), bool(args.decided), args.gamma)
+    env = make_env(args.family, "train", bool(args.privileged), bool(args.decided))
     env.reset(seed=args.seed)
     stats = observation_stats(env, 2000, args.seed)
     env = NormalizeObs(env, stats)

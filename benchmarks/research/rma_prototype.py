@@ -3,7 +3,7 @@
 Not package code: it measures whether an encoder that regresses a privileged task embedding from
 one shot's transitions lets the policy adapt, before `ContextDQN` is rebuilt that way. Uses the
 package's `QNetwork` and `ContextEncoder` (the modules the export and runtime already serve) and
-`learner_quickloop.DecidedEnd`. About 16 CPU-minutes with the defaults.
+the env's `end_when_decided` (until 2026-12-01 a wrapper with a discounted terminal reward). About 16 CPU-minutes with the defaults.
 
     .venv/bin/python benchmarks/research/rma_prototype.py --tag rma_base
 
@@ -29,7 +29,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from learner_quickloop import DecidedEnd
 from torch import nn
 
 import robot_meta  # noqa: F401
@@ -94,7 +93,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
     dist = TaskDistribution.preset("slide").split("train")
-    env = DecidedEnd(gym.make("robot_meta/PandaSlide-v0", privileged=True), args.gamma)
+    env = gym.make("robot_meta/PandaSlide-v0", privileged=True, end_when_decided=True)
     pdim = 13
     hidden = tuple(int(h) for h in args.hidden.split(","))
     q = QNetwork(OBS, 17, hidden, context_dim=args.latent, feature_activation="relu")

@@ -11,6 +11,7 @@ import numpy as np
 import pybullet
 from gymnasium import spaces
 
+from robot_meta._registration import MAX_EPISODE_STEPS
 from robot_meta.envs.goal import GoalConditioning
 from robot_meta.envs.params import PRIVILEGED_DIM, TaskDistribution, TaskParams
 from robot_meta.envs.robot import PandaRobot
@@ -46,6 +47,13 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         render_size: (width, height) of rendered frames, pixels.
         goal_conditioned: a Gymnasium-Robotics Dict observation (``observation``, ``achieved_goal``,
             ``desired_goal``) and a vectorised `compute_reward`, for HER (`robot_meta.envs.goal`).
+        end_when_decided: end the episode (``terminated``, ``info["decided"]``) as soon as its
+            outcome is decided (`Task.outcome_decided`: in slide, a struck puck at rest off the goal)
+            instead of idling to the time limit. That step's reward also pays what the idle steps
+            would have paid (its reward times the steps left of the registered ``MAX_EPISODE_STEPS``),
+            so the episode's return is unchanged; learners see the outcome without a long tail to bootstrap through.
+            Off by default; success is never affected. Not with ``goal_conditioned`` (HER recomputes
+            rewards from goals alone).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (Gymnasium's contract)
@@ -68,6 +76,7 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         reward_type: RewardType = "dense",
         render_size: tuple[int, int] = (480, 360),
         goal_conditioned: bool = False,
+        end_when_decided: bool = False,
     ) -> None:
         super().__init__()
         if family not in TASK_FAMILIES:
@@ -82,6 +91,16 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             raise TypeError(
                 f"distribution must be a TaskDistribution or a preset name, got {type(distribution).__name__}"
             )
+        if not isinstance(end_when_decided, bool):
+            raise ValueError(f"end_when_decided must be True or False, got {end_when_decided!r}")
+        if end_when_decided and (goal_conditioned or isinstance(self, GoalConditionedEnv)):
+            raise ValueError(
+                "end_when_decided=True cannot be combined with goal_conditioned=True: its terminal reward "
+                "is not a function of the goals, which HER's compute_reward needs; use one or the other"
+            )
+        self.end_when_decided = end_when_decided
+        self._steps = 0
+        self._struck = False
         self.family = family
         self.distribution = distribution
         self.action_mode: ActionMode = action_mode
@@ -215,6 +234,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         self._setpoint = self._ee_pos.copy()
         self._last = self.task.evaluate(self._ee_pos, ee_vel)
         self._needs_reset = False
+        self._steps = 0
+        self._struck = False
         return self._obs(self._last), self._info(self._last)
 
     def _bind_goal(self) -> None:
@@ -284,11 +305,19 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 f"the simulation became non-finite (task {self._params}); reset the env. "
                 "Please report this task: it should not be reachable with validated parameters."
             )
+        self._steps += 1
+        self._struck = self._struck or velocity is not None
         terminated = res.success or res.failed
+        reward = res.reward
+        decided = self.end_when_decided and not terminated and self.task.outcome_decided(struck=self._struck)
+        if decided:
+            terminated = True
+            reward *= 1 + max(0, MAX_EPISODE_STEPS - self._steps)
         if terminated:
             self._needs_reset = True
         obs, info = self._obs(res), self._info(res)
-        reward = res.reward
+        if self.end_when_decided:
+            info["decided"] = decided
         if self._goal is not None:  # exactly what compute_reward gives for this transition (HER)
             reward = float(self._goal.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
         return obs, reward, terminated, False, info

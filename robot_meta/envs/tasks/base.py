@@ -134,6 +134,14 @@ class Task(ABC):
     def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
         """Observation, reward, success and failure of the current state."""
 
+    def outcome_decided(self, struck: bool) -> bool:
+        """True once nothing the policy can still do changes the episode's outcome (not a success).
+
+        `struck`: a strike (velocity) action has been played this episode. Families without such a
+        point of no return keep the default (False); the env's ``end_when_decided`` asks this.
+        """
+        return False
+
     def on_task_change(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Hook run after the scene is reconfigured for a new task (before `reset_task`)."""
 

@@ -19,6 +19,8 @@ puck on the goal is therefore a property of the hidden task.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from robot_meta.envs.tasks.base import NOOP, DiscreteAction, ObjectTask, axis_moves
@@ -58,3 +60,13 @@ class SlideTask(ObjectTask):
         self.goal = self.goal_on_surface(
             x + float(rng.uniform(0.3, 0.6)), y + float(rng.uniform(-0.05, 0.05))
         )
+
+    def outcome_decided(self, struck: bool) -> bool:
+        """After the strike, once the puck is at rest (slower than `settle_speed`) off the goal.
+
+        A slide is one strike: the arm then holds, and a puck at rest stays where it is.
+        """
+        if not struck:
+            return False
+        lin, _ = self.sim.getBaseVelocity(self.scene.body)
+        return math.sqrt(lin[0] ** 2 + lin[1] ** 2 + lin[2] ** 2) < float(self.settle_speed or 0.0)
