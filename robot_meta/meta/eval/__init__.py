@@ -53,46 +53,9 @@ if TYPE_CHECKING:
         t_quantile_975,
     )
 
-# What each submodule provides; imported on first use, so that a light submodule
-# (e.g. robot_meta.meta.eval.kshot) does not load torch.
-_EXPORTS: dict[str, tuple[str, ...]] = {
-    "robot_meta.meta.eval.adapters": (
-        "Adapter",
-        "ContextAdapter",
-        "ExportAdapter",
-        "HeadAdapter",
-        "ReptileAdapter",
-        "ShotRecorder",
-    ),
-    "robot_meta.meta.eval.plots": ("plot_success",),
-    "robot_meta.meta.eval.protocol": (
-        "DEFAULT_SHOTS",
-        "EVAL_FILE",
-        "PLOT_FILE",
-        "SPLITS",
-        "AdapterMethod",
-        "EvalSplit",
-        "Method",
-        "evaluate",
-        "evaluate_episodes",
-        "evaluation_tasks",
-        "methods_for_export",
-        "methods_for_run",
-        "run_methods",
-        "unit_seeds",
-    ),
-    "robot_meta.meta.eval.stats": (
-        "EvalResult",
-        "KShotStats",
-        "MethodResult",
-        "UnitResult",
-        "aggregate",
-        "load_eval",
-        "mean_ci",
-        "t_quantile_975",
-    ),
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+# Imported on first use (robot_meta._lazy reads the TYPE_CHECKING imports above), so that a light
+# submodule (e.g. robot_meta.meta.eval.kshot) does not load torch.
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "DEFAULT_SHOTS",
