@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+
+from robot_meta.envs.params import Split
 
 __all__ = [
     "FULL",
@@ -67,7 +69,7 @@ def row_tasks(family: str, split: str, row: str, n: int) -> list[Any]:
 
     dist = TaskDistribution.preset(family)
     rng = np.random.default_rng([SPLITS.index(split), ROWS.index(row), 14])
-    drawn = dist.split(split).sample(n, rng)
+    drawn = dist.split(cast(Split, split)).sample(n, rng)
     if row == "all":
         return drawn
     nom = dist.nominal
