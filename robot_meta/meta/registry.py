@@ -10,7 +10,8 @@ about it, so evaluation, export and the CLI ask this registry and never branch o
 - ``trained_with``: a note for the manifest on how training relates to the device rule.
 
 To add an algorithm: write ``robot_meta/meta/<name>.py`` with its config class and its trainer
-class, import the trainer here and add one line to `_REGISTERED`.
+class and add one line ``"<algo>": "robot_meta.meta.<name>:<Class>"`` to `_REGISTERED` (the class is
+imported on first use and must say the same ``algo``).
 """
 
 from __future__ import annotations
