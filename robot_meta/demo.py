@@ -41,15 +41,11 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train -> export -> adapt on held-out tasks; `echo` prints the progress lines. Returns the results."""
-    import gymnasium as gym
-    import numpy as np
     import torch
 
     import robot_meta  # noqa: F401  (registers the env ids)
-    from robot_meta.envs import TaskDistribution
     from robot_meta.export import export_run
     from robot_meta.meta import make_config, train_run
-    from robot_meta.runtime import AdaptivePolicy, ControllerConfig, TaskTrial, run_trials
 
     out_dir = Path(out)
     run_dir, export_dir = out_dir / "run", out_dir / "export"
@@ -80,6 +76,41 @@ def run_demo(
         f"      {', '.join(exported.manifest['files'])} + manifest.json; parity on {par['samples']} observations: "
         f"max |dQ| {par['max_abs_diff_q']:.1e}, greedy mismatches {par['greedy_mismatches']} ({t_export:.0f} s)"
     )
+
+    summary, t_adapt = _adapt_stage(export_dir, seed, n_tasks, episodes, rate_hz, echo)
+    echo(f"[4/4] report: robot-meta report {run_dir}")
+    from robot_meta.report import write_report
+
+    t0 = time.perf_counter()
+    page = write_report(run_dir)
+    t_report = time.perf_counter() - t0
+    echo(f"      report: {page} ({t_report:.0f} s)")
+    results: dict[str, Any] = {
+        "env_id": ENV_ID,
+        "budget": budget,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "export_dir": str(export_dir),
+        "train": {"iterations": result.iterations, "env_steps": result.env_steps, "seconds": t_train},
+        "export": {"parity": exported.parity, "seconds": t_export},
+        "adapt": {**summary, "episodes_per_task": episodes, "rate_hz": rate_hz, "seconds": t_adapt},
+        "report": {"path": str(page), "seconds": t_report},
+        "wall_time_s": time.perf_counter() - t_all,
+    }
+    (out_dir / "demo.json").write_text(json.dumps(results, indent=2) + "\n")
+    echo(f"done in {results['wall_time_s']:.0f} s; results in {out_dir / 'demo.json'}")
+    return results
+
+
+def _adapt_stage(
+    export_dir: Path, seed: int, n_tasks: int, episodes: int, rate_hz: float, echo: Callable[[str], None]
+) -> tuple[dict[str, Any], float]:
+    """Step 3: the export's control loop on `n_tasks` held-out tasks; the trials' summary and the seconds."""
+    import gymnasium as gym
+    import numpy as np
+
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.runtime import AdaptivePolicy, ControllerConfig, TaskTrial, run_trials
 
     echo(
         f"[3/4] adapt on the device: robot-meta adapt {export_dir} --env {ENV_ID} --split test "
@@ -118,25 +149,4 @@ def run_demo(
         f"{summary['adaptations']} adaptations, {summary['rolled_back']} rolled back, "
         f"missed ticks {trials.missed_ticks} of {trials.ticks} at {rate_hz:g} Hz"
     )
-    echo(f"[4/4] report: robot-meta report {run_dir}")
-    from robot_meta.report import write_report
-
-    t0 = time.perf_counter()
-    page = write_report(run_dir)
-    t_report = time.perf_counter() - t0
-    echo(f"      report: {page} ({t_report:.0f} s)")
-    results: dict[str, Any] = {
-        "env_id": ENV_ID,
-        "budget": budget,
-        "seed": seed,
-        "run_dir": str(run_dir),
-        "export_dir": str(export_dir),
-        "train": {"iterations": result.iterations, "env_steps": result.env_steps, "seconds": t_train},
-        "export": {"parity": exported.parity, "seconds": t_export},
-        "adapt": {**summary, "episodes_per_task": episodes, "rate_hz": rate_hz, "seconds": t_adapt},
-        "report": {"path": str(page), "seconds": t_report},
-        "wall_time_s": time.perf_counter() - t_all,
-    }
-    (out_dir / "demo.json").write_text(json.dumps(results, indent=2) + "\n")
-    echo(f"done in {results['wall_time_s']:.0f} s; results in {out_dir / 'demo.json'}")
-    return results
+    return summary, t_adapt

@@ -1,25 +1,28 @@
 """Every row of the bad-input sweep (benchmarks/bad_inputs.py, BENCHMARKS.md) is refused as the table says.
 
-The cases live in the benchmark script so that the table and the tests cannot drift apart: each case
-feeds one bad input to the real entry point, and here its one-line error must match the pattern.
+The cases are one table in the package (`robot_meta.diagnostics.bad_inputs`), shared with the benchmark so
+that the table and the tests cannot drift apart: each case feeds one bad input to the real entry point,
+and here its one-line error must match the pattern.
 Plus the checkpoint trust model: a pickle that would run code is refused and never executed.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import bad_inputs
-from bad_inputs import CASES, Case, Context, make_context, malicious_checkpoint, run_case
-
+from robot_meta.diagnostics.bad_inputs import (
+    CASES,
+    Case,
+    Context,
+    make_context,
+    malicious_checkpoint,
+    run_case,
+)
 from robot_meta.meta import CheckpointError, load_checkpoint
 
 
@@ -67,4 +70,4 @@ def test_malicious_checkpoint_is_refused_and_never_executed(tmp_path: Path) -> N
     assert "\n" not in message
     assert not marker.exists(), "the pickle's payload ran"
     # The same refusal happens through `robot-meta train` resuming a run (case ckpt-malicious-pickle).
-    assert any(c.id == "ckpt-malicious-pickle" for c in bad_inputs.CASES)
+    assert any(c.id == "ckpt-malicious-pickle" for c in CASES)

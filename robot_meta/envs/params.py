@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -374,7 +374,9 @@ class TaskDistribution:
 
     @staticmethod
     def preset_names() -> tuple[str, ...]:
-        return tuple(_PRESETS)
+        from robot_meta.envs.presets import PRESETS
+
+        return tuple(PRESETS)
 
     @classmethod
     def preset(cls, name: str) -> TaskDistribution:
@@ -382,10 +384,12 @@ class TaskDistribution:
 
         ``"push:test"`` is accepted as a shorthand for ``preset("push").split("test")``.
         """
+        from robot_meta.envs.presets import PRESETS
+
         base, _, split = name.partition(":")
-        if base not in _PRESETS:
-            raise ValueError(f"unknown task distribution preset {base!r}: choose one of {list(_PRESETS)}")
-        dist = _PRESETS[base]
+        if base not in PRESETS:
+            raise ValueError(f"unknown task distribution preset {base!r}: choose one of {list(PRESETS)}")
+        dist = PRESETS[base]
         return dist.split(split) if split else dist  # type: ignore[arg-type]
 
     def split(self, name: Split) -> TaskDistribution:
@@ -448,111 +452,3 @@ class TaskDistribution:
             nominal=TaskParams.from_dict(data["nominal"]),
             active=active,
         )
-
-
-def _r(*intervals: tuple[float, float], log: bool = False) -> Region:
-    return Region(tuple(intervals), log=log)
-
-
-def _preset(
-    name: str,
-    *,
-    mass: tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float]], Sequence[tuple[float, float]]],
-    friction: tuple[
-        Sequence[tuple[float, float]], Sequence[tuple[float, float]], Sequence[tuple[float, float]]
-    ],
-    size: tuple[float, float],
-    shapes: tuple[tuple[ObjectShape, ...], ObjectShape],
-    terrains: tuple[Terrain, ...],
-    slope: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0)),
-    roughness: tuple[tuple[float, float], tuple[float, float]] = ((0.0, 0.0), (0.0, 0.0)),
-    nominal: TaskParams,
-    slope_sign: Literal["both", "up", "down"] = "both",
-) -> TaskDistribution:
-    """Build a preset from (train, interp, ood) intervals; interp and ood shapes add the held-out one."""
-    train_shapes, held_out = shapes
-    all_shapes = (*train_shapes, held_out)
-    common = dict(object_size=_r(size), terrains=terrains, slope_sign=slope_sign)
-    train = TaskSpace(
-        object_mass=_r(*mass[0], log=True),
-        lateral_friction=_r(*friction[0], log=True),
-        object_shapes=train_shapes,
-        terrain_slope_deg=_r(slope[0]),
-        terrain_roughness=_r(roughness[0]),
-        **common,  # type: ignore[arg-type]
-    )
-    interp = dataclasses.replace(
-        train,
-        object_mass=_r(*mass[1], log=True),
-        lateral_friction=_r(*friction[1], log=True),
-        object_shapes=all_shapes,
-    )
-    ood = dataclasses.replace(
-        train,
-        object_mass=_r(*mass[2], log=True),
-        lateral_friction=_r(*friction[2], log=True),
-        object_shapes=all_shapes,
-        terrain_slope_deg=_r(slope[1]),
-        terrain_roughness=_r(roughness[1]),
-    )
-    return TaskDistribution(name=name, train=train, interp=interp, ood=ood, nominal=nominal)
-
-
-_PRESETS: dict[str, TaskDistribution] = {
-    # Reach: the gripper holds a tool of hidden shape and size whose tip must touch the target.
-    "reach": _preset(
-        "reach",
-        mass=([(0.1, 0.3), (0.6, 1.0)], [(0.3, 0.6)], [(1.0, 2.0)]),
-        friction=([(0.3, 0.5), (0.7, 1.0)], [(0.5, 0.7)], [(0.1, 0.3)]),
-        size=(0.03, 0.08),
-        shapes=(("cube", "cuboid", "cylinder", "sphere"), "capsule"),
-        terrains=("flat",),
-        nominal=TaskParams(object_mass=0.2, object_shape="cube", object_size=0.05, lateral_friction=0.5),
-    ),
-    # Push: friction decides how far the object coasts, mass how much the arm is slowed.
-    "push": _preset(
-        "push",
-        mass=([(0.1, 0.3), (0.8, 2.0)], [(0.3, 0.8)], [(2.0, 4.0)]),
-        friction=([(0.1, 0.2), (0.4, 1.0)], [(0.2, 0.4)], [(0.03, 0.1)]),
-        size=(0.04, 0.06),
-        shapes=(("cube", "cuboid", "cylinder"), "capsule"),
-        terrains=("flat", "tilted", "bumpy"),
-        slope=((0.0, 4.0), (4.0, 8.0)),
-        roughness=((0.002, 0.006), (0.006, 0.01)),
-        nominal=TaskParams(object_mass=0.5, object_shape="cube", object_size=0.05, lateral_friction=0.5),
-    ),
-    # Slide: the strike strength that lands the puck on the goal depends on friction, mass and slope.
-    "slide": _preset(
-        "slide",
-        mass=([(0.1, 0.3), (0.8, 2.0)], [(0.3, 0.8)], [(2.0, 4.0)]),
-        friction=([(0.05, 0.08), (0.14, 0.25)], [(0.08, 0.14)], [(0.025, 0.05)]),
-        size=(0.05, 0.07),
-        shapes=(("cylinder", "cube"), "cuboid"),
-        terrains=("flat", "tilted"),
-        slope=((0.0, 2.0), (2.0, 4.0)),
-        nominal=TaskParams(object_mass=0.3, object_shape="cylinder", object_size=0.06, lateral_friction=0.1),
-    ),
-    # Pick and place: grip force x friction must carry the weight; shape decides how it is grasped.
-    "pick_place": _preset(
-        "pick_place",
-        mass=([(0.05, 0.15), (0.4, 0.8)], [(0.15, 0.4)], [(0.8, 1.5)]),
-        friction=([(0.3, 0.5), (0.8, 1.2)], [(0.5, 0.8)], [(0.1, 0.3)]),
-        size=(0.035, 0.05),
-        shapes=(("cube", "cuboid", "cylinder"), "capsule"),
-        terrains=("flat", "tilted"),
-        slope=((0.0, 3.0), (3.0, 6.0)),
-        nominal=TaskParams(object_mass=0.1, object_shape="cube", object_size=0.04, lateral_friction=0.8),
-    ),
-    # Every family's parameters at once, for multi-family meta-training.
-    "manipulation-all": _preset(
-        "manipulation-all",
-        mass=([(0.05, 0.3), (0.8, 2.0)], [(0.3, 0.8)], [(2.0, 4.0)]),
-        friction=([(0.05, 0.1), (0.2, 1.0)], [(0.1, 0.2)], [(0.02, 0.05), (1.0, 1.5)]),
-        size=(0.035, 0.07),
-        shapes=(("cube", "cuboid", "cylinder", "capsule"), "sphere"),
-        terrains=("flat", "tilted", "bumpy"),
-        slope=((0.0, 4.0), (4.0, 8.0)),
-        roughness=((0.002, 0.006), (0.006, 0.01)),
-        nominal=TaskParams(),
-    ),
-}

@@ -53,6 +53,60 @@ if TYPE_CHECKING:
 __all__ = ["MetaDQN", "meta_td_loss"]
 
 
+def _adapt_on(
+    support: Batch,
+    w: Tensor,
+    b: Tensor,
+    fs: Tensor,
+    fs_next: Tensor,
+    rule: HeadRule,
+    support_mask: Tensor | None,
+    succ: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """`adapt_head` from head (`w`, `b`) on the support set's transitions, given its features."""
+    return adapt_head(
+        w, b, fs, support.actions, support.rewards, fs_next, support.terminated, rule, support_mask, succ
+    )
+
+
+def _inner_td_stats(
+    support: Batch,
+    w0: Tensor,
+    b0: Tensor,
+    wk: Tensor,
+    bk: Tensor,
+    fs: Tensor,
+    fs_next: Tensor,
+    rule: HeadRule,
+    support_mask: Tensor | None,
+    succ: Tensor | None,
+) -> dict[str, float]:
+    """The support set's TD loss before (`w0`, `b0`) and after (`wk`, `bk`) the inner steps."""
+    with torch.no_grad():
+        fs_d, fs_next_d = fs.detach(), fs_next.detach()
+        y_in = head_nstep_targets(
+            w0.detach(),
+            b0.detach(),
+            fs_next_d,
+            support.rewards,
+            support.terminated,
+            succ,
+            rule.gamma,
+            rule.n_step,
+        )
+        pre = float(
+            head_td_loss(
+                w0.detach(), b0.detach(), fs_d, support.actions, y_in, rule.huber_delta, support_mask
+            ).mean()
+        )
+        post = float(
+            head_td_loss(
+                wk.detach(), bk.detach(), fs_d, support.actions, y_in, rule.huber_delta, support_mask
+            ).mean()
+        )
+    return {"losses/inner_td_pre": pre, "losses/inner_td_post": post}
+
+
 def meta_td_loss(
     qnet: QNetwork,
     target: QNetwork,
@@ -85,49 +139,16 @@ def meta_td_loss(
     if first_order:
         with torch.no_grad():
             fs, fs_next = feats(support.obs), feats(support.next_obs)
-            wk_c, bk_c = adapt_head(
-                w0,
-                b0,
-                fs,
-                support.actions,
-                support.rewards,
-                fs_next,
-                support.terminated,
-                rule,
-                support_mask,
-                succ,
-            )
+            wk_c, bk_c = _adapt_on(support, w0, b0, fs, fs_next, rule, support_mask, succ)
         wk, bk = w0 + (wk_c - w0).detach(), b0 + (bk_c - b0).detach()
     else:
         fs, fs_next = feats(support.obs), feats(support.next_obs)
-        wk, bk = adapt_head(
-            w0,
-            b0,
-            fs,
-            support.actions,
-            support.rewards,
-            fs_next,
-            support.terminated,
-            rule,
-            support_mask,
-            succ,
-        )
+        wk, bk = _adapt_on(support, w0, b0, fs, fs_next, rule, support_mask, succ)
 
     with torch.no_grad():
         tw0, tb0 = target.head.weight, target.head.bias
         tfs, tfs_next = target.features(support.obs), target.features(support.next_obs)
-        twk, tbk = adapt_head(
-            tw0,
-            tb0,
-            tfs,
-            support.actions,
-            support.rewards,
-            tfs_next,
-            support.terminated,
-            rule,
-            support_mask,
-            succ,
-        )
+        twk, tbk = _adapt_on(support, tw0, tb0, tfs, tfs_next, rule, support_mask, succ)
         tf_q_next = target.features(query.next_obs)
         f_q_next = feats(query.next_obs)
         y = double_dqn_targets(
@@ -153,28 +174,7 @@ def meta_td_loss(
         zero = td_loss(head_q(w0, b0, fq), query.actions, y0, rule.huber_delta)
         loss = loss + zero_shot_weight * zero
         stats["losses/zero_shot_td"] = float(zero.detach())
-    with torch.no_grad():
-        fs_d, fs_next_d = fs.detach(), fs_next.detach()
-        y_in = head_nstep_targets(
-            w0.detach(),
-            b0.detach(),
-            fs_next_d,
-            support.rewards,
-            support.terminated,
-            succ,
-            rule.gamma,
-            rule.n_step,
-        )
-        stats["losses/inner_td_pre"] = float(
-            head_td_loss(
-                w0.detach(), b0.detach(), fs_d, support.actions, y_in, rule.huber_delta, support_mask
-            ).mean()
-        )
-        stats["losses/inner_td_post"] = float(
-            head_td_loss(
-                wk.detach(), bk.detach(), fs_d, support.actions, y_in, rule.huber_delta, support_mask
-            ).mean()
-        )
+    stats.update(_inner_td_stats(support, w0, b0, wk, bk, fs, fs_next, rule, support_mask, succ))
     return loss, stats
 
 

@@ -353,28 +353,8 @@ class AdaptiveController:
                 ended = False
                 while not self._stop.is_set() and (ticks is None or report.ticks < ticks):
                     if period:
-                        now = time.perf_counter()
-                        if now < next_t:
-                            time.sleep(next_t - now)
-                        else:
-                            late = now - next_t
-                            report.max_lateness_s = max(report.max_lateness_s, late)
-                            if late >= period:
-                                skipped = int(late // period)
-                                report.missed_ticks += skipped
-                                next_t += skipped * period
-                        next_t += period
-                    t0 = time.perf_counter()
-                    try:
-                        action = self.policy.act(obs)
-                        last_action = action
-                    except ObservationError as exc:
-                        report.refused_observations += 1
-                        self._refuse(
-                            "observation (repeating the last good action)", report.refused_observations, exc
-                        )
-                        action = last_action
-                    report.act_seconds.append(time.perf_counter() - t0)
+                        next_t = _wait_for_tick(report, period, next_t)
+                    action = last_action = self._act_timed(obs, last_action, report)
                     next_obs, reward, terminated, truncated, info = self.env.step(action)
                     report.ticks += 1
                     ep_ticks += 1
@@ -416,13 +396,48 @@ class AdaptiveController:
             restore_scheduling()
             if cfg.freeze_gc:
                 gc.unfreeze()
-            adapter.wait_idle(cfg.adapt_timeout_s)
-            adapter.close()
-            if len(report.episodes) > keep_episodes:
-                del report.episodes[:-keep_episodes]
-            report.adapt_reports = list(adapter.reports)
-            report.adapt_calls = adapter.calls
-            report.adaptations = adapter.applied
-            report.rolled_back = adapter.rolled_back
-            report.wall_time_s = time.perf_counter() - t_start
+            self._finish(report, adapter, keep_episodes, t_start)
         return report
+
+    def _act_timed(self, obs: Any, last_action: int, report: ControllerReport) -> int:
+        """The policy's action for `obs`, timed; a refused observation repeats `last_action`."""
+        t0 = time.perf_counter()
+        try:
+            action = self.policy.act(obs)
+        except ObservationError as exc:
+            report.refused_observations += 1
+            self._refuse("observation (repeating the last good action)", report.refused_observations, exc)
+            action = last_action
+        report.act_seconds.append(time.perf_counter() - t0)
+        return action
+
+    def _finish(
+        self, report: ControllerReport, adapter: _Adapter, keep_episodes: int, t_start: float
+    ) -> None:
+        """Stop the adaptation thread and fill in the report's totals."""
+        adapter.wait_idle(self.config.adapt_timeout_s)
+        adapter.close()
+        if len(report.episodes) > keep_episodes:
+            del report.episodes[:-keep_episodes]
+        report.adapt_reports = list(adapter.reports)
+        report.adapt_calls = adapter.calls
+        report.adaptations = adapter.applied
+        report.rolled_back = adapter.rolled_back
+        report.wall_time_s = time.perf_counter() - t_start
+
+
+def _wait_for_tick(report: ControllerReport, period: float, next_t: float) -> float:
+    """Sleep until the tick due at `next_t`; a late tick records its lateness and the ticks it missed.
+
+    Returns when the next tick is due."""
+    now = time.perf_counter()
+    if now < next_t:
+        time.sleep(next_t - now)
+    else:
+        late = now - next_t
+        report.max_lateness_s = max(report.max_lateness_s, late)
+        if late >= period:
+            skipped = int(late // period)
+            report.missed_ticks += skipped
+            next_t += skipped * period
+    return next_t + period

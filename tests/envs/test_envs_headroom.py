@@ -1,21 +1,16 @@
-"""The headroom measure of benchmarks/headroom.py: row task sets and the calibrated-vs-pooled arithmetic.
+"""The headroom measure (robot_meta.diagnostics.headroom, behind benchmarks/headroom.py): row task sets and the calibrated-vs-pooled arithmetic.
 
 The episodes here are synthetic (a known success table), so the expected numbers follow by hand.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import headroom
-
+from robot_meta.diagnostics import headroom
 from robot_meta.envs import TaskDistribution
 
 VARIED = {

@@ -12,41 +12,50 @@
 
 from __future__ import annotations
 
-from robot_meta.meta.eval.adapters import (
-    Adapter,
-    ContextAdapter,
-    ExportAdapter,
-    HeadAdapter,
-    ReptileAdapter,
-    ShotRecorder,
-)
-from robot_meta.meta.eval.plots import plot_success
-from robot_meta.meta.eval.protocol import (
-    DEFAULT_SHOTS,
-    EVAL_FILE,
-    PLOT_FILE,
-    SPLITS,
-    AdapterMethod,
-    EvalSplit,
-    Method,
-    evaluate,
-    evaluate_episodes,
-    evaluation_tasks,
-    methods_for_export,
-    methods_for_run,
-    run_methods,
-    unit_seeds,
-)
-from robot_meta.meta.eval.stats import (
-    EvalResult,
-    KShotStats,
-    MethodResult,
-    UnitResult,
-    aggregate,
-    load_eval,
-    mean_ci,
-    t_quantile_975,
-)
+from typing import TYPE_CHECKING
+
+from robot_meta._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from robot_meta.meta.eval.adapters import (
+        Adapter,
+        ContextAdapter,
+        ExportAdapter,
+        HeadAdapter,
+        ReptileAdapter,
+        ShotRecorder,
+    )
+    from robot_meta.meta.eval.plots import plot_success
+    from robot_meta.meta.eval.protocol import (
+        DEFAULT_SHOTS,
+        EVAL_FILE,
+        PLOT_FILE,
+        SPLITS,
+        AdapterMethod,
+        EvalSplit,
+        Method,
+        evaluate,
+        evaluate_episodes,
+        evaluation_tasks,
+        methods_for_export,
+        methods_for_run,
+        run_methods,
+        unit_seeds,
+    )
+    from robot_meta.meta.eval.stats import (
+        EvalResult,
+        KShotStats,
+        MethodResult,
+        UnitResult,
+        aggregate,
+        load_eval,
+        mean_ci,
+        t_quantile_975,
+    )
+
+# Imported on first use (robot_meta._lazy reads the TYPE_CHECKING imports above), so that a light
+# submodule (e.g. robot_meta.meta.eval.kshot) does not load torch.
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "DEFAULT_SHOTS",

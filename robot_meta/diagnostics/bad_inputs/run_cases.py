@@ -1,0 +1,291 @@
+"""Bad inputs of the command line, config.json and checkpoint.pt: one `Case` a row."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from robot_meta.diagnostics.bad_inputs.harness import (
+    PUSH,
+    RESUME,
+    TRAIN,
+    TRAIN_PUSH,
+    Case,
+    cli,
+    edit_ckpt,
+    edit_json,
+    malicious_resume,
+    resume,
+    set_path,
+    truncate,
+    widen,
+)
+
+RUN_CASES: tuple[Case, ...] = (
+    # CLI -------------------------------------------------------------------------------------------------
+    Case(
+        "cli-unknown-algo",
+        "CLI",
+        TRAIN,
+        "`--algo dqn`",
+        r"argument --algo: invalid choice: 'dqn'",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "dqn"),
+    ),
+    Case(
+        "cli-unknown-budget",
+        "CLI",
+        TRAIN,
+        "`--budget huge`",
+        r"argument --budget: invalid choice: 'huge'",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "reptile", "--budget", "huge"),
+    ),
+    Case(
+        "cli-unknown-env",
+        "CLI",
+        TRAIN,
+        "`--env robot_meta/PandaFly-v0` (no --preset)",
+        r"cannot guess the task preset of env 'robot_meta/PandaFly-v0': pass --preset",
+        lambda c: cli(
+            c, "train", "--algo", "reptile", "--env", "robot_meta/PandaFly-v0", "--out", c.fresh("o")
+        ),
+    ),
+    Case(
+        "cli-unregistered-env",
+        "CLI",
+        TRAIN,
+        "`--env robot_meta/PandaFly-v0 --preset push`",
+        r"unknown environment id 'robot_meta/PandaFly-v0'",
+        lambda c: cli(
+            c,
+            "train",
+            "--algo",
+            "reptile",
+            "--env",
+            "robot_meta/PandaFly-v0",
+            "--preset",
+            "push",
+            "--budget",
+            "smoke",
+            "--out",
+            c.fresh("o"),
+        ),
+    ),
+    Case(
+        "cli-unknown-preset",
+        "CLI",
+        TRAIN,
+        "`--preset pushy`",
+        r"unknown task distribution preset 'pushy'",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "reptile", "--preset", "pushy"),
+    ),
+    Case(
+        "cli-set-unknown-key",
+        "CLI",
+        TRAIN,
+        "`--set learning_rate=0.1`",
+        r"has no field 'learning_rate'",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--set", "learning_rate=0.1"),
+    ),
+    Case(
+        "cli-set-bad-value",
+        "CLI",
+        TRAIN,
+        "`--set lr=-1`",
+        r"lr.*-1",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--set", "lr=-1"),
+    ),
+    Case(
+        "cli-set-no-equals",
+        "CLI",
+        TRAIN,
+        "`--set lr`",
+        r"must look like KEY=VALUE",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--set", "lr"),
+    ),
+    Case(
+        "cli-set-wrong-type",
+        "CLI",
+        TRAIN,
+        "`--set hidden=wide`",
+        r"hidden",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--set", "hidden=wide"),
+    ),
+    Case(
+        "cli-seed-not-int",
+        "CLI",
+        TRAIN,
+        "`--seed one`",
+        r"argument --seed: invalid int value: 'one'",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--seed", "one"),
+    ),
+    Case(
+        "cli-missing-out",
+        "CLI",
+        TRAIN,
+        "no `--out`",
+        r"the following arguments are required: --out",
+        lambda c: cli(c, "train", "--algo", "meta-dqn", "--env", PUSH),
+    ),
+    Case(
+        "cli-unknown-flag",
+        "CLI",
+        TRAIN,
+        "`--lr 0.1` (not a flag)",
+        r"unrecognized arguments: --lr 0.1",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--lr", "0.1"),
+    ),
+    Case(
+        "cli-workers-zero",
+        "CLI",
+        TRAIN,
+        "`--workers 0`",
+        r"--workers 0 is invalid: must be >= 1",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--workers", "0"),
+    ),
+    Case(
+        "cli-unknown-backend",
+        "CLI",
+        TRAIN,
+        "`--backend spark`",
+        r"unknown execution backend 'spark'",
+        lambda c: cli(c, *TRAIN_PUSH, c.fresh("o"), "--algo", "meta-dqn", "--backend", "spark"),
+    ),
+    Case(
+        "cli-unknown-command",
+        "CLI",
+        "robot-meta",
+        "`robot-meta fly`",
+        r"invalid choice: 'fly'",
+        lambda c: cli(c, "fly"),
+    ),
+    # config.json --------------------------------------------------------------------------------------
+    Case(
+        "config-not-json",
+        "config.json",
+        RESUME,
+        "config.json is not JSON",
+        r"config\.json is unreadable",
+        lambda c: resume(c, lambda r: (r / "config.json").write_text("{not json")),
+    ),
+    Case(
+        "config-edited-field",
+        "config.json",
+        RESUME,
+        "config.json: `lr` edited to 0.5",
+        r"was created with a different configuration \(lr: 0\.5 in the run vs 0\.001 now\)",
+        lambda c: resume(c, lambda r: edit_json(r / "config.json", lambda d: set_path(d, "config.lr", 0.5))),
+    ),
+    Case(
+        "config-other-algo",
+        "config.json",
+        RESUME,
+        "config.json: `algo` changed to reptile",
+        r"holds a 'reptile' run, not 'meta-dqn'",
+        lambda c: resume(c, lambda r: edit_json(r / "config.json", lambda d: set_path(d, "algo", "reptile"))),
+    ),
+    Case(
+        "config-no-format",
+        "config.json",
+        RESUME,
+        "config.json without its `format` tag",
+        r"was not written by robot-meta train",
+        lambda c: resume(
+            c,
+            lambda r: edit_json(r / "config.json", lambda d: {k: v for k, v in d.items() if k != "format"}),
+        ),
+    ),
+    Case(
+        "config-list",
+        "config.json",
+        RESUME,
+        "config.json is a JSON list",
+        r"was not written by robot-meta train",
+        lambda c: resume(c, lambda r: (r / "config.json").write_text("[1, 2]")),
+    ),
+    # checkpoint.pt ------------------------------------------------------------------------------------
+    Case(
+        "ckpt-truncated",
+        "checkpoint",
+        RESUME,
+        "checkpoint.pt truncated to half",
+        r"is not a readable robot_meta checkpoint .*delete .* to restart",
+        lambda c: resume(c, lambda r: truncate(r / "checkpoint.pt")),
+    ),
+    Case(
+        "ckpt-empty",
+        "checkpoint",
+        RESUME,
+        "checkpoint.pt of zero bytes",
+        r"is not a readable robot_meta checkpoint",
+        lambda c: resume(c, lambda r: (r / "checkpoint.pt").write_bytes(b"")),
+    ),
+    Case(
+        "ckpt-garbage",
+        "checkpoint",
+        RESUME,
+        "checkpoint.pt of random bytes",
+        r"refused it \(Unsupported operand \d+\)",
+        lambda c: resume(
+            c, lambda r: (r / "checkpoint.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+        ),
+    ),
+    Case(
+        "ckpt-foreign-pickle",
+        "checkpoint",
+        RESUME,
+        "a plain pickle of a dict (not torch.save)",
+        r"weights_only=True\) refused it \(Unsupported operand \d+\)",
+        lambda c: resume(
+            c, lambda r: (r / "checkpoint.pt").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+        ),
+    ),
+    Case(
+        "ckpt-foreign-torch",
+        "checkpoint",
+        RESUME,
+        "another program's torch.save (a bare state_dict)",
+        r"is not a robot_meta checkpoint \(format None",
+        lambda c: resume(
+            c,
+            lambda r: __import__("torch").save(
+                {"fc.weight": __import__("torch").zeros(2)}, r / "checkpoint.pt"
+            ),
+        ),
+    ),
+    Case(
+        "ckpt-malicious-pickle",
+        "checkpoint",
+        RESUME,
+        "pickle whose `__reduce__` runs `os.system` (never executed)",
+        r"refused it \(Trying to load unsupported GLOBAL posix\.system.*will not unpickle it",
+        malicious_resume,
+    ),
+    Case(
+        "ckpt-wrong-algo",
+        "checkpoint",
+        RESUME,
+        "checkpoint of a reptile run",
+        r"holds a 'reptile' checkpoint, not 'meta-dqn'",
+        lambda c: resume(c, lambda r: edit_ckpt(r, lambda s: set_path(s, "algo", "reptile"))),
+    ),
+    Case(
+        "ckpt-missing-keys",
+        "checkpoint",
+        RESUME,
+        "checkpoint without `models`/`replay`",
+        r"does not match this meta-dqn configuration \(KeyError",
+        lambda c: resume(
+            c,
+            lambda r: edit_ckpt(r, lambda s: {k: v for k, v in s.items() if k not in ("models", "replay")}),
+        ),
+    ),
+    Case(
+        "ckpt-wrong-shapes",
+        "checkpoint",
+        RESUME,
+        "checkpoint of a wider network (weights 2x)",
+        r"does not match this meta-dqn configuration \(RuntimeError: Error\(s\) in loading state_dict for QNetwork: size mismatch",
+        lambda c: resume(c, lambda r: edit_ckpt(r, widen)),
+    ),
+)  # fmt: skip

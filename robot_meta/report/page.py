@@ -1,0 +1,257 @@
+"""The page of a report: `write_report` assembles ``index.html`` from the figures and ``eval.json``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from robot_meta.report.figures import plot_task_coverage, plot_training_curves, write_gif
+from robot_meta.report.names import (
+    ADAPTATION_GIF,
+    COVERAGE_PNG,
+    CURVES_PNG,
+    REPORT_DIR,
+    REPORT_HTML,
+    SUCCESS_PNG,
+    ReportError,
+)
+from robot_meta.report.rollout import read_scalars, record_adaptation
+
+log = logging.getLogger("robot_meta.report")
+
+# -- the page -----------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
+       padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+img { max-width: 100%; border: 1px solid #eee; } .muted { color: #666; } .note { background: #fff8e1;
+padding: 0.6rem 0.9rem; border-left: 4px solid #f0b400; }
+table { border-collapse: collapse; font-size: 0.9rem; } td, th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; }
+th { background: #f5f5f5; } code { background: #f3f3f3; padding: 0 0.2rem; }
+"""
+
+#: Marks the page when images fail to load (read by `check_page`; harmless in a browser).
+_CHECK_SCRIPT = """
+window.addEventListener("load", function () {
+  var broken = Array.prototype.filter.call(document.images, function (i) {
+    return !(i.complete && i.naturalWidth > 0); });
+  document.body.setAttribute("data-broken-images", String(broken.length));
+  if (broken.length) { console.error("report: " + broken.length + " image(s) failed to load"); }
+});
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _eval_section(eval_path: Path, out_dir: Path, run_dir: Path) -> str:
+    if not eval_path.exists():
+        return (
+            '<p class="note">not evaluated yet &mdash; run <code>robot-meta evaluate '
+            f"{_esc(run_dir)}</code></p>"
+        )
+    try:
+        data = json.loads(eval_path.read_text())
+        methods = {name: dict(m.get("K", m)) for name, m in data["methods"].items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        return f'<p class="note">{_esc(eval_path)} could not be read ({_esc(exc)}): re-run <code>robot-meta evaluate {_esc(run_dir)}</code></p>'
+    from robot_meta.meta.eval import plot_success
+
+    plot_success(methods, out_dir / SUCCESS_PNG, title=f"success vs K on the {data.get('split', '?')} split")
+    ks = sorted({int(k) for m in methods.values() for k in m})
+    head = "".join(f"<th>K = {k}</th>" for k in ks)
+    rows = []
+    for name, per_k in methods.items():
+        cells = []
+        for k in ks:
+            v = per_k.get(str(k), per_k.get(k))
+            if not v:
+                cells.append("<td>&ndash;</td>")
+                continue
+            lo, hi = v.get("ci_low"), v.get("ci_high")
+            ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
+            ret = (
+                f"<br><span class='muted'>return {v['return']:.1f}</span>"
+                if v.get("return") is not None
+                else ""
+            )
+            cells.append(f"<td>{v['success']:.2f}{ci}{ret}</td>")
+        rows.append(f"<tr><th>{_esc(name)}</th>{''.join(cells)}</tr>")
+    protocol = _esc(data.get("protocol", ""))
+    details = f"split <b>{_esc(data.get('split', '?'))}</b>, {data.get('num_tasks', '?')} tasks x seeds {_esc(data.get('seeds', '?'))}, {data.get('episodes', '?')} evaluation episodes per unit"
+    return (
+        f'<img src="{SUCCESS_PNG}" alt="success rate vs K shots">'
+        f"<p class='muted'>{details}. {protocol}. Success rate with 95 % interval, mean return below.</p>"
+        f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def _config_table(info: Mapping[str, Any]) -> str:
+    cfg = info.get("config", {})
+    rows = "".join(
+        f"<tr><th>{_esc(k)}</th><td><code>{_esc(json.dumps(v))}</code></td></tr>" for k, v in cfg.items()
+    )
+    return f"<details><summary>configuration ({len(cfg)} fields)</summary><table>{rows}</table></details>"
+
+
+def write_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    gif: bool = True,
+    seed: int = 0,
+    gif_size: tuple[int, int] = (320, 240),
+    progress: bool | None = None,
+) -> Path:
+    """Write the HTML report of a run (and its PNGs and GIF); returns the path of ``index.html``.
+
+    Args:
+        run_dir: a run directory of ``robot-meta train`` (``config.json``, ``checkpoint.pt``, ...).
+        out: output folder (default ``RUN/report``); created if needed, files overwritten.
+        gif: render the before/after adaptation GIF (about 10-30 s of headless rendering).
+        seed: picks the held-out task and the episode seeds of the GIF.
+        gif_size: (width, height) of each panel of the GIF, pixels.
+        progress: show progress bars (default: when stderr is a terminal).
+    """
+    from robot_meta.meta.checkpoint import CONFIG_FILE
+
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file():
+        raise ReportError(
+            f"{run} is not a run directory (no {CONFIG_FILE}): train one first, e.g. "
+            f"`robot-meta train --algo meta-dqn --env robot_meta/PandaReach-v0 --out {run}`"
+        )
+    try:
+        info: dict[str, Any] = json.loads((run / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(
+            f"{run / CONFIG_FILE} cannot be read ({exc}): train into a new --out directory"
+        ) from exc
+    out_dir = Path(out) if out is not None else run / REPORT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    algo, env_id = info.get("algo", "?"), info.get("env", {}).get("env_id", "?")
+    sections: dict[str, str] = {}
+    stages = ["curves", "evaluation", "coverage", *(["gif"] if gif else [])]
+    with tqdm(total=len(stages), desc="report", unit="part", disable=not show) as bar:
+        sections["Training curves"], iterations = _curves_section(run, out_dir, f"{algo} on {env_id}")
+        bar.update(1)
+        sections["Success vs K shots"] = _eval_section(run / "eval.json", out_dir, run)
+        bar.update(1)
+        sections["Task-parameter coverage"] = _coverage_section(info, out_dir)
+        bar.update(1)
+        if gif:
+            sections["Before and after adaptation"] = _gif_section(run, out_dir, seed, gif_size, show)
+            bar.update(1)
+    page = _page(run, info, sections, iterations)
+    path = out_dir / REPORT_HTML
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    log.info("report written to %s", path)
+    return path
+
+
+def _curves_section(run: Path, out_dir: Path, title: str) -> tuple[str, int]:
+    """The training-curve section and the last meta-iteration logged."""
+    scalars = read_scalars(run)
+    iterations = int(max((s[-1] for s, _ in scalars.values() if len(s)), default=0))
+    if scalars:
+        plot_training_curves(scalars, out_dir / CURVES_PNG, title)
+        section = (
+            f'<img src="{CURVES_PNG}" alt="training curves">'
+            "<p class='muted'>From the run's TensorBoard logs (<code>tensorboard --logdir "
+            f"{_esc(run)}</code> for every scalar). <i>before adaptation</i>: the first episode of each "
+            "task visit, acting with the meta-policy; <i>after adaptation</i>: the last episode of the "
+            "visit, after the algorithm's own few-shot adaptation.</p>"
+        )
+    else:
+        section = '<p class="note">no TensorBoard scalars yet (has training started?)</p>'
+    return section, iterations
+
+
+def _coverage_section(info: Mapping[str, Any], out_dir: Path) -> str:
+    """Where the splits of the run's task distribution lie, with its training pool."""
+    from robot_meta.envs import TaskDistribution
+
+    cfg = info.get("config", {})
+    try:
+        dist_info = info.get("task_distribution")
+        dist = TaskDistribution.from_dict(dist_info) if dist_info else TaskDistribution.preset(cfg["preset"])
+        plot_task_coverage(
+            dist, [p for p in info.get("task_pool", []) if isinstance(p, dict)], out_dir / COVERAGE_PNG
+        )
+        return (
+            f'<img src="{COVERAGE_PNG}" alt="task-parameter coverage of train, test and ood">'
+            "<p class='muted'>Samples of each split of the run's task distribution in the hidden-parameter "
+            "space. Test regions are disjoint from train (held-out values and shape); ood extrapolates "
+            "beyond the train ranges. Black crosses: the training pool this run actually used.</p>"
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        return f'<p class="note">the task distribution of this run is unknown ({_esc(exc)})</p>'
+
+
+def _gif_section(run: Path, out_dir: Path, seed: int, gif_size: tuple[int, int], show: bool) -> str:
+    """The before/after adaptation GIF on a held-out task (once the run has a checkpoint)."""
+    from robot_meta.meta.checkpoint import CHECKPOINT_FILE
+
+    if (run / CHECKPOINT_FILE).is_file():
+        rollout = record_adaptation(run, seed=seed, size=gif_size, progress=show)
+        write_gif(rollout, out_dir / ADAPTATION_GIF)
+        task = (
+            ", ".join(
+                f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in rollout.task.items()
+            )
+            if isinstance(rollout.task, dict)
+            else rollout.task
+        )
+        return (
+            f'<img src="{ADAPTATION_GIF}" alt="the robot before and after adaptation">'
+            f"<p class='muted'>A held-out test task ({_esc(task)}). Left: the meta-policy, greedy. "
+            f"Right: the same start state after adapting on one shot episode ({rollout.shot_transitions} "
+            f"transitions, method <code>{_esc(rollout.method)}</code>). Return "
+            f"{rollout.before_return:.1f} &rarr; {rollout.after_return:.1f}.</p>"
+        )
+    else:
+        return '<p class="note">no checkpoint yet: train the run first</p>'
+
+
+def _page(run: Path, info: Mapping[str, Any], sections: Mapping[str, str], iterations: int) -> str:
+    """The HTML of the page: the run's summary, its configuration and `sections` (title -> HTML)."""
+    algo, env_id = info.get("algo", "?"), info.get("env", {}).get("env_id", "?")
+    cfg = info.get("config", {})
+    when = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+    summary = (
+        f"<code>{_esc(algo)}</code> on <code>{_esc(env_id)}</code>, task preset <code>{_esc(cfg.get('preset', '?'))}</code>, "
+        f"seed {_esc(cfg.get('seed', '?'))}, budget <code>{_esc(cfg.get('budget', '?'))}</code>: "
+        f"{iterations} of {_esc(cfg.get('meta_iterations', '?'))} meta-iterations logged."
+    )
+    body = "\n".join(f"<h2>{_esc(title)}</h2>\n{content}" for title, content in sections.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>robot_meta report: {_esc(run.name or run)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>robot_meta report: {_esc(run.name or run)}</h1>
+<p class="muted">{summary} Written {when} from <code>{_esc(run.resolve())}</code>.</p>
+{_config_table(info)}
+{body}
+<script>{_CHECK_SCRIPT}</script>
+</body>
+</html>
+"""
+    return page
