@@ -51,8 +51,17 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def import_ray() -> Any:
-    """The ``ray`` module, or an ImportError that says how to install it."""
+def import_ray(local: bool = False) -> Any:
+    """The ``ray`` module, or an ImportError that says how to install it.
+
+    ``local=True`` (a Ray instance of this process's own, no cluster): unless the caller chose
+    otherwise, Ray is imported with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` so that the instance and
+    its workers bind to loopback. Ray 2.60 otherwise swaps 127.0.0.1 for the machine's first
+    interface address. Ray reads the variable when it is first imported, so this holds only if Ray
+    was not imported before.
+    """
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError as exc:
@@ -233,7 +242,7 @@ class RayBackend:
         ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise ValueError(f"{name}={value!r} is invalid: must be an int >= {low}")
-        ray = import_ray()
+        ray = import_ray(local=address is None)
         self._ray = ray
         self.address = address
         self.workers = workers
@@ -250,6 +259,7 @@ class RayBackend:
             }
             if address is None:
                 kwargs["num_cpus"] = num_cpus or workers or os.cpu_count() or 1
+                kwargs["_node_ip_address"] = "127.0.0.1"  # a local instance stays on loopback
                 if runtime_env is None:
                     path = os.pathsep.join(p for p in sys.path if p)
                     runtime_env = {"env_vars": {"PYTHONPATH": path}}

@@ -28,8 +28,10 @@ def _one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def ray_backend() -> Iterator[Any]:
     """A `RayBackend` on one local Ray instance (2 CPUs) shared by every test, shut down at the end."""
+    from robot_meta.distributed.ray_backend import import_ray
+
     try:
-        import ray  # noqa: F401
+        import_ray(local=True)
     except ImportError:
         pytest.skip(
             "ray is not installed: `pip install 'robot_meta[train,distributed]'` to run the ray backend tests"

@@ -132,6 +132,12 @@ def test_ray_keeps_item_order_and_runs_elsewhere(ray_backend: Any) -> None:
         ray_backend.map(_fail, [1])
 
 
+def test_local_ray_instance_listens_on_loopback_only(ray_backend: Any) -> None:
+    import ray
+
+    assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+
+
 def test_ray_with_a_window_of_one_task_in_flight(ray_backend: Any) -> None:
     ray_backend.workers = 1
     try:
