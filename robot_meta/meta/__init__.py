@@ -25,6 +25,7 @@ from robot_meta.meta.checkpoint import (
     TENSORBOARD_DIR,
     CheckpointError,
     RunConfigMismatchError,
+    RunLockedError,
     load_checkpoint,
     read_run_config,
 )
@@ -67,7 +68,7 @@ from robot_meta.meta.replay import Batch, ReplayBuffer, Transitions
 from robot_meta.meta.reptile import Reptile
 from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler
 from robot_meta.meta.run import TrainedRun, config_from_options, load_run, make_algorithm, train_run
-from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
+from robot_meta.meta.trainer import MetaTrainer, ResourceError, TrainCallback, TrainResult
 
 __all__ = [
     "ALGORITHMS",
@@ -104,6 +105,8 @@ __all__ = [
     "Reptile",
     "ReptileConfig",
     "RunConfigMismatchError",
+    "RunLockedError",
+    "ResourceError",
     "TaskSampler",
     "TrainCallback",
     "TrainResult",
