@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
+from robot_meta import cli_checks as checks
+
 __all__ = ["CliError", "main"]
 
 log = logging.getLogger("robot_meta")
@@ -76,6 +78,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from robot_meta.demo import run_demo
 
+    try:
+        checks.check_seed(args.seed)
+        checks.check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     run_demo(out=args.out, seed=args.seed)
     return 0
 
@@ -156,7 +163,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from robot_meta.distributed import BACKENDS, backend_from_cli
-    from robot_meta.meta import CheckpointError, RunConfigMismatchError, config_from_options
+
+    try:
+        checks.check_seed(args.seed)
+        checks.check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    from robot_meta.meta import CheckpointError, ResourceError, RunConfigMismatchError, config_from_options
 
     try:
         config = config_from_options(
@@ -189,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = train_run(config, args.out, backend=backend)
-    except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError) as exc:
+    except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError, ResourceError) as exc:
         raise CliError(str(exc)) from None
     finally:
         backend.close()
@@ -270,6 +283,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise CliError(f"run directory {run_dir} does not exist: pass the --out of `robot-meta train`")
+    try:
+        checks.check_count(max(shots), "--shots", 0, checks.MAX_SHOTS)
+        checks.check_count(args.episodes, "--episodes", 1, checks.MAX_EPISODES)
+        checks.check_count(args.tasks, "--tasks", 1, checks.MAX_TASKS)
+        for seed in seeds:
+            checks.check_seed(seed, "--seeds")
+        checks.check_output_dir(args.out or run_dir, "--out")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     import torch
 
     from robot_meta.meta import CheckpointError
@@ -327,6 +349,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from robot_meta.runtime import ManifestError
 
     try:
+        out = checks.check_output_dir(args.out, "--out")
+        checks.check_output_dir(out.absolute().parent, "--out")  # the new export is swapped in beside it
         cfg = ExportConfig(parity_samples=args.parity_samples)
         command = f"robot-meta export {args.run} --out {args.out}"
         if args.parity_samples != 4096:
@@ -415,6 +439,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CliError(f"--episodes {args.episodes}: need at least 2 (one before and one after adaptation)")
     if args.tasks < 1:
         raise CliError(f"--tasks {args.tasks}: need at least 1")
+    try:
+        checks.check_seed(args.seed)
+        checks.check_count(args.episodes, "--episodes", 2, checks.MAX_EPISODES)
+        checks.check_count(args.tasks, "--tasks", 1, checks.MAX_TASKS)
+        if args.json:
+            checks.check_output_file(args.json, "--json")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     try:
         policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
         ctrl = ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
