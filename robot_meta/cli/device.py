@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from robot_meta import checks
 from robot_meta.cli._base import SPLIT_CHOICES, CliError
 
 log = logging.getLogger("robot_meta")
@@ -83,6 +84,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CliError(f"--episodes {args.episodes}: need at least 2 (one before and one after adaptation)")
     if args.tasks < 1:
         raise CliError(f"--tasks {args.tasks}: need at least 1")
+    try:
+        checks.check_seed(args.seed)
+        checks.check_count(args.episodes, "--episodes", 2, checks.MAX_EPISODES)
+        checks.check_count(args.tasks, "--tasks", 1, checks.MAX_TASKS)
+        if args.json:
+            checks.check_output_file(args.json, "--json")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     try:
         policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
         ctrl = ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from robot_meta import checks
 from robot_meta.cli._base import ALGO_CHOICES, SPLIT_CHOICES, CliError, _parse_ints
 
 log = logging.getLogger("robot_meta")
@@ -26,6 +27,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from robot_meta.demo import run_demo
 
+    try:
+        checks.check_seed(args.seed)
+        checks.check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     run_demo(out=args.out, seed=args.seed)
     return 0
 
@@ -106,7 +112,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from robot_meta.distributed import BACKENDS, backend_from_cli
-    from robot_meta.meta import CheckpointError, RunConfigMismatchError, config_from_options
+
+    try:
+        checks.check_seed(args.seed)
+        checks.check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    from robot_meta.meta import CheckpointError, ResourceError, RunConfigMismatchError, config_from_options
 
     try:
         config = config_from_options(
@@ -139,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = train_run(config, args.out, backend=backend)
-    except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError) as exc:
+    except (CheckpointError, RunConfigMismatchError, PhysicsDisconnectedError, ResourceError) as exc:
         raise CliError(str(exc)) from None
     finally:
         backend.close()
@@ -209,6 +221,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise CliError(f"run directory {run_dir} does not exist: pass the --out of `robot-meta train`")
+    try:
+        checks.check_count(max(shots), "--shots", 0, checks.MAX_SHOTS)
+        checks.check_count(args.episodes, "--episodes", 1, checks.MAX_EPISODES)
+        checks.check_count(args.tasks, "--tasks", 1, checks.MAX_TASKS)
+        for seed in seeds:
+            checks.check_seed(seed, "--seeds")
+        checks.check_output_dir(args.out or run_dir, "--out")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     import torch
 
     from robot_meta.meta import CheckpointError
@@ -265,6 +286,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from robot_meta.runtime import ManifestError
 
     try:
+        out = checks.check_output_dir(args.out, "--out")
+        checks.check_output_dir(out.absolute().parent, "--out")  # the new export is swapped in beside it
         cfg = ExportConfig(parity_samples=args.parity_samples)
         command = f"robot-meta export {args.run} --out {args.out}"
         if args.parity_samples != 4096:

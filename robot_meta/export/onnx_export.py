@@ -26,6 +26,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -54,6 +55,8 @@ from robot_meta.runtime.manifest import (
     ContextSpec,
     Manifest,
     load_manifest,
+    recover_export_dir,
+    replace_export_dir,
     sha256_file,
 )
 
@@ -323,9 +326,17 @@ def export_trained(
     config: ExportConfig | None = None,
     command: str | None = None,
 ) -> ExportResult:
-    """Export an already loaded `TrainedRun` into directory `out` (see the module docstring)."""
+    """Export an already loaded `TrainedRun` into directory `out` (see the module docstring).
+
+    The export is built and checked in a sibling staging directory, then swapped in by renames
+    (`replace_export_dir`): a process killed at any point leaves either the previous export or the
+    new one loadable (`robot_meta.runtime.manifest.recover_export_dir` finishes an interrupted swap).
+    """
     cfg = config or ExportConfig()
     out_dir = Path(out)
+    recover_export_dir(out_dir)
+    if out_dir.is_symlink():
+        raise ExportError(f"{out_dir} is a symlink: pass a real directory as --out")
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir} exists and is not a directory: pass a new --out DIR")
     ours = {MANIFEST_FILE, POLICY_FILE, ENCODER_FILE}
@@ -337,10 +348,30 @@ def export_trained(
                 f"{out_dir} is not empty and holds files of no export ({', '.join(foreign[:3])}): "
                 "refusing to write into it; pass a new --out DIR"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A half-written export must never look valid: the manifest goes first and comes back last.
-    for name in ours:
-        (out_dir / name).unlink(missing_ok=True)
+    command = command or f"robot-meta export {run.run_dir} --out {out_dir}"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.stage-", dir=out_dir.parent))
+    try:
+        manifest, parity = _build_export(run, stage, cfg, command)
+        replace_export_dir(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    log.info(
+        "exported %s (iteration %d) to %s: parity max |dQ| %.2g",
+        run.run_dir,
+        run.iteration,
+        out_dir,
+        parity["policy_default_head"]["max_abs_diff_q"],
+    )
+    return ExportResult(out_dir, manifest.to_dict(), parity)
+
+
+def _build_export(
+    run: TrainedRun[Any], out_dir: Path, cfg: ExportConfig, command: str
+) -> tuple[Manifest, dict[str, Any]]:
+    """Write and check every file of the export into the (fresh, empty) directory `out_dir`."""
+    os.chmod(out_dir, 0o777 & ~_umask())  # mkdtemp creates 0700; an export is an ordinary directory
     qnet = run.policy.eval()
     policy = _policy_model(qnet, cfg.opset)
     onnx.checker.check_model(policy, full_check=True)
@@ -365,14 +396,13 @@ def export_trained(
     manifest = _manifest(run, out_dir, files, parity, cfg, command, ir_version)
     manifest.write()
     load_manifest(out_dir)  # what the device will do: fail here rather than there
-    log.info(
-        "exported %s (iteration %d) to %s: parity max |dQ| %.2g",
-        run.run_dir,
-        run.iteration,
-        out_dir,
-        parity["policy_default_head"]["max_abs_diff_q"],
-    )
-    return ExportResult(out_dir, manifest.to_dict(), parity)
+    return manifest, parity
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def export_run(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         TENSORBOARD_DIR,
         CheckpointError,
         RunConfigMismatchError,
+        RunLockedError,
         load_checkpoint,
         read_run_config,
     )
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
     from robot_meta.meta.reptile import Reptile
     from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler
     from robot_meta.meta.run import TrainedRun, config_from_options, load_run, make_algorithm, train_run
-    from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
+    from robot_meta.meta.trainer import MetaTrainer, ResourceError, TrainCallback, TrainResult
 
 # Imported on first use (robot_meta._lazy reads the TYPE_CHECKING imports above), so that a light
 # submodule (e.g. robot_meta.meta.eval.kshot) does not load torch.
@@ -113,6 +114,8 @@ __all__ = [
     "Reptile",
     "ReptileConfig",
     "RunConfigMismatchError",
+    "RunLockedError",
+    "ResourceError",
     "TaskSampler",
     "TrainCallback",
     "TrainResult",

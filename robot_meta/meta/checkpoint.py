@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
+import socket
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,12 @@ __all__ = [
     "TENSORBOARD_DIR",
     "CheckpointError",
     "RunConfigMismatchError",
+    "RunLockedError",
+    "lock_run_dir",
+    "RUN_CONFIG_KEYS",
     "atomic_write_bytes",
+    "check_checkpoint_config",
+    "check_finite_state",
     "check_run_config",
     "load_checkpoint",
     "read_run_config",
@@ -34,14 +41,67 @@ CHECKPOINT_FILE = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"
 CHECKPOINT_FORMAT = "robot_meta.checkpoint/1"
 RUN_FORMAT = "robot_meta.run/1"
+RUN_CONFIG_KEYS = frozenset(
+    {
+        "format",
+        "algo",
+        "config",
+        "env",
+        "task_distribution",
+        "task_pool",
+        "versions",
+        "policy",
+        "encoder",
+        "adaptation",
+    }
+)
+"""Every top-level key ``robot-meta train`` writes into ``config.json``; any other key is refused."""
 
 
 class CheckpointError(ValueError):
     """A checkpoint or run directory that cannot be used (corrupt, truncated, foreign, wrong algorithm)."""
 
 
+class RunLockedError(CheckpointError):
+    """Another process is training into the same run directory."""
+
+
 class RunConfigMismatchError(ValueError):
     """The run directory was created by a different configuration than the one asked for."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``run_dir/.lock`` (`RunLockedError` naming the holder if taken).
+
+    The kernel drops the lock when its process exits, however it exits: a lock file left by a killed
+    process is never stale. The file records the holder's pid and host for the message only.
+    """
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLockedError(
+                f"{run_dir} is being trained by another process ({holder}): wait for it to finish "
+                "(or stop it), or train into a new --out directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
@@ -119,7 +179,55 @@ def load_checkpoint(path: Path, algo: str | None = None) -> dict[str, Any]:
         )
     if algo is not None and data.get("algo") != algo:
         raise CheckpointError(f"{path} holds a {data.get('algo')!r} checkpoint, not {algo!r}; {advice}")
+    check_finite_state(data, path)
     return data
+
+
+def _tensors(tree: Any, prefix: str) -> Any:
+    """Yield ``(dotted name, tensor)`` for every tensor in nested dicts/lists/tuples."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, Mapping):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}[{i}]")
+
+
+def check_finite_state(data: Mapping[str, Any], path: Path) -> None:
+    """`CheckpointError` naming the first model or optimiser tensor of `data` that holds NaN or inf.
+
+    Non-finite weights never come back from a healthy run: the training diverged, or the file was
+    altered. Evaluating, exporting or resuming from it would silently spread the NaN.
+    """
+    for section in ("models", "optimizers"):
+        for name, tensor in _tensors(data.get(section, {}), section):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise CheckpointError(
+                    f"{path}: tensor {name} holds {bad} non-finite value(s) (NaN/inf) of {tensor.numel()}; "
+                    f"the run diverged or the file was altered: restore a good copy of {path.name}, or delete "
+                    "it to restart the run (the config.json is kept), or train into a new --out directory"
+                )
+
+
+def check_checkpoint_config(data: Mapping[str, Any], config: Mapping[str, Any], path: Path) -> None:
+    """`CheckpointError` if the checkpoint records a config (newer checkpoints do) unlike config.json's."""
+    saved = data.get("config")
+    if not isinstance(saved, Mapping):
+        return  # written before checkpoints recorded their config: the shapes are still checked on load
+    saved, config = json.loads(json.dumps(dict(saved))), json.loads(json.dumps(dict(config)))
+    diffs = [
+        f"{k}: {saved.get(k, '<missing>')!r} in {path.name} vs {config.get(k, '<missing>')!r} in {CONFIG_FILE}"
+        for k in sorted(set(saved) | set(config))
+        if saved.get(k) != config.get(k)
+    ]
+    if diffs:
+        raise CheckpointError(
+            f"{path} was trained with another configuration than {path.parent / CONFIG_FILE} says "
+            f"({'; '.join(diffs[:4])}): restore the run's original {CONFIG_FILE}, or train into a new --out directory"
+        )
 
 
 def _unpickling_reason(exc: Exception) -> str:
@@ -152,7 +260,31 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} was not written by robot-meta train (format {RUN_FORMAT!r} expected); use a new --out directory"
         )
+    unknown = sorted(set(data) - RUN_CONFIG_KEYS)
+    if unknown:
+        raise CheckpointError(
+            f"{path} has unknown top-level key(s) {unknown} (robot-meta train writes only "
+            f"{sorted(RUN_CONFIG_KEYS)}): remove them or restore the run's original {CONFIG_FILE}"
+        )
+    _check_policy_spec(data, path)
     return data
+
+
+def _check_policy_spec(data: Mapping[str, Any], path: Path) -> None:
+    """The network recorded in ``policy`` must be the one the ``config`` section describes."""
+    policy, config = data.get("policy"), data.get("config")
+    if not isinstance(policy, Mapping) or not isinstance(config, Mapping):
+        return
+    p_hidden, c_hidden = policy.get("hidden"), config.get("hidden")
+    if (
+        isinstance(p_hidden, (list, tuple))
+        and isinstance(c_hidden, (list, tuple))
+        and list(p_hidden) != list(c_hidden)
+    ):
+        raise CheckpointError(
+            f"{path} contradicts itself: config.hidden={config['hidden']!r} but policy.hidden={policy['hidden']!r}; "
+            f"restore the run's original {CONFIG_FILE} or train into a new --out directory"
+        )
 
 
 def check_run_config(run_dir: Path, algo: str, config: Mapping[str, Any]) -> None:

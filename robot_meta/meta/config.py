@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
+from robot_meta.checks import MAX_SEED
+
 __all__ = [
     "BUDGETS",
     "AlgoName",
@@ -123,8 +125,8 @@ class MetaConfig:
             "buffer_capacity",
             "checkpoint_interval",
         )
-        if self.seed < 0:
-            raise _fail(cls, "seed", self.seed, "must be >= 0")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise _fail(cls, "seed", self.seed, f"must be in [0, {MAX_SEED}] (what numpy and torch accept)")
         if self.learning_starts < 0:
             raise _fail(cls, "learning_starts", self.learning_starts, "must be >= 0")
         if not self.hidden or any(
@@ -372,6 +374,8 @@ def parse_override(cls: type[MetaConfig], item: str) -> tuple[str, Any]:
     hint = typing.get_type_hints(cls)[key]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e5 means 100000
     return key, value
 
 

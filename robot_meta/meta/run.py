@@ -11,7 +11,13 @@ from typing import Any, Generic, TypeVar
 from torch import nn
 
 from robot_meta.distributed import Backend
-from robot_meta.meta.checkpoint import CHECKPOINT_FILE, CheckpointError, load_checkpoint, read_run_config
+from robot_meta.meta.checkpoint import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    check_checkpoint_config,
+    load_checkpoint,
+    read_run_config,
+)
 from robot_meta.meta.config import Budget, MetaConfig, make_config, parse_override
 from robot_meta.meta.registry import algorithm
 from robot_meta.meta.rollout import EnvFactory, TaskSampler
@@ -54,13 +60,26 @@ def config_from_options(
     import gymnasium as gym
 
     from robot_meta._registration import ENV_FAMILIES
+    from robot_meta.checks import check_seed
     from robot_meta.envs import TaskDistribution
 
+    check_seed(seed)
+    cls = algorithm(algo).config_cls
+    values = dict(parse_override(cls, item) for item in overrides)
+    for key, given, option in (
+        ("env_id", env_id, "--env"),
+        ("preset", preset, "--preset"),
+        ("seed", seed, "--seed"),
+    ):
+        if key in values and given is not None and values[key] != given:
+            raise ValueError(
+                f"--set {key}={values[key]!r} contradicts {option} {given!r}: give it once, with {option}"
+            )
+    if "seed" in values:
+        check_seed(values["seed"], "--set seed")
     preset = preset or ENV_FAMILIES.get(env_id)
     if preset is None:
         raise ValueError(f"cannot guess the task preset of env {env_id!r}: pass --preset NAME")
-    cls = algorithm(algo).config_cls
-    values = dict(parse_override(cls, item) for item in overrides)
     config = make_config(algo, budget=budget, env_id=env_id, preset=preset, seed=seed, overrides=values)
     TaskDistribution.preset(config.preset)
     try:
@@ -69,6 +88,12 @@ def config_from_options(
         raise ValueError(
             f"unknown environment id {config.env_id!r} ({exc}); e.g. robot_meta/PandaPush-v0"
         ) from None
+    if config.env_id not in ENV_FAMILIES:
+        known = ", ".join(sorted(ENV_FAMILIES))
+        raise ValueError(
+            f"{config.env_id!r} is a Gymnasium env but not a robot_meta one (no hidden task parameters to "
+            f"adapt to): robot-meta trains one of {known}"
+        )
     return config
 
 
@@ -124,6 +149,7 @@ def load_run(run_dir: str | Path) -> TrainedRun[Any]:
         ) from exc
     ckpt_path = path / CHECKPOINT_FILE
     ckpt = load_checkpoint(ckpt_path, algo)
+    check_checkpoint_config(ckpt, info["config"], ckpt_path)
     modules: dict[str, nn.Module] = {"qnet": policy}
     if encoder is not None:
         modules["encoder"] = encoder

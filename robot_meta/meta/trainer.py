@@ -19,8 +19,10 @@ exactly the float operations of an uninterrupted one (same torch thread count as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import random
 import sys
 import time
@@ -42,8 +44,10 @@ from robot_meta.meta.checkpoint import (
     RUN_FORMAT,
     TENSORBOARD_DIR,
     CheckpointError,
+    check_checkpoint_config,
     check_run_config,
     load_checkpoint,
+    lock_run_dir,
     remove_stale_temp_files,
     save_checkpoint,
     write_json_atomic,
@@ -91,6 +95,38 @@ class TrainResult:
 
 TrainCallback = Callable[["MetaTrainer[Any]", dict[str, float]], None]
 """Called after every meta-iteration (after its checkpoint, if any) with the trainer and its scalars."""
+
+
+class ResourceError(ValueError):
+    """The configuration needs more of the machine than it has (checked before anything is created)."""
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM available to a new allocation (``MemAvailable`` of /proc/meminfo), None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_replay_memory(capacity: int, obs_dim: int, tasks: int) -> None:
+    """`ResourceError` if full replay buffers (one per task) would not fit in the available RAM."""
+    per_transition = 2 * obs_dim * 4 + 8 + 4 + 4  # obs, next_obs float32; action int64; reward, done float32
+    need = int(capacity) * tasks * per_transition
+    have = available_memory()
+    if have is not None and need > have:
+        raise ResourceError(
+            f"buffer_capacity={capacity} needs {need / 2**30:.3g} GiB of replay memory for {tasks} tasks "
+            f"but {have / 2**30:.3g} GiB is available: lower --set buffer_capacity "
+            f"(at most {max(have // (tasks * per_transition), 1)}) or num_tasks"
+        )
 
 
 def _default_tasks(preset: str) -> TaskSampler:
@@ -146,6 +182,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             )
         self.rng = np.random.default_rng([config.seed, 1])
         random.seed(config.seed)
+        check_replay_memory(config.buffer_capacity, self.obs_dim, len(self.task_pool))
         self.replay = [ReplayBuffer(config.buffer_capacity, self.obs_dim) for _ in self.task_pool]
         self.iteration = 0
         self.env_steps = 0
@@ -303,6 +340,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         """Everything a resumed run needs, as tensors/containers loadable with ``weights_only=True``."""
         return {
             "algo": self.algo,
+            "config": self.config.to_dict(),
             "counters": {"iteration": self.iteration, "env_steps": self.env_steps, "updates": self.updates},
             "models": {name: m.state_dict() for name, m in self._models().items()},
             "optimizers": {name: o.state_dict() for name, o in self._optimizers().items()},
@@ -376,7 +414,9 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         ckpt = run_dir / CHECKPOINT_FILE
         if not ckpt.exists():
             return False
-        self.load_state_dict(load_checkpoint(ckpt, self.algo), source=str(ckpt))
+        state = load_checkpoint(ckpt, self.algo)
+        check_checkpoint_config(state, self.config.to_dict(), ckpt)
+        self.load_state_dict(state, source=str(ckpt))
         log.info(
             "resuming %s from %s at iteration %d/%d",
             self.algo,
@@ -410,14 +450,20 @@ class MetaTrainer(ABC, Generic[ConfigT]):
         run_dir = Path(out) if out is not None else None
         writer: SummaryWriter | None = None
         resumed = False
+        lock = contextlib.ExitStack()
         if run_dir is not None:
-            resumed = self._open_run(run_dir)
-            if self.iteration < cfg.meta_iterations:
-                from torch.utils.tensorboard import SummaryWriter
+            lock.enter_context(lock_run_dir(run_dir))
+            try:
+                resumed = self._open_run(run_dir)
+                if self.iteration < cfg.meta_iterations:
+                    from torch.utils.tensorboard import SummaryWriter
 
-                writer = SummaryWriter(
-                    str(run_dir / TENSORBOARD_DIR), purge_step=self.iteration + 1 if resumed else None
-                )
+                    writer = SummaryWriter(
+                        str(run_dir / TENSORBOARD_DIR), purge_step=self.iteration + 1 if resumed else None
+                    )
+            except BaseException:
+                lock.close()
+                raise
         if self.iteration >= cfg.meta_iterations:
             log.info("%s run %s is already complete (%d iterations)", self.algo, run_dir, self.iteration)
         show = sys.stderr.isatty() if progress is None else progress
@@ -461,6 +507,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             bar.close()
             if writer is not None:
                 writer.close()
+            lock.close()
         return TrainResult(
             algo=self.algo,
             iterations=self.iteration,

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -127,9 +128,9 @@ class HeadRule:
         try:
             return cls(
                 steps=_positive_int(doc, "steps", where),
-                lr=_number(doc, "lr", where, 1e-12, 1e6),
+                lr=_number(doc, "lr", where, *LR_BOUNDS),
                 gamma=_number(doc, "gamma", where, 0.0, 1.0),
-                huber_delta=_number(doc, "huber_delta", where, 1e-12, 1e12),
+                huber_delta=_number(doc, "huber_delta", where, *HUBER_BOUNDS),
                 n_step=_positive_int(doc, "n_step", where) if "n_step" in doc else 1,
                 support_size=_positive_int(doc, "support_size", where) if "support_size" in doc else 64,
             )
@@ -319,17 +320,43 @@ def _need(doc: Mapping[str, Any], key: str, where: str, types: type | tuple[type
     return value
 
 
+#: Upper bound of every integer of a manifest, by ``where + key``: a device can run nothing larger
+#: (an adaptation of 1e9 steps never returns; a support set of 1e9 transitions fills no memory).
+INT_BOUNDS: dict[str, int] = {
+    "adaptation.steps": 10_000,
+    "adaptation.n_step": 1_000,
+    "adaptation.support_size": 1_000_000,
+    "adaptation.context_size": 100_000,
+    "observation.dim": 65_536,
+    "actions.n": 4_096,
+    "head.n_actions": 4_096,
+    "head.feature_dim": 65_536,
+    "context.latent_dim": 4_096,
+    "context.transition_dim": 2 * 65_536 + 4_096 + 1,
+}
+#: Bounds of the floats of the head rule: ``lr`` in [LR_BOUNDS], ``huber_delta`` in [HUBER_BOUNDS].
+LR_BOUNDS = (1e-12, 10.0)
+HUBER_BOUNDS = (1e-12, 1e6)
+
+
 def _positive_int(doc: Mapping[str, Any], key: str, where: str) -> int:
     value = int(_need(doc, key, where, int))
-    if value <= 0:
-        raise ManifestError(f"manifest field {where}{key!r} must be a positive int, got {value}")
+    hi = INT_BOUNDS.get(where + key, 1_000_000_000)
+    if not 1 <= value <= hi:
+        raise ManifestError(
+            f"manifest field {where}{key!r}={value} is outside [1, {hi}]: the export is damaged or was "
+            "edited by hand; re-export the run"
+        )
     return value
 
 
 def _number(doc: Mapping[str, Any], key: str, where: str, lo: float, hi: float) -> float:
     value = float(_need(doc, key, where, (int, float)))
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise ManifestError(f"manifest field {where}{key!r}={value} is outside [{lo}, {hi}]")
+        raise ManifestError(
+            f"manifest field {where}{key!r}={value} is outside [{lo}, {hi}]: the export is damaged or was "
+            "edited by hand; re-export the run"
+        )
     return value
 
 
@@ -347,6 +374,11 @@ def _safe_name(directory: Path, name: str) -> str:
     if target != root and root not in target.parents:
         raise ManifestError(
             f"manifest file {name!r} resolves to {target}, outside {root} (symlink?): refusing it"
+        )
+    if any((directory / Path(*pure.parts[: i + 1])).is_symlink() for i in range(len(pure.parts))):
+        raise ManifestError(
+            f"manifest file {name!r} is a symlink (or lies under one): an export directory holds its own "
+            "files; copy the real files in or re-export the run"
         )
     return name
 
@@ -413,6 +445,11 @@ def _parse(directory: Path, doc: Any) -> Manifest:
     if _need(obs, "dtype", "observation.", str) != "float32":
         raise ManifestError("manifest field observation.dtype must be 'float32': re-export the run")
     layout = _need(obs, "layout", "observation.", list)
+    if not all(
+        isinstance(seg, list) and len(seg) == 2 and isinstance(seg[1], int) and not isinstance(seg[1], bool)
+        for seg in layout
+    ):
+        raise ManifestError("manifest observation.layout must be [[name, size], ...]: re-export the run")
     if sum(int(seg[1]) for seg in layout) != obs_dim:
         raise ManifestError(
             f"manifest observation.layout sums to {sum(int(s[1]) for s in layout)}, not dim={obs_dim}"
@@ -469,12 +506,70 @@ def _parse(directory: Path, doc: Any) -> Manifest:
     )
 
 
+def previous_export_dir(directory: str | Path) -> Path:
+    """Where `replace_export_dir` parks the previous export while it swaps the new one in."""
+    path = Path(directory)
+    return path.parent / f".{path.name}.old"
+
+
+def recover_export_dir(directory: str | Path) -> None:
+    """Finish a swap that a killed exporter left half done (the previous export comes back)."""
+    final, old = Path(directory), previous_export_dir(directory)
+    if old.is_dir() and not old.is_symlink():
+        if not final.exists() and not final.is_symlink():
+            os.rename(old, final)
+        elif (final / MANIFEST_FILE).is_file():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def replace_export_dir(stage: Path, directory: str | Path) -> None:
+    """Swap the complete export `stage` in as `directory` by renames; the previous export is removed last.
+
+    At every instant either `directory` or `previous_export_dir(directory)` holds a complete export
+    (`load_manifest` falls back to the latter), so a kill never leaves a robot without a policy.
+    """
+    final, old = Path(directory), previous_export_dir(directory)
+    recover_export_dir(final)
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(stage, final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def load_manifest(directory: str | Path, *, verify: bool = True) -> Manifest:
-    """Read and validate ``DIR/manifest.json``; with `verify`, check every listed file's size and sha256."""
+    """Read and validate ``DIR/manifest.json``; with `verify`, check every listed file's size and sha256.
+
+    If ``DIR`` is missing because an exporter was killed while swapping a new export in, the previous
+    export (parked next to it by `replace_export_dir`) is loaded instead.
+    """
     root = Path(directory)
+    old = previous_export_dir(root)
+    if not root.exists() and (old / MANIFEST_FILE).is_file():
+        root = old
     if not root.is_dir():
         raise ManifestError(f"{root} is not a directory: pass the directory written by `robot-meta export`")
     path = root / MANIFEST_FILE
+    if path.is_symlink():
+        raise ManifestError(
+            f"{path} is a symlink (to {os.readlink(path)}): an export directory holds its own manifest; "
+            "copy the real file in or re-export the run"
+        )
     if not path.is_file():
         raise ManifestError(
             f"{path} not found: pass the directory written by `robot-meta export RUN --out DIR`"

@@ -13,6 +13,7 @@ from one consistent head. `observe` appends to a bounded ring buffer under a sho
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -49,6 +50,13 @@ class TransitionError(ValueError):
     """A transition handed to `AdaptivePolicy.observe` was refused (it is not stored)."""
 
 
+#: Largest magnitude of an observation entry or a reward that `AdaptivePolicy.observe` stores. Real
+#: sensors and rewards are many orders of magnitude below; larger values are a driver fault.
+MAX_ABS_INPUT = 1e6
+#: Largest TD loss an adaptation may report and still be applied (rewards are bounded by MAX_ABS_INPUT).
+MAX_ADAPT_LOSS = 1e9
+
+
 @dataclass(frozen=True)
 class AdaptConfig:
     """How the device adapts (the rule itself - K, alpha, gamma, kappa - comes from the manifest)."""
@@ -65,6 +73,12 @@ class AdaptConfig:
     """A step may move the head (W, b) at most ``trust_region * max(1, ||(W0, b0)||)`` (Euclidean) from the meta head."""
     ridge_lambda: float = 1.0
     """Pull towards the meta head of the ridge solve."""
+    z_trust_region: float = 100.0
+    """A context embedding z is applied only within ``z_trust_region * max(1, ||z0||)`` (Euclidean) of the prior z0."""
+    max_abs_input: float = MAX_ABS_INPUT
+    """`observe` refuses an observation or reward entry whose magnitude exceeds this (finite but absurd)."""
+    max_loss: float = MAX_ADAPT_LOSS
+    """An adaptation whose TD loss (before or after) exceeds this is rolled back (the data is not trusted)."""
 
     def __post_init__(self) -> None:
         if self.method not in ("td", "ridge"):
@@ -79,6 +93,10 @@ class AdaptConfig:
             raise ValueError(f"AdaptConfig.trust_region={self.trust_region} must be > 0")
         if not (math.isfinite(self.ridge_lambda) and self.ridge_lambda > 0):
             raise ValueError(f"AdaptConfig.ridge_lambda={self.ridge_lambda} must be > 0")
+        for name in ("z_trust_region", "max_abs_input", "max_loss"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"AdaptConfig.{name}={value} must be a finite number > 0")
 
 
 @dataclass(frozen=True)
@@ -369,7 +387,26 @@ class AdaptivePolicy(OnnxPolicy):
             raise TransitionError(f"transition refused: reward {reward!r} is not a number") from None
         if not math.isfinite(r):
             raise TransitionError(f"transition refused: reward {r} is not finite")
-        self._buffer.add(s, int(action), r, s2, bool(terminated))
+        bound = self.config.max_abs_input
+        if abs(r) > bound:
+            raise TransitionError(
+                f"transition refused: reward {r:g} exceeds the bound |r| <= {bound:g}; check the reward signal"
+            )
+        for name, x in (("obs", s), ("next_obs", s2)):
+            peak = float(np.max(np.abs(x)))
+            if peak > bound:
+                raise TransitionError(
+                    f"transition refused: {name} has an entry of magnitude {peak:g} > {bound:g}; check the sensors"
+                )
+        if isinstance(terminated, bool | np.bool_):
+            done = bool(terminated)
+        elif isinstance(terminated, int | np.integer) and int(terminated) in (0, 1):
+            done = bool(terminated)
+        else:
+            raise TransitionError(
+                f"transition refused: terminated {terminated!r} must be a bool (or 0/1), e.g. the env's terminated flag"
+            )
+        self._buffer.add(s, int(action), r, s2, done)
 
     @property
     def buffered(self) -> int:
@@ -399,6 +436,15 @@ class AdaptivePolicy(OnnxPolicy):
                 self.meta_weight, self.meta_bias, phi, actions, rewards, phi_next, terminated, successor=succ
             )
             applied = step.steps > 0
+            worst = max(abs(step.loss_before), abs(step.loss_after))
+            if applied and not (math.isfinite(worst) and worst <= self.config.max_loss):
+                step = dataclasses.replace(
+                    step,
+                    steps=0,
+                    rolled_back=True,
+                    reason=f"TD loss {worst:g} exceeds {self.config.max_loss:g} (absurd rewards or observations?)",
+                )
+                applied = False
             if applied:
                 self.set_head(step.weight, step.bias)
                 self.adaptations += 1
@@ -415,7 +461,7 @@ class AdaptivePolicy(OnnxPolicy):
             )  # fmt: skip
 
     def _adapt_context(self, t0: float) -> AdaptReport:
-        assert self._enc is not None and self._context is not None
+        assert self._enc is not None and self._context is not None and self._z0 is not None
         obs, actions, rewards, next_obs, _ = self._buffer.latest(self._context.context_size)
         n = len(actions)
         if n == 0:
@@ -447,8 +493,21 @@ class AdaptivePolicy(OnnxPolicy):
                 "non-finite z; keeping the last good one",
                 time.perf_counter() - t0,
             )
-        w, b, _ = self._state
         z = z.reshape(1, -1)
+        dist = float(np.linalg.norm(z.astype(np.float64) - self._z0.astype(np.float64)))
+        radius = self.config.z_trust_region * max(1.0, float(np.linalg.norm(self._z0.astype(np.float64))))
+        if dist > radius:
+            log.warning(
+                "context z is %.3g from the prior (trust radius %.3g): keeping the last good one",
+                dist,
+                radius,
+            )
+            return AdaptReport(
+                "context", n, 0, math.nan, math.nan, True, False,
+                f"z moved {dist:.3g} from the prior, outside the trust radius {radius:.3g}; keeping the last good one",
+                time.perf_counter() - t0,
+            )  # fmt: skip
+        w, b, _ = self._state
         z.setflags(write=False)
         self._state = (w, b, z)
         self.adaptations += 1
