@@ -9,6 +9,7 @@ HOME and process session, and is stopped (its whole process group) when the modu
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -27,7 +28,10 @@ import torch
 from robot_meta.cli import main
 from robot_meta.meta import CHECKPOINT_FILE
 
-pytest.importorskip("ray")
+# find_spec, not importorskip: importing Ray at collection would fix its node-address rule before the
+# local backend's tests start their instance (they check it binds to loopback).
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("ray is not installed", allow_module_level=True)
 
 from robot_meta.distributed.ray_backend import RayAuthError, _prepare_auth, check_auth
 
