@@ -238,7 +238,7 @@ DEVICE_CASES: tuple[Case, ...] = (
         "export",
         "robot-meta adapt",
         "manifest `adaptation.steps` = 1000000000",
-        r"manifest field adaptation\.'steps'=1000000000 is outside \[1, 10000\]|adaptation.*steps.*1000000000.*\[1, 10000\]",
+        r"manifest field adaptation\.'steps'=1000000000 is outside \[1, 10000\]",
         lambda c: adapt_refused(
             c, lambda e: edit_json(e / "manifest.json", lambda d: set_path(d, "adaptation.steps", 10**9))
         ),
