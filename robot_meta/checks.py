@@ -33,7 +33,7 @@ MAX_TASKS = 10_000
 
 def check_seed(seed: int, what: str = "--seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"{what} {seed} is out of range: seeds are integers in [0, {MAX_SEED}] (2**32 - 1)")
+        raise ValueError(f"{what} {seed} is out of range: give a seed in [0, {MAX_SEED}] (2**32 - 1)")
     return seed
 
 

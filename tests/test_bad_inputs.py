@@ -54,7 +54,7 @@ def test_bad_input_is_refused_with_its_one_line_error(ctx: Context, case: Case) 
     # Errors say what to do, or name the offending value and what is allowed.
     hints = ("choose", "allowed", "must", "pass", "delete", "re-export", "copy", "use ", "need", "refus",
              "check", "clip", "resume", "restore", "see `", "give", "e.g.", "expects", "valid",
-             "space is", "the only")  # fmt: skip
+             "space is", "the only", "pick another", "wait for", "trains one of")  # fmt: skip
     assert any(h in line for h in hints), f"{case.id}: the error does not say what to do: {line!r}"
 
 

@@ -6,17 +6,23 @@ import numpy as np
 
 from robot_meta.diagnostics.bad_inputs.harness import (
     Case,
+    Context,
     adapt_damaged,
+    adapt_refused,
     api,
     bad_kwargs,
     cli,
     edit_json,
+    existing_file,
     exported,
     flip_byte,
+    manifest_symlink,
+    set_path,
     symlink_out,
     traversal,
     truncate,
     truncate_onnx_keep_hash,
+    unchanged,
     zero_obs,
 )
 from robot_meta.envs import TaskDistribution, TaskParams
@@ -219,6 +225,34 @@ DEVICE_CASES: tuple[Case, ...] = (
             lambda e: edit_json(e / "manifest.json", lambda d: {k: v for k, v in d.items() if k != "files"}),
         ),
     ),
+    Case(
+        "manifest-itself-symlink",
+        "export",
+        "robot-meta adapt",
+        "manifest.json is a symlink to a file outside the directory",
+        r"manifest\.json.* is a symlink",
+        lambda c: adapt_refused(c, manifest_symlink),
+    ),
+    Case(
+        "manifest-steps-huge",
+        "export",
+        "robot-meta adapt",
+        "manifest `adaptation.steps` = 1000000000",
+        r"manifest field adaptation\.'steps'=1000000000 is outside \[1, 10000\]",
+        lambda c: adapt_refused(
+            c, lambda e: edit_json(e / "manifest.json", lambda d: set_path(d, "adaptation.steps", 10**9))
+        ),
+    ),
+    Case(
+        "manifest-lr-huge",
+        "export",
+        "AdaptivePolicy.load",
+        "manifest `adaptation.lr` = 1e9",
+        r"ManifestError: .*lr",
+        lambda c: exported(
+            c, lambda e: edit_json(e / "manifest.json", lambda d: set_path(d, "adaptation.lr", 1e9))
+        ),
+    ),
     # runtime observations and transitions -----------------------------------------------------------------
     Case(
         "obs-wrong-shape",
@@ -269,6 +303,34 @@ DEVICE_CASES: tuple[Case, ...] = (
         "action 99",
         r"transition refused: action 99 is not an int in \[0, \d+\)",
         lambda c: api(lambda: c.policy.observe(zero_obs(c), 99, 0.0, zero_obs(c), False)),
+    ),
+    Case(
+        "transition-terminated-string",
+        "runtime",
+        "AdaptivePolicy.observe",
+        "`terminated=\"yes\"`",
+        r"TransitionError: transition refused: terminated",
+        lambda c: api(
+            lambda: c.policy.observe(zero_obs(c), 0, 0.0, zero_obs(c), bad_kwargs(t="yes")["t"])
+        ),
+    ),
+    Case(
+        "transition-reward-huge",
+        "runtime",
+        "AdaptivePolicy.observe",
+        "reward 1e30 (finite)",
+        r"TransitionError: .*reward .* exceeds the bound",
+        lambda c: api(lambda: c.policy.observe(zero_obs(c), 0, 1e30, zero_obs(c), False)),
+    ),
+    Case(
+        "transition-obs-huge",
+        "runtime",
+        "AdaptivePolicy.observe",
+        "next observation with an entry of 1e28 (finite)",
+        r"TransitionError: .*next_obs has an entry of magnitude",
+        lambda c: api(
+            lambda: c.policy.observe(zero_obs(c), 0, 0.0, np.full(c.policy.obs_dim, 1e28, np.float32), False)
+        ),
     ),
     # other commands ------------------------------------------------------------------------------------
     Case(
@@ -327,4 +389,26 @@ DEVICE_CASES: tuple[Case, ...] = (
         r"argument --split: invalid choice: 'val'",
         lambda c: cli(c, "adapt", c.export, "--split", "val"),
     ),
+    Case(
+        "adapt-json-is-a-dir",
+        "CLI",
+        "robot-meta adapt",
+        "`--json` names a directory",
+        r"--json .* is a directory: give a file name",
+        lambda c: _adapt_json_dir(c),
+    ),
+    Case(
+        "export-out-is-a-file",
+        "CLI",
+        "robot-meta export",
+        "`--out` names an existing file",
+        r"exists and is not a directory",
+        lambda c: existing_file(c, "export", str(c.run), "--out", "{file}"),
+    ),
 )  # fmt: skip
+
+
+def _adapt_json_dir(c: Context) -> str:
+    d = c.fresh("jsondir")
+    d.mkdir()
+    return unchanged((d,), lambda: cli(c, "adapt", c.export, "--json", d))

@@ -235,6 +235,110 @@ def symlink_out(exp: Path) -> None:
     (exp / "policy.onnx").symlink_to(outside)
 
 
+# -- nothing changed on disk -----------------------------------------------------------------------------
+def tree(path: Path) -> dict[str, bytes] | None:
+    """Every file under `path` with its bytes (directories as ``b"/"``); None if `path` does not exist.
+
+    ``.lock`` is left out: `robot-meta train` creates it (empty of data) before it reads the run, and the
+    kernel releases it when the process exits, so it is not a change to the run.
+    """
+    from robot_meta.meta.checkpoint import LOCK_FILE
+
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_dir():
+        return {"": path.read_bytes()}
+    return {
+        str(p.relative_to(path)): b"/" if p.is_dir() else p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.name != LOCK_FILE
+    }
+
+
+def unchanged(paths: tuple[Path, ...], refuse: Callable[[], str]) -> str:
+    """`refuse()`'s error line; every path in `paths` must be as before (still absent if it was absent)."""
+    before = [tree(p) for p in paths]
+    line = refuse()
+    for path, was in zip(paths, before, strict=True):
+        now = tree(path)
+        if now != was:
+            what = "was created" if was is None else "was removed" if now is None else "changed"
+            raise AssertionError(f"refused, but {path} {what} on disk: {line}")
+    return line
+
+
+def nan_weights(run: Path, value: float = float("nan")) -> None:
+    """Put `value` (NaN, inf) into the first floating tensor of the checkpoint's models."""
+    import torch
+
+    def edit(state: dict[str, Any]) -> dict[str, Any]:
+        for module in state["models"].values():
+            for key, tensor in module.items():
+                if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+                    module[key] = tensor.clone()
+                    module[key].view(-1)[0] = value
+                    return state
+        raise AssertionError("the checkpoint holds no floating tensor")
+
+    edit_ckpt(run, edit)
+
+
+def run_damaged(ctx: Context, damage: Callable[[Path], object], *argv: str) -> str:
+    """Damage a copy of the run, then ``robot-meta COMMAND RUN ARGV``; the run and any --out stay as they were.
+
+    ``argv[0]`` is the command; ``{out}`` in the others is replaced by a fresh path that must not appear.
+    """
+    run = ctx.run_copy()
+    damage(run)
+    out = ctx.fresh("out")
+    args = [a.replace("{out}", str(out)) for a in argv[1:]]
+    return unchanged((run, out), lambda: cli(ctx, argv[0], run, *args))
+
+
+def new_out(ctx: Context, *argv: str) -> str:
+    """``robot-meta ARGV`` with ``{out}`` a fresh path: refused, and the path is never created."""
+    out = ctx.fresh("o")
+    return unchanged((out,), lambda: cli(ctx, *(a.replace("{out}", str(out)) for a in argv)))
+
+
+def existing_file(ctx: Context, *argv: str) -> str:
+    """``robot-meta ARGV`` with ``{file}`` an existing file: refused, the file left as it was."""
+    f = ctx.fresh("file")
+    f.write_text("keep me")
+    return unchanged((f,), lambda: cli(ctx, *(a.replace("{file}", str(f)) for a in argv)))
+
+
+def resume_refused(ctx: Context, damage: Callable[[Path], object]) -> str:
+    """`resume`, and the damaged run directory is left exactly as it was."""
+    run = ctx.run_copy()
+    damage(run)
+    return unchanged((run,), lambda: cli(ctx, *_train_argv(run)))
+
+
+def locked_train(ctx: Context, existing: bool) -> str:
+    """Hold the lock of a run directory (an existing run, or a new --out) as a running `train` does, then
+    train on it: refused, naming the holder; nothing but the holder's ``.lock`` in the directory."""
+    from robot_meta.meta.checkpoint import lock_run_dir
+
+    run = ctx.run_copy() if existing else ctx.fresh("o")
+    with lock_run_dir(run):
+        return unchanged((run,), lambda: cli(ctx, *_train_argv(run)))
+
+
+def adapt_refused(ctx: Context, damage: Callable[[Path], object]) -> str:
+    """Damage a copy of the export, then ``robot-meta adapt`` it: refused, the export left as it was."""
+    exp = ctx.export_copy()
+    damage(exp)
+    return unchanged((exp,), lambda: cli(ctx, "adapt", exp))
+
+
+def manifest_symlink(exp: Path) -> None:
+    """manifest.json moved out of the export directory, a symlink to it left in its place."""
+    outside = exp.parent / f"{exp.name}-manifest.json"
+    (exp / "manifest.json").rename(outside)
+    (exp / "manifest.json").symlink_to(outside)
+
+
 # -- a case ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Case:
