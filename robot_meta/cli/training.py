@@ -113,8 +113,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from robot_meta.distributed import BACKENDS, backend_from_cli
 
-    try:
-        checks.check_seed(args.seed)
+    try:  # the seed is checked by config_from_options below, before any work too
         checks.check_output_dir(args.out, "--out")
     except ValueError as exc:
         raise CliError(str(exc)) from None
