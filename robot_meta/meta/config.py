@@ -319,10 +319,29 @@ class ContextDQNConfig(_OuterDQNConfig):
     """Most transitions the encoder sees (training draws 0..context_size; acting uses the latest ones)."""
     batch_size: int = 64
     """TD transitions per task per outer gradient step."""
+    n_step: int = 1
+    """n of the n-step Double-DQN targets (summed along each stored episode; 1 = one-step)."""
+    teacher: bool = True
+    """RMA-style training: Q(s, z) learns with z = an embedding of the task's true parameters and the
+    encoder regresses that embedding from transitions (false: encoder and Q trained end to end by TD)."""
+    teacher_hidden: int = 64
+    """Width of the hidden layer of the parameter embedding (``teacher`` only)."""
+    teacher_dropout: float = 0.3
+    """Probability that a TD sample uses the prior z (the encoder's empty-context output) instead of
+    the true-parameter embedding, so the zero-shot policy is learned too (``teacher`` only)."""
+    encoder_visits: float = 0.3
+    """Fraction of task visits acted with the encoder's z re-inferred after every step, as on the
+    device; the others act with the true-parameter embedding (``teacher`` only)."""
+    regression_weight: float = 1.0
+    """Weight of the encoder's mean-squared regression onto the (stop-gradient) embedding (``teacher`` only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._positive("latent_dim", "context_size", "batch_size")
+        self._positive(
+            "latent_dim", "context_size", "batch_size", "n_step", "teacher_hidden", "regression_weight"
+        )
+        self._in_range("teacher_dropout", 0.0, 1.0)
+        self._in_range("encoder_visits", 0.0, 1.0)
         if not self.encoder_hidden or any(
             isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.encoder_hidden
         ):

@@ -42,9 +42,16 @@ class LinearSchedule:
 
 
 def double_dqn_targets(
-    rewards: Tensor, terminated: Tensor, next_q_online: Tensor, next_q_target: Tensor, gamma: float
+    rewards: Tensor,
+    terminated: Tensor,
+    next_q_online: Tensor,
+    next_q_target: Tensor,
+    gamma: float | Tensor,
 ) -> Tensor:
-    """``r + gamma (1 - d) Q_target(s', argmax_a Q_online(s', a))`` (no gradient flows through it)."""
+    """``r + gamma (1 - d) Q_target(s', argmax_a Q_online(s', a))`` (no gradient flows through it).
+
+    `gamma` may be a tensor shaped like `rewards` (per-sample discounts ``gamma^n`` of n-step targets).
+    """
     with torch.no_grad():
         best = next_q_online.argmax(dim=-1, keepdim=True)
         next_v = next_q_target.gather(-1, best).squeeze(-1)

@@ -137,6 +137,49 @@ class ReplayBuffer:
         data = self._storage()
         return Transitions(*(getattr(data, f)[idx] for f in Transitions._fields))
 
+    def sample_nstep(
+        self, n: int, n_step: int, gamma: float, rng: np.random.Generator
+    ) -> tuple[Transitions, np.ndarray]:
+        """`n` n-step transitions drawn uniformly with replacement, and their bootstrap discounts.
+
+        From a drawn transition ``i`` the window runs over its successors in the buffer while the
+        episode goes on (``next_obs[j] == obs[j + 1]`` exactly and ``j`` not terminal) for at most
+        `n_step` transitions, never past the newest one. Returned: ``obs``/``actions`` of ``i``,
+        ``rewards`` = ``sum_k gamma^k r_(i+k)`` over the window, ``next_obs``/``terminated`` of its
+        last transition, and float32 discounts ``gamma^len`` (the factor of the bootstrap value).
+        With ``n_step = 1`` it is one-step sampling with discounts ``gamma``; like `sample`, it takes
+        one draw of `n` integers from `rng`.
+        """
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty ReplayBuffer: collect transitions first")
+        data = self._storage()
+        logical = rng.integers(0, self._size, size=n)  # 0 = oldest
+        start = self._pos - self._size
+        phys = (start + logical) % self.capacity
+        rewards = data.rewards[phys].astype(np.float64)
+        last = phys.copy()
+        length = np.ones(n, np.int64)
+        alive = np.ones(n, bool)
+        for k in range(1, n_step):
+            nxt = (start + logical + k) % self.capacity
+            alive &= (logical + k < self._size) & (data.terminated[last] == 0.0)
+            alive &= np.all(data.next_obs[last] == data.obs[nxt], axis=-1)
+            if not alive.any():
+                break
+            rewards += np.where(alive, gamma**k * data.rewards[nxt].astype(np.float64), 0.0)
+            last = np.where(alive, nxt, last)
+            length += alive
+        out = Transitions(
+            data.obs[phys],
+            data.actions[phys],
+            rewards.astype(np.float32),
+            data.next_obs[last],
+            data.terminated[last],
+        )
+        return out, np.power(gamma, length).astype(np.float32)
+
     def all(self) -> Transitions:
         """Every stored transition, oldest first."""
         if self._data is None or self._size == 0:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from robot_meta.policies.normalizer import RunningNormalizer
 from robot_meta.policies.qnetwork import mlp
 
-__all__ = ["ContextEncoder"]
+__all__ = ["ContextEncoder", "TaskEmbedding"]
 
 
 class ContextEncoder(nn.Module):
@@ -70,6 +70,11 @@ class ContextEncoder(nn.Module):
 
     def forward(self, transitions: Tensor, mask: Tensor | None = None) -> Tensor:
         """Embed packed transitions ``(..., N, transition_dim)`` (mask ``(..., N)``, 1 = present) to ``(..., latent_dim)``."""
+        z: Tensor = self.out(self.pool(transitions, mask))
+        return z
+
+    def pool(self, transitions: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The masked mean of the per-transition features ``(..., hidden[-1])``, before `out` (zeros if empty)."""
         d, a = self.obs_dim, self.n_actions
         obs = transitions[..., :d]
         act_r = transitions[..., d : d + a + 1]
@@ -79,9 +84,13 @@ class ContextEncoder(nn.Module):
         if mask is None:
             mask = torch.ones_like(h[..., 0])
         mask = mask.to(h.dtype)
-        pooled = (h * mask.unsqueeze(-1)).sum(-2) / mask.sum(-1, keepdim=True).clamp(min=1.0)
-        z: Tensor = self.out(pooled)
-        return z
+        pooled: Tensor = (h * mask.unsqueeze(-1)).sum(-2) / mask.sum(-1, keepdim=True).clamp(min=1.0)
+        return pooled
+
+    @property
+    def prior(self) -> Tensor:
+        """The embedding of the empty context, ``out(0) = out.bias``: the zero-shot z."""
+        return self.out.bias
 
     @torch.no_grad()
     def update_normalizers(self, obs: Tensor, next_obs: Tensor) -> None:
@@ -97,3 +106,46 @@ class ContextEncoder(nn.Module):
             "latent_dim": self.latent_dim,
             "hidden": list(self.hidden),
         }
+
+
+class TaskEmbedding(nn.Module):
+    """The privileged teacher of RMA-style training: true task parameters -> the embedding z they call for.
+
+    ``z = mlp(standardise(p))`` with ``p`` a task's parameter vector (`TaskParams.to_vector`); the
+    standardisation (mean and standard deviation of the training pool's vectors, fixed at
+    construction) is a buffer, so a checkpoint restores it. Used only in training: the policy learns
+    ``Q(s, mu(p))`` and the `ContextEncoder` learns to regress ``mu(p)`` from transitions; the device
+    never sees true parameters.
+
+    Args:
+        param_vectors: ``(tasks, param_dim)`` parameter vectors of the training pool.
+        latent_dim: size of z.
+        hidden: width of the hidden layer.
+    """
+
+    mean: Tensor
+    scale: Tensor
+
+    def __init__(self, param_vectors: Tensor, latent_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        if param_vectors.dim() != 2 or param_vectors.shape[0] == 0 or param_vectors.shape[1] == 0:
+            raise ValueError(
+                f"TaskEmbedding needs a (tasks, param_dim) matrix of parameter vectors, got {tuple(param_vectors.shape)}"
+            )
+        if latent_dim <= 0 or hidden <= 0:
+            raise ValueError(
+                f"TaskEmbedding needs positive latent_dim and hidden, got {latent_dim}, {hidden}"
+            )
+        vectors = param_vectors.float()
+        self.register_buffer("mean", vectors.mean(0))
+        # Parameters constant over the pool (a one-hot column never set) are centred, not scaled.
+        std = vectors.std(0, unbiased=False)
+        self.register_buffer("scale", torch.where(std > 1e-6, std, torch.ones_like(std)))
+        self.net = nn.Sequential(
+            nn.Linear(vectors.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, latent_dim)
+        )
+
+    def forward(self, params: Tensor) -> Tensor:
+        """``(..., param_dim)`` parameter vectors -> ``(..., latent_dim)`` embeddings."""
+        z: Tensor = self.net((params - self.mean) / self.scale)
+        return z

@@ -58,6 +58,52 @@ def test_replay_ring_buffer_keeps_the_latest_and_round_trips() -> None:
         ReplayBuffer(4, 2).load_state_dict(buf.state_dict())
 
 
+def _episode(start: float, n: int, *, terminal: bool) -> Transitions:
+    """One chained episode: obs start, start+1, ...; reward = 10 * its obs; last step terminal if asked."""
+    obs = start + np.arange(n, dtype=np.float32)
+    term = np.zeros(n, np.float32)
+    term[-1] = float(terminal)
+    return Transitions(obs[:, None], np.zeros(n, np.int64), 10 * obs, obs[:, None] + 1, term)
+
+
+def test_nstep_sampling_sums_along_episodes_and_stops_at_their_ends() -> None:
+    g = 0.5
+    buf = ReplayBuffer(capacity=16, obs_dim=1)
+    buf.add(_episode(0.0, 4, terminal=True))  # obs 0..3, reward 0, 10, 20, 30; step 3 terminal
+    buf.add(_episode(100.0, 3, terminal=False))  # obs 100..102, truncated (no terminal)
+    tr, disc = buf.sample_nstep(200, 3, g, np.random.default_rng(0))
+    expected = {  # obs -> (n-step return, next_obs at the window's end, terminated, discount)
+        0.0: (0 + g * 10 + g**2 * 20, 3.0, 0.0, g**3),
+        1.0: (10 + g * 20 + g**2 * 30, 4.0, 1.0, g**3),
+        2.0: (20 + g * 30, 4.0, 1.0, g**2),  # the terminal step ends the window
+        3.0: (30, 4.0, 1.0, g),
+        100.0: (1000 + g * 1010 + g**2 * 1020, 103.0, 0.0, g**3),  # not chained to episode 1's end
+        101.0: (1010 + g * 1020, 103.0, 0.0, g**2),  # the newest transition ends the window
+        102.0: (1020, 103.0, 0.0, g),
+    }
+    assert set(tr.obs[:, 0].tolist()) == set(expected)
+    for i, o in enumerate(tr.obs[:, 0]):
+        ret, nxt, term, d = expected[float(o)]
+        assert tr.rewards[i] == pytest.approx(ret) and tr.next_obs[i, 0] == nxt
+        assert tr.terminated[i] == term and disc[i] == pytest.approx(d)
+    one, d1 = buf.sample_nstep(50, 1, g, np.random.default_rng(1))
+    np.testing.assert_array_equal(one.rewards, 10 * one.obs[:, 0])
+    np.testing.assert_array_equal(d1, np.full(50, g, np.float32))
+    with pytest.raises(ValueError, match="n_step must be >= 1"):
+        buf.sample_nstep(1, 0, g, np.random.default_rng(0))
+
+
+def test_nstep_sampling_follows_the_ring_across_the_wrap() -> None:
+    buf = ReplayBuffer(capacity=5, obs_dim=1)
+    buf.add(_episode(0.0, 3, terminal=False))
+    buf.add(_episode(3.0, 4, terminal=False))  # chained to the first; overwrites obs 0 and 1
+    tr, disc = buf.sample_nstep(100, 4, 1.0, np.random.default_rng(0))
+    for i, o in enumerate(tr.obs[:, 0]):
+        window = np.arange(o, min(o + 4, 7))  # obs 2..6 remain, the window stops at the newest
+        assert tr.rewards[i] == pytest.approx(10 * window.sum()) and disc[i] == 1.0
+        assert tr.next_obs[i, 0] == window[-1] + 1
+
+
 def test_support_bank_pads_masks_and_round_trips() -> None:
     bank = SupportBank(capacity=2, set_size=4, obs_dim=2)
     bank.add(_transitions(0, 2))

@@ -29,6 +29,10 @@ class ToyTask:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_vector(self) -> np.ndarray:
+        """The true parameters (ContextDQN's teacher reads them)."""
+        return np.array([self.gain], dtype=np.float32)
+
 
 class ToyTasks:
     """Duck-typed TaskDistribution: gains uniform in [low, high], with a random sign if `signed`.

@@ -126,3 +126,30 @@ def test_modules_export_to_onnx_with_dynamo_false() -> None:
 def test_invalid_dimensions_are_refused(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         QNetwork(**kwargs)  # type: ignore[arg-type]
+
+
+def test_task_embedding_standardises_with_the_pool_and_refuses_bad_shapes() -> None:
+    from robot_meta.policies import TaskEmbedding
+
+    pool = torch.tensor([[1.0, 0.0, 5.0], [3.0, 0.0, 5.0]])  # columns 2 and 3 constant over the pool
+    emb = TaskEmbedding(pool, latent_dim=4, hidden=8)
+    torch.testing.assert_close(emb.mean, torch.tensor([2.0, 0.0, 5.0]))
+    torch.testing.assert_close(emb.scale, torch.tensor([1.0, 1.0, 1.0]))  # std 1, and 1 where constant
+    assert emb(pool).shape == (2, 4) and emb(pool[0]).shape == (4,)
+    wide = TaskEmbedding(torch.tensor([[0.0], [10.0]]), latent_dim=2)
+    torch.testing.assert_close(wide.scale, torch.tensor([5.0]))
+    with pytest.raises(ValueError, match=r"\(tasks, param_dim\)"):
+        TaskEmbedding(torch.zeros(0, 3), latent_dim=2)
+    with pytest.raises(ValueError, match="positive latent_dim"):
+        TaskEmbedding(pool, latent_dim=0)
+
+
+def test_context_encoder_prior_is_the_empty_context_embedding() -> None:
+    enc = ContextEncoder(3, 2, latent_dim=4, hidden=(8,))
+    torch.nn.init.normal_(enc.out.bias)
+    empty = enc(torch.zeros(0, enc.transition_dim))
+    masked = enc(torch.randn(5, enc.transition_dim), torch.zeros(5))
+    torch.testing.assert_close(empty, enc.prior)
+    torch.testing.assert_close(masked, enc.prior)
+    x = torch.randn(2, 5, enc.transition_dim)
+    torch.testing.assert_close(enc(x), enc.out(enc.pool(x)))

@@ -1,0 +1,94 @@
+"""Quick loop (issue 15/16): the package's `ContextDQN` on one family, K-shot on the test split.
+
+Trains through `make_algorithm` (the code `robot-meta train --algo context` runs) with the given
+overrides, then runs the package's K-shot protocol (`evaluate`) on fresh test-split tasks, and
+appends one JSON line (config, success per K with its 95 % interval, CPU-seconds) to
+``benchmarks/results/context_quickloop.jsonl``. About 10-15 CPU-minutes with the defaults on slide.
+
+    .venv/bin/python benchmarks/research/context_quickloop.py --tag rma --set n_step=10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from robot_meta.meta import evaluate, make_algorithm, make_config, parse_override
+from robot_meta.meta.config import config_class
+
+#: The quick loop's RMA sizes on slide (about 64k env steps, 0.5 updates of 128 samples per step).
+QUICK = dict(
+    num_tasks=512,
+    buffer_capacity=400,
+    meta_iterations=80,
+    meta_batch_size=8,
+    episodes_per_task=2,
+    learning_starts=2_000,
+    hidden=[128, 128],
+    feature_activation="relu",
+    lr=5e-4,
+    updates_per_iteration=400,
+    update_batch_tasks=8,
+    batch_size=16,
+    target_update_interval=1_000,
+    n_step=10,
+    checkpoint_interval=20,
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--family", default="slide")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tasks", type=int, default=24, help="test tasks (one evaluation seed)")
+    ap.add_argument("--episodes", type=int, default=3, help="greedy evaluation episodes per task and K")
+    ap.add_argument("--shots", default="0,1,3")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    ap.add_argument("--out", default=None, help="run directory (default: a temporary one)")
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    family = args.family
+    env_id = f"robot_meta/Panda{''.join(w.capitalize() for w in family.split('_'))}-v0"
+    overrides: dict[str, object] = dict(QUICK)
+    overrides.update(dict(parse_override(config_class("context"), item) for item in args.set))
+    cfg = make_config(
+        "context", budget="small", env_id=env_id, preset=family, seed=args.seed, overrides=overrides
+    )
+    t0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(args.out or tmp) / "run"
+        trainer = make_algorithm(cfg)
+        res = trainer.train(run_dir, progress=False)
+        t_train = time.process_time() - t0
+        shots = tuple(int(k) for k in args.shots.split(","))
+        ev = evaluate(
+            run_dir, args.split, shots=shots, episodes=args.episodes, seeds=(args.seed,),
+            num_tasks=args.tasks, plot=False, progress=False,
+        )  # fmt: skip
+    row: dict[str, object] = {"tag": args.tag, "family": family, "split": args.split, "overrides": overrides}
+    for name, m in ev.methods.items():
+        for k, st in sorted(m.per_k.items()):
+            row[f"{name}_k{k}"] = round(100 * st.success, 1)
+            row[f"{name}_k{k}_ci"] = [round(100 * st.ci_low, 1), round(100 * st.ci_high, 1)]
+    row.update(
+        env_steps=res.env_steps,
+        updates=res.updates,
+        train_cpu_s=round(t_train),
+        cpu_s=round(time.process_time() - t0),
+    )
+    row["train_success_post_last"] = res.metrics.get("meta/success_post")
+    print(json.dumps(row), flush=True)
+    out = Path(__file__).resolve().parents[1] / "results" / "context_quickloop.jsonl"
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
