@@ -62,6 +62,12 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         default="td",
         help="head adaptation: TD steps or ridge solve (default: %(default)s)",
     )
+    p.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="the control run: the same tasks and start states with adaptation switched off, so the "
+        "'after' episodes act with the meta-trained policy (compare with a run without this flag)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
 
     p.set_defaults(handler=cmd_adapt)
@@ -94,7 +100,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     try:
         policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
-        ctrl = ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
+        ctrl = (
+            ControllerConfig(rate_hz=args.rate, adapt_every=0, adapt_at_episode_end=False)
+            if args.no_adapt
+            else ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
+        )
     except (ManifestError, RuntimeLoadError, ValueError) as exc:
         raise CliError(str(exc)) from None
     import numpy as np
@@ -110,7 +120,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         f"{policy.manifest.algo} policy from {args.export_dir} on {env_id}, split {args.split}: "
         f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ("
         + (
-            "z re-inferred after every tick"
+            "adaptation switched off: the control run"
+            if args.no_adapt
+            else "z re-inferred after every tick"
             if policy.manifest.context
             else f"{policy.config.method} head adaptation"
         )
@@ -149,6 +161,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "rate_hz": args.rate,
             "method": args.method,
+            "adaptation": not args.no_adapt,
         }
         with open(args.json, "w") as fh:
             json.dump(doc, fh, indent=2)

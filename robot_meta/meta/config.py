@@ -355,13 +355,22 @@ class ContextDQNConfig(_OuterDQNConfig):
     @classmethod
     def budget_sizes(cls, budget: Budget) -> dict[str, Any]:
         sizes = super().budget_sizes(budget)
-        sizes.update(
-            {
-                "smoke": dict(updates_per_iteration=4, update_batch_tasks=2, context_size=16, batch_size=32),
-                "small": dict(updates_per_iteration=32, update_batch_tasks=8),
-                "full": dict(updates_per_iteration=64, update_batch_tasks=8),
-            }[budget]
-        )
+        # small/full: the quick loop's RMA setting (benchmarks/research/context_quickloop.py): tasks
+        # fresh from the train distribution at almost every visit (a large pool, small buffers),
+        # about 0.5 updates of 128 samples per env step, 10-step targets, a 128x128 ReLU trunk.
+        learner: dict[str, Any] = dict(
+            buffer_capacity=400, meta_batch_size=8, episodes_per_task=2, learning_starts=2_000,
+            hidden=(128, 128), feature_activation="relu", lr=5e-4, updates_per_iteration=400,
+            update_batch_tasks=8, batch_size=16, target_update_interval=1_000, n_step=10,
+        )  # fmt: skip
+        per_budget: dict[str, dict[str, Any]] = {
+            "smoke": dict(
+                updates_per_iteration=4, update_batch_tasks=2, context_size=16, batch_size=32, n_step=10
+            ),
+            "small": dict(learner, num_tasks=256, meta_iterations=30, checkpoint_interval=10),
+            "full": dict(learner, num_tasks=512, meta_iterations=80, checkpoint_interval=20),
+        }
+        sizes.update(per_budget[budget])
         return sizes
 
 

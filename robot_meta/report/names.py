@@ -8,6 +8,9 @@ CURVES_PNG = "training_curves.png"
 SUCCESS_PNG = "success_vs_k.png"
 COVERAGE_PNG = "task_coverage.png"
 ADAPTATION_GIF = "adaptation.gif"
+#: A run directory's ``robot-meta export`` output; a run without a checkpoint (a shipped pretrained
+#: run) acts through it, on the device's runtime.
+EXPORT_SUBDIR = "export"
 
 
 class ReportError(RuntimeError):

@@ -18,12 +18,13 @@ from robot_meta.report.names import (
     ADAPTATION_GIF,
     COVERAGE_PNG,
     CURVES_PNG,
+    EXPORT_SUBDIR,
     REPORT_DIR,
     REPORT_HTML,
     SUCCESS_PNG,
     ReportError,
 )
-from robot_meta.report.rollout import read_scalars, record_adaptation
+from robot_meta.report.rollout import TASK_RULE, read_scalars, record_adaptation
 
 log = logging.getLogger("robot_meta.report")
 
@@ -202,28 +203,34 @@ def _coverage_section(info: Mapping[str, Any], out_dir: Path) -> str:
 
 
 def _gif_section(run: Path, out_dir: Path, seed: int, gif_size: tuple[int, int], show: bool) -> str:
-    """The before/after adaptation GIF on a held-out task (once the run has a checkpoint)."""
+    """The before/after adaptation GIF on a held-out task (a run with a checkpoint or an export)."""
     from robot_meta.meta.checkpoint import CHECKPOINT_FILE
 
-    if (run / CHECKPOINT_FILE).is_file():
-        rollout = record_adaptation(run, seed=seed, size=gif_size, progress=show)
-        write_gif(rollout, out_dir / ADAPTATION_GIF)
-        task = (
-            ", ".join(
-                f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in rollout.task.items()
-            )
-            if isinstance(rollout.task, dict)
-            else rollout.task
-        )
-        return (
-            f'<img src="{ADAPTATION_GIF}" alt="the robot before and after adaptation">'
-            f"<p class='muted'>A held-out test task ({_esc(task)}). Left: the meta-policy, greedy. "
-            f"Right: the same start state after adapting on one shot episode ({rollout.shot_transitions} "
-            f"transitions, method <code>{_esc(rollout.method)}</code>). Return "
-            f"{rollout.before_return:.1f} &rarr; {rollout.after_return:.1f}.</p>"
-        )
-    else:
+    if not ((run / CHECKPOINT_FILE).is_file() or (run / EXPORT_SUBDIR / "manifest.json").is_file()):
         return '<p class="note">no checkpoint yet: train the run first</p>'
+    rollout = record_adaptation(run, seed=seed, size=gif_size, progress=show)
+    write_gif(rollout, out_dir / ADAPTATION_GIF)
+    task = (
+        ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in rollout.task.items())
+        if isinstance(rollout.task, dict)
+        else rollout.task
+    )
+    acted = (
+        "the on-device runtime of the run's export (numpy + onnxruntime)"
+        if rollout.source == "export"
+        else "the run's checkpoint (torch)"
+    )
+    return (
+        f'<img src="{ADAPTATION_GIF}" alt="the robot before and after adaptation">'
+        f"<p class='muted'><b>Solved before adaptation: {rollout.solved_before} of {rollout.tried} held-out test "
+        f"tasks; after one shot: {rollout.solved_after} of {rollout.tried}</b> (seed {seed}; one greedy episode "
+        f"each, from the same start state before and after). Shown: task {rollout.chosen + 1} of "
+        f"{rollout.tried} ({_esc(task)}), chosen as {_esc(TASK_RULE)}. Left (<i>before</i>): the meta-trained "
+        f"policy, greedy, knowing nothing of the task. Right (<i>after</i>): the same start state after the "
+        f"policy adapted on one shot episode ({rollout.shot_transitions} transitions, method "
+        f"<code>{_esc(rollout.method)}</code>, acted by {acted}). Return {rollout.before_return:.1f} "
+        f"&rarr; {rollout.after_return:.1f}.</p>"
+    )
 
 
 def _page(run: Path, info: Mapping[str, Any], sections: Mapping[str, str], iterations: int) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from robot_meta.report.names import ReportError
+from robot_meta.report.names import EXPORT_SUBDIR, ReportError
 
 
 def read_scalars(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -48,20 +48,45 @@ class AdaptationRollout:
     before_success: bool = False
     after_success: bool = False
     shot_transitions: int = 0
+    tried: int = 0
+    """Held-out tasks tried (before, one shot, after) to choose the one shown."""
+    solved_before: int = 0
+    """How many of them the policy solved before adaptation."""
+    solved_after: int = 0
+    """How many of them it solved after one shot."""
+    chosen: int = 0
+    """Index (from 0) of the task shown among those tried."""
+    source: str = ""
+    """What acted: ``checkpoint`` (torch, the run's adapter) or ``export`` (the on-device runtime)."""
+
+
+#: How the task shown is chosen among those tried (the report states it).
+TASK_RULE = (
+    "the first of the tried tasks that the policy fails before adaptation and solves after one shot; "
+    "if there is none, the first it solves after the shot; if there is none, the first task"
+)
 
 
 def _episode(
-    env: Any, task: Any, seed: int | None, act: Any, frames: list[np.ndarray] | None, every: int, bar: Any
-) -> tuple[list[tuple[np.ndarray, int, float, np.ndarray, bool]], float, bool]:
+    env: Any,
+    task: Any,
+    seed: int | None,
+    act: Any,
+    frames: list[np.ndarray] | None,
+    every: int,
+    bar: Any,
+    on_step: Any = None,
+) -> tuple[int, float, bool]:
+    """One episode; ``(length, return, success)``. `on_step(obs, a, r, next_obs, terminated)` after each step."""
     obs, _ = env.reset(seed=seed, options={"task": task})
     if frames is not None:
         frames.append(env.render())
-    steps: list[tuple[np.ndarray, int, float, np.ndarray, bool]] = []
     ret, success, t = 0.0, False, 0
     while True:
         a = int(act(obs))
         next_obs, reward, terminated, truncated, info = env.step(a)
-        steps.append((obs, a, float(reward), next_obs, bool(terminated)))
+        if on_step is not None:
+            on_step(obs, a, float(reward), next_obs, bool(terminated))
         ret += float(reward)
         success = bool(info.get("is_success", False))
         t += 1
@@ -70,7 +95,42 @@ def _episode(
         bar.update(1)
         obs = next_obs
         if terminated or truncated:
-            return steps, ret, success
+            return t, ret, success
+
+
+def _subject(run_dir: Path) -> tuple[str, str, Any, Any, str]:
+    """``(method name, env id, adapter, task distribution, source)`` of a run: its checkpoint's adapter
+    (torch) if it has one, else the on-device runtime of its ``export/`` directory."""
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.meta.checkpoint import CHECKPOINT_FILE
+
+    if (run_dir / CHECKPOINT_FILE).is_file():
+        from robot_meta.meta import load_run
+        from robot_meta.meta.eval import methods_for_run
+
+        run = load_run(run_dir)
+        methods = methods_for_run(run)
+        method = next((m for m in methods if m.name.endswith("-head")), methods[0])
+        dist_info, preset = run.info.get("task_distribution"), run.config.preset
+        name, env_id, adapter, source = method.name, run.config.env_id, method.adapter(0), "checkpoint"
+    elif (run_dir / EXPORT_SUBDIR / "manifest.json").is_file():
+        from robot_meta.meta.eval.adapters import ExportAdapter
+
+        adapter = ExportAdapter.load(run_dir / EXPORT_SUBDIR)
+        manifest = adapter.policy.manifest
+        dist_info, preset = manifest.train_distribution, None
+        name, env_id, source = f"{manifest.algo}-export", manifest.env_id, "export"
+    else:
+        raise ReportError(
+            f"{run_dir} has neither a checkpoint nor an {EXPORT_SUBDIR}/ directory to act with: train the run first"
+        )
+    try:
+        dist = TaskDistribution.from_dict(dist_info) if dist_info else TaskDistribution.preset(str(preset))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(
+            f"cannot rebuild the task distribution of {run_dir} ({exc}); retrain the run"
+        ) from exc
+    return name, env_id, adapter, dist, source
 
 
 def record_adaptation(
@@ -79,65 +139,84 @@ def record_adaptation(
     seed: int = 0,
     size: tuple[int, int] = (320, 240),
     frame_every: int = 2,
+    tasks: int = 8,
     progress: bool | None = None,
 ) -> AdaptationRollout:
-    """Roll out the run's policy on a held-out test task before and after one shot of adaptation.
+    """Roll out the run's policy on held-out test tasks before and after one shot of adaptation.
 
-    Before: the meta-policy, greedy. Shot: one episode with the policy's own exploration, observed by
-    the run's adapter (`robot_meta.meta.eval.methods_for_run`; for reptile the head rule
-    ``reptile-head``, the one that runs on the device), then ``adapt()``. After: the adapted policy,
-    greedy, from the same start state as before. Frames every `frame_every` control steps.
+    For each of `tasks` test-split tasks (drawn with `seed`): before = the meta-policy, greedy; shot =
+    one episode with the policy's own exploration, observed step by step by the run's adapter
+    (`robot_meta.meta.eval.methods_for_run`; for reptile the head rule ``reptile-head``, the one that
+    runs on the device; a run without a checkpoint acts through the runtime of its ``export/``), then
+    ``adapt()``; after = the adapted policy, greedy, from the same start state as before. The task
+    shown is chosen by `TASK_RULE`, and is replayed (same seeds, bitwise the same episodes) with
+    frames every `frame_every` control steps.
     """
     import gymnasium as gym
     import torch
 
     import robot_meta  # noqa: F401  (registers the env ids)
-    from robot_meta.envs import TaskDistribution
-    from robot_meta.meta import load_run
-    from robot_meta.meta.eval import methods_for_run
     from robot_meta.meta.work import task_to_dict
 
-    run = load_run(run_dir)
-    methods = methods_for_run(run)
-    method = next((m for m in methods if m.name.endswith("-head")), methods[0])
-    dist_info = run.info.get("task_distribution")
-    try:
-        dist = (
-            TaskDistribution.from_dict(dist_info) if dist_info else TaskDistribution.preset(run.config.preset)
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReportError(
-            f"cannot rebuild the task distribution of {run_dir} ({exc}); retrain the run"
-        ) from exc
-    rng = np.random.default_rng([seed, 0x61F])
-    task = dist.split("test").sample(1, rng)[0]
-    env = gym.make(run.config.env_id, action_mode="discrete", render_mode="rgb_array", render_size=size)
-    adapter = method.adapter(seed)
-    adapter.begin(task, rng)
-    out = AdaptationRollout(method.name, task_to_dict(task))
-    before_seed, shot_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
+    if tasks < 1:
+        raise ValueError(f"tasks={tasks}: need at least one task to show")
+    run = Path(run_dir)
+    name, env_id, adapter, dist, source = _subject(run)
+    candidates = dist.split("test").sample(tasks, np.random.default_rng([seed, 0x61F]))
+    env = gym.make(env_id, action_mode="discrete", render_mode="rgb_array", render_size=size)
     show = sys.stderr.isatty() if progress is None else progress
     limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else 50
+
+    def trial(i: int, bar: Any, out: AdaptationRollout | None) -> tuple[bool, bool]:
+        rng = np.random.default_rng([seed, 0x61F, i])
+        before_seed, shot_seed = (int(s) for s in rng.integers(0, 2**31 - 1, size=2))
+        adapter.begin(candidates[i], rng)
+        frames = (out.before_frames, out.after_frames) if out is not None else (None, None)
+        _, r0, s0 = _episode(
+            env, candidates[i], before_seed, lambda o: adapter.act(o, True), frames[0], frame_every, bar
+        )
+        n, _, _ = _episode(
+            env,
+            candidates[i],
+            shot_seed,
+            lambda o: adapter.act(o, False),
+            None,
+            frame_every,
+            bar,
+            adapter.observe,
+        )
+        adapter.adapt()
+        _, r1, s1 = _episode(
+            env, candidates[i], before_seed, lambda o: adapter.act(o, True), frames[1], frame_every, bar
+        )
+        if out is not None:
+            out.before_return, out.before_success, out.after_return, out.after_success = r0, s0, r1, s1
+            out.shot_transitions = n
+        return s0, s1
+
     try:
         with (
             torch.inference_mode(False),
-            tqdm(total=3 * limit, desc="adaptation gif", unit="step", disable=not show, leave=False) as bar,
+            tqdm(
+                total=3 * limit * (tasks + 1),
+                desc="adaptation gif",
+                unit="step",
+                disable=not show,
+                leave=False,
+            ) as bar,
         ):
-            _, out.before_return, out.before_success = _episode(
-                env, task, before_seed, lambda o: adapter.act(o, True), out.before_frames, frame_every, bar
+            outcomes = [trial(i, bar, None) for i in range(tasks)]
+            chosen = next(
+                (i for i, (b, a) in enumerate(outcomes) if a and not b),
+                next((i for i, (_, a) in enumerate(outcomes) if a), 0),
             )
-            shot, _, _ = _episode(
-                env, task, shot_seed, lambda o: adapter.act(o, False), None, frame_every, bar
-            )
-            for step in shot:
-                adapter.observe(*step)
-            adapter.adapt()
-            out.shot_transitions = len(shot)
-            _, out.after_return, out.after_success = _episode(
-                env, task, before_seed, lambda o: adapter.act(o, True), out.after_frames, frame_every, bar
-            )
+            out = AdaptationRollout(name, task_to_dict(candidates[chosen]))
+            trial(chosen, bar, out)
     finally:
         env.close()
+    out.tried, out.chosen, out.source = tasks, chosen, source
+    out.solved_before = sum(b for b, _ in outcomes)
+    out.solved_after = sum(a for _, a in outcomes)
     return out
 
 

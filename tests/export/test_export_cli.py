@@ -67,6 +67,13 @@ def test_adapt_command_prints_success_before_and_after(
     assert "success before adaptation:" in text and "after adaptation:" in text
     doc = json.loads(out_json.read_text())
     assert doc["tasks"] == 2 and doc["adaptations"] == 2 and doc["rolled_back"] == 0
+    assert doc["adaptation"] is True
+    # The control run: same tasks and starts, adaptation off, so the first episodes are identical.
+    assert main([*args, "--rate", "0", "--no-adapt", "--json", str(out_json)]) == 0
+    assert "adaptation switched off" in capsys.readouterr().out
+    off = json.loads(out_json.read_text())
+    assert off["adaptation"] is False and off["adaptations"] == 0
+    assert off["success_before"] == doc["success_before"] and off["return_before"] == doc["return_before"]
 
 
 def test_controller_runs_ticks_against_the_panda_env(smoke_export: Path) -> None:
