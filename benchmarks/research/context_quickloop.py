@@ -16,10 +16,34 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from robot_meta.meta import evaluate, make_algorithm, make_config, parse_override
+from robot_meta.envs import TaskDistribution
+from robot_meta.export import export_run
+from robot_meta.meta import evaluate, make_algorithm, make_config, parse_override, run_methods
 from robot_meta.meta.config import config_class
+from robot_meta.meta.context import ContextDQN
+from robot_meta.meta.eval.adapters import ContextAdapter
+from robot_meta.meta.eval.protocol import AdapterMethod
+from robot_meta.meta.rollout import GymEnvFactory
+
+
+class PrivilegedZ(ContextAdapter):
+    """Diagnosis only: act with the teacher's z of the task's true parameters (what the encoder regresses)."""
+
+    def __init__(self, trainer: ContextDQN) -> None:
+        super().__init__(trainer.qnet, trainer.encoder, trainer.config.context_size, trainer.config.epsilon_end)
+        self.teacher = trainer.teacher
+
+    def begin(self, task: object, rng: np.random.Generator) -> None:
+        super().begin(task, rng)
+        assert self.teacher is not None
+        with torch.inference_mode():
+            self.z = self.teacher(torch.from_numpy(task.to_vector()))  # type: ignore[attr-defined]
+
+    def adapt(self) -> None:
+        pass
 
 #: The quick loop's RMA sizes on slide (about 64k env steps, 0.5 updates of 128 samples per step).
 QUICK = dict(
@@ -52,6 +76,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--device", action="store_true", help="also export and evaluate through the runtime")
     args = ap.parse_args()
     torch.set_num_threads(1)
     family = args.family
@@ -68,12 +93,19 @@ def main() -> None:
         res = trainer.train(run_dir, progress=False)
         t_train = time.process_time() - t0
         shots = tuple(int(k) for k in args.shots.split(","))
-        ev = evaluate(
-            run_dir, args.split, shots=shots, episodes=args.episodes, seeds=(args.seed,),
-            num_tasks=args.tasks, plot=False, progress=False,
-        )  # fmt: skip
+        protocol = dict(episodes=args.episodes, seeds=(args.seed,), num_tasks=args.tasks, progress=False)
+        ev = evaluate(run_dir, args.split, shots=shots, plot=False, **protocol)  # type: ignore[arg-type]
+        methods = dict(ev.methods)
+        if args.device:
+            export_run(run_dir, Path(args.out or tmp) / "export")
+            dev = evaluate(Path(args.out or tmp) / "export", args.split, shots=shots, plot=False, **protocol)  # type: ignore[arg-type]
+            methods.update({f"device-{k}": v for k, v in dev.methods.items()})
+        if isinstance(trainer, ContextDQN) and trainer.teacher is not None:
+            priv = AdapterMethod("privileged-z", lambda _s: PrivilegedZ(trainer), GymEnvFactory(env_id))
+            tasks = TaskDistribution.preset(family).split(args.split)
+            methods.update(run_methods([priv], tasks, shots=(0,), **protocol))  # type: ignore[arg-type]
     row: dict[str, object] = {"tag": args.tag, "family": family, "split": args.split, "overrides": overrides}
-    for name, m in ev.methods.items():
+    for name, m in methods.items():
         for k, st in sorted(m.per_k.items()):
             row[f"{name}_k{k}"] = round(100 * st.success, 1)
             row[f"{name}_k{k}_ci"] = [round(100 * st.ci_low, 1), round(100 * st.ci_high, 1)]
