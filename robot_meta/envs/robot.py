@@ -9,6 +9,8 @@ joints far below the rated speed and left the end effector 19 mm behind a 25 mm 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import math
 import os
 import re
 import tempfile
@@ -35,6 +37,8 @@ FINGER_OPEN = 0.039
 FINGER_CLOSED = 0.0005
 #: Position gain of PyBullet's joint motors (default 0.1): 0.3 tracks a 25 mm step to ~2 mm.
 POSITION_GAIN = 0.3
+#: The gufunc behind ``np.linalg.svd(a, full_matrices=False)`` (numpy >= 2.0; numpy 1.x names it by shape).
+_SVD_GUFUNC: np.ufunc | None = getattr(importlib.import_module("numpy.linalg._umath_linalg"), "svd_s", None)
 #: IK iterations per command: the target is at most a few cm from the current pose, and 5
 #: iterations track as well as the default 20 at a fraction of the cost.
 IK_ITERATIONS = 5
@@ -88,15 +92,29 @@ def panda_urdf() -> str:
     return str(out)
 
 
+def _svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.linalg.svd(a, full_matrices=False)`` of a real 2-D float64 matrix: numpy's own LAPACK gufunc
+    (bitwise the same result), without the wrapper's type dispatch and error-state context, which cost more
+    than the decomposition on 3 x 7 after a physics step. LAPACK's non-convergence (NaN singular values)
+    raises `LinAlgError`, as in numpy; numpy versions without the gufunc use the wrapper."""
+    if _SVD_GUFUNC is None:
+        return np.linalg.svd(a, full_matrices=False)
+    u, s, vt = _SVD_GUFUNC(a, signature="d->ddd")
+    if not all(map(math.isfinite, s.tolist())):
+        raise np.linalg.LinAlgError("SVD did not converge")
+    return u, s, vt
+
+
 def _pinv(a: np.ndarray) -> np.ndarray:
     """``np.linalg.pinv(a)`` of a real matrix, the same operations (bitwise the same result) without the
     generic wrapper's overhead (stacking, complex and empty-input handling), which dominated on 3 x 7.
 
     The cutoff and the scaling of ``u.T`` by the inverted singular values are elementwise, so they run on
     plain floats (after a physics step, every small numpy call costs tens of µs of cold caches); the
-    SVD and the product stay numpy's (LAPACK and BLAS, whose summation order a Python loop would not match).
+    SVD (`_svd`) and the product stay numpy's (LAPACK and BLAS, whose summation order a Python loop would
+    not match).
     """
-    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    u, s, vt = _svd(a)
     values = s.tolist()
     cutoff = 1e-15 * max(values)  # pinv's default cutoff, rcond=1e-15
     inv = [1.0 / v if v > cutoff else 0.0 for v in values]
