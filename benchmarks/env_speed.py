@@ -751,7 +751,7 @@ def tracking_accuracy(iterations: int, steps: int, seed: int = 7) -> dict[str, f
     errors = []
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
-        errors.append(float(np.linalg.norm(base._ee_pos - base._setpoint)))
+        errors.append(float(np.linalg.norm(np.subtract(base._ee_pos, base._setpoint))))
         if terminated or truncated:
             env.reset()
     env.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -30,6 +31,8 @@ ActionMode = Literal["discrete", "continuous"]
 MAX_LEAD = 0.03
 #: Panda links that never collide with the support surface: base, link 1 and link 2 (the mount).
 MOUNT_LINKS = (-1, 0, 1)
+#: Continuous actions of these dtypes are checked as they are (others are converted to float64 first).
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class RobotTaskEnv(gym.Env[Any, Any]):
@@ -131,11 +134,11 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         self.actions: tuple[DiscreteAction, ...] = self.task.discrete_actions
         if action_mode == "discrete":
             self.action_space: spaces.Space[Any] = spaces.Discrete(len(self.actions))
-            self._moves = np.array([a.move for a in self.actions])
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(self.task.n_continuous,), dtype=np.float32)
-        self._ee_pos = np.zeros(3)
-        self._setpoint = np.zeros(3)
+        # Measured end effector and setpoint, m: plain floats (tests and tools may set arrays).
+        self._ee_pos: Sequence[float] = (0.0, 0.0, 0.0)
+        self._setpoint: Sequence[float] = (0.0, 0.0, 0.0)
         self._last: StepResult | None = None
         self._needs_reset = True
         self._closed = False
@@ -230,8 +233,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             self._place_ee(start)
         self.task.reset_task(self.np_random)
         self.scene.show_goal(self.task.goal)
-        self._ee_pos, ee_vel = self.robot.ee_state()
-        self._setpoint = self._ee_pos.copy()
+        self._ee_pos, ee_vel = self.robot.ee_state_floats()
+        self._setpoint = self._ee_pos
         self._last = self.task.evaluate(self._ee_pos, ee_vel)
         self._needs_reset = False
         self._steps = 0
@@ -258,8 +261,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             )
         velocity = None
         if self.action_mode == "discrete":
-            idx = self._check_discrete(action)
-            move, gripper, velocity = self._moves[idx], self.actions[idx].gripper, self.actions[idx].velocity
+            chosen = self.actions[self._check_discrete(action)]
+            move, gripper, velocity = chosen.move, chosen.gripper, chosen.velocity
         else:
             move, gripper = self.task.decode_continuous(self._check_continuous(action))
         try:
@@ -267,14 +270,14 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 # The setpoint integrates the commanded moves (so tracking errors do not accumulate
                 # into drift) but never leads the measured end effector by more than MAX_LEAD
                 # (anti-windup when the arm is blocked by a heavy object or the table).
-                tx, ty, tz = self.task.ee_target(self._setpoint, move).tolist()
-                ex, ey, ez = self._ee_pos.tolist()  # plain floats: numpy scalar indexing costs more here
-                target = np.array(
-                    (
-                        min(max(tx, ex - MAX_LEAD), ex + MAX_LEAD),
-                        min(max(ty, ey - MAX_LEAD), ey + MAX_LEAD),
-                        min(max(tz, ez - MAX_LEAD), ez + MAX_LEAD),
-                    )
+                # Plain floats throughout: numpy's per-call overhead on 3-vectors costs more here.
+                sx, sy, sz = self._setpoint
+                tx, ty, tz = self.task.clip_ee(sx + move[0], sy + move[1], sz + move[2])
+                ex, ey, ez = self._ee_pos
+                target = (
+                    min(max(tx, ex - MAX_LEAD), ex + MAX_LEAD),
+                    min(max(ty, ey - MAX_LEAD), ey + MAX_LEAD),
+                    min(max(tz, ez - MAX_LEAD), ez + MAX_LEAD),
                 )
                 self._setpoint = target
                 self.robot.command(target, gripper)
@@ -282,7 +285,7 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 self.robot.command_velocity(np.asarray(velocity), self.task.strike_torque_scale)
             self._world_dirty = True
             self.sim.step()
-            self._ee_pos, ee_vel = self.robot.ee_state()
+            self._ee_pos, ee_vel = self.robot.ee_state_floats()
         except (PhysicsDisconnectedError, pybullet.error) as exc:
             self._needs_reset = True
             if self.sim.is_connected:
@@ -294,12 +297,10 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         if velocity is not None:
             # Hold where the strike ended, at the height it started from (the arm sags a little
             # while it is velocity-controlled).
-            z = self._setpoint[2]
-            self._setpoint = self._ee_pos.copy()
-            self._setpoint[2] = z
+            self._setpoint = (self._ee_pos[0], self._ee_pos[1], self._setpoint[2])
         res = self.task.evaluate(self._ee_pos, ee_vel)
         self._last = res
-        if not np.isfinite(res.obs).all():
+        if not all(map(math.isfinite, res.obs.tolist())):  # plain floats: cheaper than numpy on ~25 values
             self._needs_reset = True
             raise FloatingPointError(
                 f"the simulation became non-finite (task {self._params}); reset the env. "
@@ -334,20 +335,27 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             raise ValueError(f"action {idx} is out of range: valid actions are 0..{len(self.actions) - 1}")
         return idx
 
-    def _check_continuous(self, action: Any) -> np.ndarray:
-        arr = np.asarray(action, dtype=np.float64)
+    def _check_continuous(self, action: Any) -> list[float]:
+        # A float array's values convert to the same Python floats directly (no float64 copy first).
+        arr = (
+            action
+            if isinstance(action, np.ndarray) and action.dtype in FLOAT_DTYPES
+            else np.asarray(action, dtype=np.float64)
+        )
         n = self.task.n_continuous
         if arr.shape != (n,):
             raise ValueError(f"action has shape {arr.shape}; this env expects shape ({n},) in [-1, 1]")
-        # Hot path: plain floats on a 3- or 4-vector (numpy's per-call overhead dominates here).
+        # Hot path: plain floats on a 3- or 4-vector (numpy's per-call overhead dominates here), one
+        # pass when the action is valid (NaN fails every comparison, so it takes the checks below).
         values = arr.tolist()
+        bound = 1.0 + 1e-6
+        if all(-bound <= v <= bound for v in values):
+            return [min(max(v, -1.0), 1.0) for v in values]
         if not all(math.isfinite(v) for v in values):
             raise ValueError(
                 f"action {values} contains NaN or inf: refused (it would corrupt the physics state)"
             )
-        if max(abs(v) for v in values) > 1.0 + 1e-6:
-            raise ValueError(f"action {values} is outside [-1, 1]: clip it to the action space first")
-        return np.array([min(max(v, -1.0), 1.0) for v in values])
+        raise ValueError(f"action {values} is outside [-1, 1]: clip it to the action space first")
 
     def _obs(self, res: StepResult) -> Any:
         flat = np.concatenate([res.obs, self._params.to_vector()]) if self.privileged else res.obs

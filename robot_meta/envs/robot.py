@@ -9,9 +9,12 @@ joints far below the rated speed and left the end effector 19 mm behind a 25 mm 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import math
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,8 @@ FINGER_OPEN = 0.039
 FINGER_CLOSED = 0.0005
 #: Position gain of PyBullet's joint motors (default 0.1): 0.3 tracks a 25 mm step to ~2 mm.
 POSITION_GAIN = 0.3
+#: The gufunc behind ``np.linalg.svd(a, full_matrices=False)`` (numpy >= 2.0; numpy 1.x names it by shape).
+_SVD_GUFUNC: np.ufunc | None = getattr(importlib.import_module("numpy.linalg._umath_linalg"), "svd_s", None)
 #: IK iterations per command: the target is at most a few cm from the current pose, and 5
 #: iterations track as well as the default 20 at a fraction of the cost.
 IK_ITERATIONS = 5
@@ -87,13 +92,34 @@ def panda_urdf() -> str:
     return str(out)
 
 
+def _svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.linalg.svd(a, full_matrices=False)`` of a real 2-D float64 matrix: numpy's own LAPACK gufunc
+    (bitwise the same result), without the wrapper's type dispatch and error-state context, which cost more
+    than the decomposition on 3 x 7 after a physics step. LAPACK's non-convergence (NaN singular values)
+    raises `LinAlgError`, as in numpy; numpy versions without the gufunc use the wrapper."""
+    if _SVD_GUFUNC is None:
+        return np.linalg.svd(a, full_matrices=False)
+    u, s, vt = _SVD_GUFUNC(a, signature="d->ddd")
+    if not all(map(math.isfinite, s.tolist())):
+        raise np.linalg.LinAlgError("SVD did not converge")
+    return u, s, vt
+
+
 def _pinv(a: np.ndarray) -> np.ndarray:
     """``np.linalg.pinv(a)`` of a real matrix, the same operations (bitwise the same result) without the
-    generic wrapper's overhead (stacking, complex and empty-input handling), which dominated on 3 x 7."""
-    u, s, vt = np.linalg.svd(a, full_matrices=False)
-    large = s > np.asarray(1e-15) * s.max()  # pinv's default cutoff, rcond=1e-15
-    inv = np.divide(1.0, s, where=large, out=np.zeros_like(s))
-    return np.matmul(vt.T, np.multiply(inv[:, np.newaxis], u.T))
+    generic wrapper's overhead (stacking, complex and empty-input handling), which dominated on 3 x 7.
+
+    The cutoff and the scaling of ``u.T`` by the inverted singular values are elementwise, so they run on
+    plain floats (after a physics step, every small numpy call costs tens of µs of cold caches); the
+    SVD (`_svd`) and the product stay numpy's (LAPACK and BLAS, whose summation order a Python loop would
+    not match).
+    """
+    u, s, vt = _svd(a)
+    values = s.tolist()
+    cutoff = 1e-15 * max(values)  # pinv's default cutoff, rcond=1e-15
+    inv = [1.0 / v if v > cutoff else 0.0 for v in values]
+    scaled = np.array([[k * x for x in row] for k, row in zip(inv, u.T.tolist(), strict=True)])
+    return np.matmul(vt.T, scaled)
 
 
 class PandaRobot:
@@ -138,8 +164,13 @@ class PandaRobot:
 
     def ee_state(self) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position (m) and linear velocity (m/s) in the world frame."""
+        pos, vel = self.ee_state_floats()
+        return np.array(pos), np.array(vel)
+
+    def ee_state_floats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """`ee_state` as tuples of plain floats (the env's hot path: no arrays to build)."""
         s = self.sim.getLinkState(self.body, EE_LINK, computeLinkVelocity=1, computeForwardKinematics=1)
-        return np.array(s[4]), np.array(s[6])
+        return s[4], s[6]
 
     def finger_width(self) -> float:
         """Distance between the fingers, m."""
@@ -149,10 +180,10 @@ class PandaRobot:
     def joint_positions(self) -> np.ndarray:
         return np.array([s[0] for s in self.sim.getJointStates(self.body, ARM_JOINTS)])
 
-    def ik(self, target: np.ndarray, iterations: int = IK_ITERATIONS) -> list[float]:
+    def ik(self, target: Sequence[float] | np.ndarray, iterations: int = IK_ITERATIONS) -> list[float]:
         """Arm joint angles that put the end effector at `target`, pointing down (seeded at the current pose)."""
         q = self.sim.calculateInverseKinematics(
-            self.body, EE_LINK, target.tolist(), EE_DOWN, maxNumIterations=iterations, residualThreshold=1e-5
+            self.body, EE_LINK, target, EE_DOWN, maxNumIterations=iterations, residualThreshold=1e-5
         )
         return list(q[:7])
 
@@ -166,7 +197,7 @@ class PandaRobot:
                 break
         return err
 
-    def command(self, ee_target: np.ndarray, gripper: float | None = None) -> None:
+    def command(self, ee_target: Sequence[float] | np.ndarray, gripper: float | None = None) -> None:
         """Drive towards an end-effector position target.
 
         `gripper` in [-1, 1] sets the finger opening (-1 closed, +1 fully open); None keeps it.

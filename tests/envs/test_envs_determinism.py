@@ -193,3 +193,19 @@ def test_closing_one_env_leaves_another_running() -> None:
         for _ in range(5):
             obs, *_ = keep.step(1)
         assert np.isfinite(obs).all()
+
+
+def test_the_strike_pseudo_inverse_is_bitwise_numpys() -> None:
+    """`_pinv` (the slide strike's hot path, numpy's LAPACK gufunc called directly) equals np.linalg.pinv."""
+    from robot_meta.envs.robot import _pinv, _svd
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        jac = rng.normal(size=(3, 9))[:, :7] * 10.0 ** rng.uniform(-3, 1)  # a strided view, as the env's
+        assert _pinv(jac).tobytes() == np.linalg.pinv(jac).tobytes()
+    rank_deficient = np.zeros((3, 7))
+    rank_deficient[0, 0] = 1.0
+    assert _pinv(rank_deficient).tobytes() == np.linalg.pinv(rank_deficient).tobytes()
+    bad = np.full((3, 7), np.nan)
+    with pytest.raises(np.linalg.LinAlgError), np.errstate(invalid="ignore"):
+        _svd(bad)

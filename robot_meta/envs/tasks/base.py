@@ -100,7 +100,6 @@ class Task(ABC):
         self.goal = np.zeros(3)
         self._low = np.array(self.ee_low)
         self._high = np.array(self.ee_high)
-        self._scale = np.array(self.continuous_scale)
         self.obs_dim = sum(n for _, n in self.observation_layout)
 
     # -- actions ----------------------------------------------------------------------------------
@@ -108,18 +107,26 @@ class Task(ABC):
     def n_continuous(self) -> int:
         return 4 if self.uses_gripper else 3
 
-    def decode_continuous(self, action: np.ndarray) -> tuple[np.ndarray, float | None]:
-        move = action[:3] * self._scale
+    def decode_continuous(self, action: Sequence[float]) -> tuple[tuple[float, float, float], float | None]:
+        """End-effector displacement (m) and gripper command of a continuous action (floats in [-1, 1])."""
+        sx, sy, sz = self.continuous_scale
+        move = (action[0] * sx, action[1] * sy, action[2] * sz)
         return move, (float(action[3]) if self.uses_gripper else None)
 
-    def ee_target(self, ee_pos: np.ndarray, move: np.ndarray) -> np.ndarray:
+    def ee_target(
+        self, ee_pos: Sequence[float] | np.ndarray, move: Sequence[float] | np.ndarray
+    ) -> np.ndarray:
         """Clip a displaced end-effector position to the workspace and above the surface."""
+        return np.array(self.clip_ee(ee_pos[0] + move[0], ee_pos[1] + move[1], ee_pos[2] + move[2]))
+
+    def clip_ee(self, x: float, y: float, z: float) -> tuple[float, float, float]:
+        """`ee_target` on plain floats (the env's hot path): (x, y, z) clipped to the workspace and
+        raised to `ee_min_clearance` above the surface."""
         lo, hi = self.ee_low, self.ee_high
-        x = min(max(ee_pos[0] + move[0], lo[0]), hi[0])
-        y = min(max(ee_pos[1] + move[1], lo[1]), hi[1])
-        z = min(max(ee_pos[2] + move[2], lo[2]), hi[2])
-        z = max(z, self.scene.surface_height(x, y) + self.ee_min_clearance)
-        return np.array((x, y, z))
+        x = min(max(x, lo[0]), hi[0])
+        y = min(max(y, lo[1]), hi[1])
+        z = min(max(z, lo[2]), hi[2])
+        return x, y, max(z, self.scene.surface_height(x, y) + self.ee_min_clearance)
 
     # -- episode ------------------------------------------------------------------------------------
     def start_ee(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -131,8 +138,9 @@ class Task(ABC):
         """Place the object (and anything else) and sample `self.goal`; the arm is already reset."""
 
     @abstractmethod
-    def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
-        """Observation, reward, success and failure of the current state."""
+    def evaluate(self, ee_pos: Sequence[float], ee_vel: Sequence[float]) -> StepResult:
+        """Observation, reward, success and failure of the current state (end-effector position, m,
+        and velocity, m/s)."""
 
     def outcome_decided(self, struck: bool) -> bool:
         """True once nothing the policy can still do changes the episode's outcome (not a success).
@@ -190,33 +198,25 @@ class ObjectTask(Task):
     reach_shaping: ClassVar[float] = 0.0
     """Dense reward also subtracts this times the end-effector-to-object distance."""
 
-    def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
-        # Hot path: plain float arithmetic on 3-vectors and one preallocated buffer (numpy's
-        # per-call overhead on tiny arrays would cost more than the arithmetic itself).
+    def evaluate(self, ee_pos: Sequence[float], ee_vel: Sequence[float]) -> StepResult:
+        # Hot path: plain float arithmetic on 3-vectors and one array at the end (after a physics
+        # step, numpy's per-call overhead on tiny arrays costs more than the arithmetic itself).
         sim, body = self.sim, self.scene.body
         pos, orn = sim.getBasePositionAndOrientation(body)
         lin, ang = sim.getBaseVelocity(body)
-        gx, gy, gz = self.goal
+        gx, gy, gz = self.goal.tolist()
         dx, dy, dz = gx - pos[0], gy - pos[1], gz - pos[2]
         dist = math.hypot(dx, dy) if self.planar_success else math.sqrt(dx * dx + dy * dy + dz * dz)
         success = dist < self.distance_threshold
         if success and self.settle_speed is not None:
             success = math.sqrt(lin[0] ** 2 + lin[1] ** 2 + lin[2] ** 2) < self.settle_speed
-        obs = np.empty(self.obs_dim, dtype=np.float32)
-        obs[0:3] = ee_pos
-        obs[3:6] = ee_vel
-        i = 6
+        ex, ey, ez = ee_pos
+        rel = (pos[0] - ex, pos[1] - ey, pos[2] - ez)
+        values = [ex, ey, ez, *ee_vel]
         if self.uses_gripper:
-            obs[6] = self.robot.finger_width()
-            i = 7
-        rel = (pos[0] - ee_pos[0], pos[1] - ee_pos[1], pos[2] - ee_pos[2])
-        obs[i : i + 3] = pos
-        obs[i + 3 : i + 7] = orn
-        obs[i + 7 : i + 10] = lin
-        obs[i + 10 : i + 13] = ang
-        obs[i + 13 : i + 16] = self.goal
-        obs[i + 16 : i + 19] = rel
-        obs[i + 19 : i + 22] = (dx, dy, dz)
+            values.append(self.robot.finger_width())
+        values += (*pos, *orn, *lin, *ang, gx, gy, gz, *rel, dx, dy, dz)
+        obs = np.array(values, dtype=np.float32)
         shaping = (
             self.reach_shaping * math.sqrt(rel[0] ** 2 + rel[1] ** 2 + rel[2] ** 2)
             if self.reach_shaping

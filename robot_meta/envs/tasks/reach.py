@@ -8,6 +8,9 @@ task by more than the 3 cm success radius: the policy has to find the tool lengt
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 from robot_meta.envs.robot import HAND_LINKS
@@ -31,6 +34,7 @@ class ReachTask(Task):
         super().__init__(*args, **kwargs)
         self._constraint = -1
         self._grasped: set[int] = set()
+        self._half = 0.0  # half the tool's hang length, m (set with the task)
 
     def start_ee(self, rng: np.random.Generator) -> np.ndarray:
         return np.array([rng.uniform(-0.1, 0.0), rng.uniform(-0.1, 0.1), 0.35])
@@ -43,7 +47,7 @@ class ReachTask(Task):
             self._grasped.add(body)
         if self._constraint >= 0:
             self.sim.removeConstraint(self._constraint)
-        half = self.scene.geometry.hang_length / 2
+        half = self._half = self.scene.geometry.hang_length / 2
         # The grasp target frame's z axis points down along the fingers: hang the tool below it.
         self._constraint = self.sim.createConstraint(
             self.robot.body, 11, body, -1, self.sim.JOINT_FIXED, (0, 0, 0), (0.0, 0.0, half), (0.0, 0.0, 0.0)
@@ -51,7 +55,7 @@ class ReachTask(Task):
 
     def reset_task(self, rng: np.random.Generator) -> None:
         ee, _ = self.robot.ee_state()
-        half = self.scene.geometry.hang_length / 2
+        half = self._half
         self.sim.resetBasePositionAndOrientation(
             self.scene.body, (ee[0], ee[1], ee[2] - half), (1.0, 0.0, 0.0, 0.0)
         )
@@ -63,17 +67,27 @@ class ReachTask(Task):
                 break
         self.goal = goal
 
+    def _tip(self) -> tuple[float, float, float]:
+        """The tool tip's world position as plain floats (the hot path of `evaluate`)."""
+        (x, y, z), _ = self.sim.getBasePositionAndOrientation(self.scene.body)
+        return x, y, z - self._half
+
     def tip_position(self) -> np.ndarray:
-        pos, _ = self.sim.getBasePositionAndOrientation(self.scene.body)
-        return np.array(pos) - np.array([0.0, 0.0, self.scene.geometry.hang_length / 2])
+        return np.array(self._tip())
 
     def achieved_goal(self) -> np.ndarray:
         """The tool tip (what must touch the target)."""
         return self.tip_position()
 
-    def evaluate(self, ee_pos: np.ndarray, ee_vel: np.ndarray) -> StepResult:
-        tip = self.tip_position()
-        dist = float(np.linalg.norm(self.goal - tip))
+    def evaluate(self, ee_pos: Sequence[float], ee_vel: Sequence[float]) -> StepResult:
+        # Hot path: plain floats, as `ObjectTask.evaluate` (numpy's per-call overhead on 3-vectors
+        # would cost more than the arithmetic itself).
+        tx, ty, tz = self._tip()
+        gx, gy, gz = self.goal.tolist()
+        ex, ey, ez = ee_pos
+        d = np.array((gx - tx, gy - ty, gz - tz))
+        dist = math.sqrt(d.dot(d))  # what np.linalg.norm computes (the same dot), so bitwise the same
         success = dist < self.distance_threshold
-        obs = np.concatenate([ee_pos, ee_vel, self.goal, self.goal - ee_pos]).astype(np.float32)
-        return StepResult(obs, self.reward(dist, success), success, not np.isfinite(tip).all(), dist)
+        obs = np.array((ex, ey, ez, *ee_vel, gx, gy, gz, gx - ex, gy - ey, gz - ez), dtype=np.float32)
+        failed = not (math.isfinite(tx) and math.isfinite(ty) and math.isfinite(tz))
+        return StepResult(obs, self.reward(dist, success), success, failed, dist)
