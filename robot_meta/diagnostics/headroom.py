@@ -48,7 +48,8 @@ class Budget:
     calib_seeds: tuple[int, ...]
     eval_seeds: tuple[int, ...]
     family_tasks: tuple[tuple[str, int], ...] = ()
-    """Per-family override of `tasks` (pick-and-place episodes are the longest)."""
+    """Per-family override of `tasks` (pick-and-place episodes are the longest; push's shoves are short,
+    so it affords 20 tasks: each row then holds ~7 tasks of each terrain or ~5 of each shape)."""
 
     def tasks_for(self, family: str) -> int:
         return dict(self.family_tasks).get(family, self.tasks)
@@ -58,7 +59,7 @@ FULL = Budget(
     tasks=10,
     calib_seeds=(100, 101),
     eval_seeds=(200, 201, 202, 203, 204),
-    family_tasks=(("slide", 12), ("reach", 6), ("pick_place", 6)),
+    family_tasks=(("slide", 12), ("push", 20), ("reach", 6), ("pick_place", 6)),
 )
 QUICK = Budget(tasks=3, calib_seeds=(100, 101), eval_seeds=(200, 201))
 

@@ -75,17 +75,18 @@ PRESETS: dict[str, TaskDistribution] = {
         terrains=("flat",),
         nominal=TaskParams(object_mass=0.2, object_shape="cube", object_size=0.05, lateral_friction=0.5),
     ),
-    # Push: friction decides how far the object coasts, mass how much the arm is slowed.
+    # Push: the shove that lands the object depends on friction, shape (slides or rolls) and terrain
+    # (downhill further, uphill shorter, bumps stop it short); see robot_meta/envs/tasks/push.py.
     "push": _preset(
         "push",
         mass=([(0.1, 0.3), (0.8, 2.0)], [(0.3, 0.8)], [(2.0, 4.0)]),
-        friction=([(0.1, 0.2), (0.4, 1.0)], [(0.2, 0.4)], [(0.03, 0.1)]),
+        friction=([(0.08, 0.14), (0.25, 0.4)], [(0.14, 0.25)], [(0.04, 0.08)]),
         size=(0.04, 0.06),
-        shapes=(("cube", "cuboid", "cylinder"), "capsule"),
+        shapes=(("cube", "cylinder", "sphere", "capsule"), "cuboid"),
         terrains=("flat", "tilted", "bumpy"),
-        slope=((0.0, 4.0), (4.0, 8.0)),
+        slope=((2.0, 5.0), (5.0, 8.0)),
         roughness=((0.002, 0.006), (0.006, 0.01)),
-        nominal=TaskParams(object_mass=0.5, object_shape="cube", object_size=0.05, lateral_friction=0.5),
+        nominal=TaskParams(object_mass=0.5, object_shape="cube", object_size=0.05, lateral_friction=0.15),
     ),
     # Slide: the strike strength that lands the puck on the goal depends on friction, mass and slope.
     "slide": _preset(

@@ -135,9 +135,10 @@ def resting_position(
         return placed, object_position(env)
 
 
-def strike_distance(task: TaskParams, speed: float, n_after: int = 40) -> float:
-    """Distance (m, along +x) the slide puck travels after one strike at `speed` m/s."""
-    with make_env(SLIDE, task=task) as env:
+def strike_distance(task: TaskParams, speed: float, n_after: int = 40, env_id: str = SLIDE) -> float:
+    """Distance (m, along +x) the object travels after one strike (push: shove) at `speed` m/s, from
+    the start pose of `env_id` (slide's puck by default; push's shove starts the same way)."""
+    with make_env(env_id, task=task) as env:
         env.reset(seed=0)
         raw(env).task.goal = FAR_GOAL.copy()
         start = object_position(env)

@@ -303,3 +303,80 @@ def test_light_slippery_object_is_lifted_not_squeezed_out(yaw: float) -> None:
     across the fingers squirted out while they closed (lift 0.4 cm; 1.9 cm unyawed), although 2 x 20 N x 0.3 = 12 N
     of grip far exceeds its 1 N weight. With the flat pads it is lifted (measured 9.4 cm)."""
     assert yawed_lift(yaw) > 0.08
+
+
+# -- push's shove (robot_meta/envs/tasks/push.py): what sets how far it sends the object --------------
+
+NOMINAL_PUSH = CUBE.replace(lateral_friction=0.15)  # the push preset's nominal task
+
+
+def shove(task: TaskParams, speed: float = 0.8) -> float:
+    """Travel (m, along +x) of push's object after one shove at `speed` m/s, then holding."""
+    return strike_distance(task, speed, env_id=PUSH)
+
+
+def test_push_a_4_degree_tilt_sends_the_shoved_cube_far_further_downhill_and_shorter_uphill() -> None:
+    """Friction 0.15: the cube holds still on a 4 deg tilt (tan 4 deg = 0.07 < 0.15) but, shoved, it
+    decelerates at g (0.15 cos 4 - sin 4) = 0.08 g downhill and 0.22 g uphill instead of 0.15 g."""
+    flat = shove(NOMINAL_PUSH)  # measured 25.0 cm at 0.8 m/s
+    down = shove(NOMINAL_PUSH.replace(terrain="tilted", terrain_slope_deg=-4.0))  # measured 48.0 cm
+    up = shove(NOMINAL_PUSH.replace(terrain="tilted", terrain_slope_deg=4.0))  # measured 16.5 cm
+    assert down > 1.5 * flat, (down, flat)
+    assert up < 0.8 * flat, (up, flat)
+    assert flat > 0.15
+
+
+def test_push_bumps_stop_the_shoved_cube_short() -> None:
+    """5 mm bumps catch the sliding cube's edges: measured 17.5 / 20.6 cm against 25.0 / 37.6 cm on the
+    flat at 0.8 / 0.95 m/s."""
+    for speed in (0.8, 0.95):
+        flat = shove(NOMINAL_PUSH, speed)
+        bumpy = shove(NOMINAL_PUSH.replace(terrain="bumpy", terrain_roughness=0.005), speed)
+        assert bumpy < 0.8 * flat, (speed, bumpy, flat)
+
+
+def test_push_a_shoved_sphere_rolls_twice_as_far_as_a_sliding_cube_whatever_the_friction() -> None:
+    """Rolling resistance, not sliding friction, slows a rolling ball: the sphere's travel barely
+    changes from friction 0.1 to 0.3 while the cube's falls about 3x."""
+    sphere = [shove(NOMINAL_PUSH.replace(object_shape="sphere", lateral_friction=f)) for f in (0.1, 0.3)]
+    cube = [shove(NOMINAL_PUSH.replace(lateral_friction=f)) for f in (0.1, 0.3)]
+    # measured at 0.8 m/s: sphere 60.3 / 60.2 cm, cube 42.6 / 13.7 cm on friction 0.1 / 0.3; 59.7 cm vs
+    # 25.0 cm (cube) and 23.0 cm (cylinder) on friction 0.15
+    assert abs(sphere[0] - sphere[1]) < 0.2 * sphere[0], sphere
+    assert cube[0] > 2.5 * cube[1], cube
+    on_nominal = shove(NOMINAL_PUSH.replace(object_shape="sphere"))
+    assert on_nominal > 1.8 * shove(NOMINAL_PUSH)
+    assert on_nominal > 1.8 * shove(NOMINAL_PUSH.replace(object_shape="cylinder"))
+
+
+def test_push_the_full_torque_shove_leaves_every_mass_alike() -> None:
+    """Push shoves at the rated torques, so mass barely changes the travel (slide's strike is the
+    torque-limited one): measured 27.4 cm at 0.1 kg, 29.2 cm at 2 kg (0.8 m/s)."""
+    light, heavy = (shove(NOMINAL_PUSH.replace(object_mass=m)) for m in (0.1, 2.0))
+    assert abs(light - heavy) < 0.2 * light, (light, heavy)
+
+
+def test_push_a_coarse_move_into_the_object_is_a_hit_that_launches_it_faster_than_the_arm() -> None:
+    """Coarse moves (2.5 cm per 40 ms step) do not push quasi-statically: the position-controlled arm
+    covers each step's ~1.3 cm in a jerk early in the step and is almost at rest at its end, so the
+    fingers meet the object fast and kick it ahead: it leaves at about twice the end effector's mean
+    speed and coasts on its own: coarse moves cannot grade a shove, push's shove actions do
+    (robot_meta/envs/tasks/push.py)."""
+    task = CUBE.replace(lateral_friction=0.15)
+    with make_env(PUSH, task=task) as env:
+        env.reset(seed=0)
+        u = raw(env)
+        u.task.goal = np.array([0.6, 0.0, 0.025])  # far ahead: nothing ends the probe early
+        u.scene.place_object(-0.1, 0.0)
+        teleport_ee(env, [-0.1 - u.scene.geometry.footprint_radius - 0.02, 0.0, 0.015])
+        plus_x = [a.label for a in u.actions].index("+x")
+        x0 = float(u.robot.ee_state()[0][0])
+        obj_peak = 0.0
+        for _ in range(4):
+            _, _, terminated, truncated, _ = env.step(plus_x)
+            assert not (terminated or truncated)
+            obj_peak = max(obj_peak, float(np.linalg.norm(u.scene.object_state()[2])))
+        ee_mean = (float(u.robot.ee_state()[0][0]) - x0) / (4 * u.control_dt)
+    # measured: end effector 0.32 m/s on average, object 0.69 m/s just after contact
+    assert 0.2 < ee_mean < 0.5, ee_mean
+    assert obj_peak > 1.6 * ee_mean, (obj_peak, ee_mean)

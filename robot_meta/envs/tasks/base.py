@@ -54,6 +54,11 @@ def axis_moves(step: float, axes: str = "xyz", tag: str = "") -> tuple[DiscreteA
     return tuple(out)
 
 
+def strike_actions(speeds: Sequence[float]) -> tuple[DiscreteAction, ...]:
+    """One-step strikes along +x at each of `speeds` (m/s), labelled like ``strike 0.90 m/s``."""
+    return tuple(DiscreteAction(f"strike {v:.2f} m/s", velocity=(v, 0.0, 0.0)) for v in speeds)
+
+
 NOOP = DiscreteAction("stay")
 GRIPPER_ACTIONS = (DiscreteAction("open", gripper=1.0), DiscreteAction("close", gripper=-1.0))
 
@@ -170,6 +175,14 @@ class Task(ABC):
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
             return True
         return z < self.scene.surface_height(x, y) - 0.05 or abs(y) > 0.58 or not -0.7 < x < 1.0
+
+    def ee_behind_object(self, x: float, y: float) -> np.ndarray:
+        """End effector with the fingertips ~1 cm behind (-x) an object resting at (x, y), at its centre
+        height: the pose from which a strike drives it along +x."""
+        g = self.scene.geometry
+        ex = x - g.half_extent_x - 0.025
+        z = self.scene.surface_height(ex, y) + max(g.half_height, self.ee_min_clearance)
+        return np.array([ex, y, z])
 
     def goal_on_surface(self, x: float, y: float) -> np.ndarray:
         g = self.scene.geometry

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from robot_meta.envs.tasks.base import NOOP, DiscreteAction, ObjectTask, axis_moves
+from robot_meta.envs.tasks.base import NOOP, ObjectTask, axis_moves, strike_actions
 
 __all__ = ["STRIKE_SPEEDS", "STRIKE_TORQUE_SCALE", "SlideTask"]
 
@@ -38,7 +38,7 @@ class SlideTask(ObjectTask):
     discrete_actions = (
         NOOP,
         *axis_moves(0.01),
-        *(DiscreteAction(f"strike {v:.2f} m/s", velocity=(v, 0.0, 0.0)) for v in STRIKE_SPEEDS),
+        *strike_actions(STRIKE_SPEEDS),
     )
     continuous_scale = (0.05, 0.01, 0.01)
     distance_threshold = 0.07
@@ -49,10 +49,7 @@ class SlideTask(ObjectTask):
 
     def start_ee(self, rng: np.random.Generator) -> np.ndarray:
         self._puck_xy = np.array([rng.uniform(-0.15, -0.05), rng.uniform(-0.05, 0.05)])
-        g = self.scene.geometry
-        x = float(self._puck_xy[0]) - g.half_extent_x - 0.025  # fingertips ~1 cm behind the puck
-        z = self.scene.surface_height(x, float(self._puck_xy[1])) + max(g.half_height, self.ee_min_clearance)
-        return np.array([x, self._puck_xy[1], z])
+        return self.ee_behind_object(float(self._puck_xy[0]), float(self._puck_xy[1]))
 
     def reset_task(self, rng: np.random.Generator) -> None:
         x, y = float(self._puck_xy[0]), float(self._puck_xy[1])
