@@ -106,6 +106,40 @@ def test_report_shows_the_evaluation(run_dir: Path, tmp_path: Path) -> None:
     assert "<th>dqn-scratch</th>" in text and "<th>K = 5</th>" in text and "0.60 [0.10, 0.70]" in text
 
 
+def test_a_run_without_checkpoint_is_shown_through_its_export(run_dir: Path, tmp_path: Path) -> None:
+    """A shipped-style run (config, curves, ``export/``, no checkpoint): the GIF is acted by the runtime,
+    the page states the task rule and the solved counts that `record_adaptation` computes."""
+    import shutil
+
+    from robot_meta.export import export_run
+    from robot_meta.report import record_adaptation
+    from robot_meta.report.rollout import TASK_RULE
+
+    slim = tmp_path / "slim"
+    slim.mkdir()
+    shutil.copy2(run_dir / "config.json", slim / "config.json")
+    shutil.copytree(run_dir / "tensorboard", slim / "tensorboard")
+    export_run(run_dir, slim / "export")
+    rollout = record_adaptation(slim, seed=0, size=GIF_SIZE, tasks=4)
+    algo = json.loads((run_dir / "config.json").read_text())["algo"]
+    assert rollout.source == "export" and rollout.method == f"{algo}-export" and rollout.tried == 4
+    again = record_adaptation(
+        slim, seed=0, size=GIF_SIZE, tasks=4
+    )  # deterministic: same choice, same outcome
+    assert (again.chosen, again.solved_before, again.solved_after) == (
+        rollout.chosen,
+        rollout.solved_before,
+        rollout.solved_after,
+    )
+    assert again.after_return == rollout.after_return and len(again.after_frames) == len(rollout.after_frames)
+    page = write_report(slim, tmp_path / "rep", progress=False)
+    text = page.read_text()
+    assert "acted by the on-device runtime" in text and TASK_RULE in text
+    assert "Solved before adaptation:" in text and " of 8 held-out test tasks" in text
+    with pytest.raises(ValueError, match="at least one task"):
+        record_adaptation(slim, tasks=0)
+
+
 def _require_browser() -> None:
     """The browser checks run everywhere `make test` runs: the Makefile installs Chromium (as root).
 

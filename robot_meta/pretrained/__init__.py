@@ -45,13 +45,23 @@ def pretrained_path(name: str = DEFAULT) -> Path:
     return path
 
 
+#: Sub-folders that are derived, not shipped: ``robot-meta report RUN`` writes ``RUN/report`` by default.
+DERIVED = ("report", "__pycache__")
+
+
 def file_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder` except the provenance record, by POSIX relative path."""
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != PROVENANCE_FILE and "__pycache__" not in p.parts
-    }
+    """sha256 of every shipped file under `folder` (not the provenance record, not `DERIVED`), by POSIX path."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if (
+            p.is_file()
+            and p.name != PROVENANCE_FILE
+            and rel.parts[0] not in DERIVED
+            and "__pycache__" not in rel.parts
+        ):
+            out[rel.as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
 
 
 def verify(folder: str | Path) -> dict[str, Any]:
