@@ -183,7 +183,7 @@ def _device_trials(
     echo(
         f"      success on {len(adapted.trials)} held-out tasks (episodes 2-{episodes} of each, {n_after} in all): "
         f"adapted {adapted.success_after:.0%}, not adapted {off.success_after:.0%} (same tasks and start states), "
-        f"gain {100 * gain:+.0f} points [95 % CI {100 * lo:+.0f}, {100 * hi:+.0f}]; first episode (prior z) "
+        f"gain {100 * gain:+.0f} points [95 % CI {100 * lo:+.0f}, {100 * hi:+.0f}]; first episodes (prior z, other start states) "
         f"{adapted.success_before:.0%}; missed ticks {adapted.missed_ticks} of {adapted.ticks} at {rate_hz:g} Hz"
     )
     return {
