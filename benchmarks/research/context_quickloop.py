@@ -1,11 +1,12 @@
 """Quick loop (issue 15/16): the package's `ContextDQN` on one family, K-shot on the test split.
 
-Trains through `make_algorithm` (the code `robot-meta train --algo context` runs) with the given
-overrides, then runs the package's K-shot protocol (`evaluate`) on fresh test-split tasks, and
-appends one JSON line (config, success per K with its 95 % interval, CPU-seconds) to
+Trains the `full` budget through `make_algorithm` (the code `robot-meta train --algo context
+--budget full` runs) with the given ``--set`` overrides, then runs the package's K-shot protocol
+(`evaluate`) on fresh test-split tasks, and appends one JSON line (config, success per K with its 95 % interval, CPU-seconds) to
 ``benchmarks/results/context_quickloop.jsonl``. About 10-15 CPU-minutes with the defaults on slide.
 
-    .venv/bin/python benchmarks/research/context_quickloop.py --tag rma --set n_step=10
+    .venv/bin/python benchmarks/research/context_quickloop.py --tag rma_n10_dev --device
+    .venv/bin/python benchmarks/research/context_quickloop.py --family push --tag rma_n10_push --device
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class PrivilegedZ(ContextAdapter):
     """Diagnosis only: act with the teacher's z of the task's true parameters (what the encoder regresses)."""
 
     def __init__(self, trainer: ContextDQN) -> None:
-        super().__init__(trainer.qnet, trainer.encoder, trainer.config.context_size, trainer.config.epsilon_end)
+        super().__init__(
+            trainer.qnet, trainer.encoder, trainer.config.context_size, trainer.config.epsilon_end
+        )
         self.teacher = trainer.teacher
 
     def begin(self, task: object, rng: np.random.Generator) -> None:
@@ -44,25 +47,6 @@ class PrivilegedZ(ContextAdapter):
 
     def adapt(self) -> None:
         pass
-
-#: The quick loop's RMA sizes on slide (about 64k env steps, 0.5 updates of 128 samples per step).
-QUICK = dict(
-    num_tasks=512,
-    buffer_capacity=400,
-    meta_iterations=80,
-    meta_batch_size=8,
-    episodes_per_task=2,
-    learning_starts=2_000,
-    hidden=[128, 128],
-    feature_activation="relu",
-    lr=5e-4,
-    updates_per_iteration=400,
-    update_batch_tasks=8,
-    batch_size=16,
-    target_update_interval=1_000,
-    n_step=10,
-    checkpoint_interval=20,
-)
 
 
 def main() -> None:
@@ -81,10 +65,11 @@ def main() -> None:
     torch.set_num_threads(1)
     family = args.family
     env_id = f"robot_meta/Panda{''.join(w.capitalize() for w in family.split('_'))}-v0"
-    overrides: dict[str, object] = dict(QUICK)
-    overrides.update(dict(parse_override(config_class("context"), item) for item in args.set))
+    overrides = dict(parse_override(config_class("context"), item) for item in args.set)
+    # The `full` budget of ContextDQN is the setting this loop found (before 2026-12-02 the same
+    # sizes were passed here as overrides of `small`; the rows of the .jsonl record them).
     cfg = make_config(
-        "context", budget="small", env_id=env_id, preset=family, seed=args.seed, overrides=overrides
+        "context", budget="full", env_id=env_id, preset=family, seed=args.seed, overrides=overrides
     )
     t0 = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +89,9 @@ def main() -> None:
             priv = AdapterMethod("privileged-z", lambda _s: PrivilegedZ(trainer), GymEnvFactory(env_id))
             tasks = TaskDistribution.preset(family).split(args.split)
             methods.update(run_methods([priv], tasks, shots=(0,), **protocol))  # type: ignore[arg-type]
-    row: dict[str, object] = {"tag": args.tag, "family": family, "split": args.split, "overrides": overrides}
+    row: dict[str, object] = {
+        "tag": args.tag, "family": family, "split": args.split, "budget": "full", "overrides": overrides
+    }  # fmt: skip
     for name, m in methods.items():
         for k, st in sorted(m.per_k.items()):
             row[f"{name}_k{k}"] = round(100 * st.success, 1)
