@@ -22,10 +22,18 @@ def _pyplot() -> Any:
 
 #: Panels of the training-curve figure: (title, tags, y label).
 _CURVE_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("return per episode", ("meta/return_pre", "meta/return_post"), "return"),
-    ("success", ("meta/success_pre", "meta/success_post"), "success rate"),
-    ("losses", (), "loss"),
-    ("exploration and data", ("charts/epsilon",), "epsilon"),
+    (
+        "return of training episodes (train tasks, exploring)",
+        ("meta/return_pre", "meta/return_post"),
+        "return per episode (sum of rewards)",
+    ),
+    (
+        "success of training episodes (train tasks, exploring)",
+        ("meta/success_pre", "meta/success_post"),
+        "success rate (fraction of episodes)",
+    ),
+    ("losses (mean per outer update)", (), "loss"),
+    ("exploration", ("charts/epsilon",), "epsilon (probability of a random action)"),
 )
 
 
@@ -46,15 +54,15 @@ def plot_training_curves(
     n = max((len(s) for s, _ in scalars.values()), default=1)
     window = max(1, n // 20)
     for ax, (panel, tags, ylabel) in zip(axes.flat, _CURVE_PANELS, strict=True):
-        chosen = tags or tuple(t for t in scalars if t.startswith("losses/") and "grad_norm" not in t)
+        chosen = tags or tuple(t for t in scalars if t.startswith("losses/") and not t.endswith("_norm"))
         for tag in chosen:
             if tag not in scalars:
                 continue
             x, y = scalars[tag]
             label = (
                 tag.split("/", 1)[1]
-                .replace("_pre", " before adaptation")
-                .replace("_post", " after adaptation")
+                .replace("_pre", ": first episode of a visit")
+                .replace("_post", ": last episode of a visit")
             )
             (line,) = ax.plot(x, y, alpha=0.25, lw=0.8)
             ax.plot(x, _smooth(y, window), color=line.get_color(), lw=1.8, label=label)

@@ -145,7 +145,10 @@ def write_report(
     sections: dict[str, str] = {}
     stages = ["curves", "evaluation", "coverage", *(["gif"] if gif else [])]
     with tqdm(total=len(stages), desc="report", unit="part", disable=not show) as bar:
-        sections["Training curves"], iterations = _curves_section(run, out_dir, f"{algo} on {env_id}")
+        teacher = algo == "context" and bool(info.get("config", {}).get("teacher", False))
+        sections["Training curves"], iterations = _curves_section(
+            run, out_dir, f"{algo} on {env_id}", teacher
+        )
         bar.update(1)
         sections["Success vs K shots"] = _eval_section(run / "eval.json", out_dir, run)
         bar.update(1)
@@ -163,8 +166,8 @@ def write_report(
     return path
 
 
-def _curves_section(run: Path, out_dir: Path, title: str) -> tuple[str, int]:
-    """The training-curve section and the last meta-iteration logged."""
+def _curves_section(run: Path, out_dir: Path, title: str, teacher: bool = False) -> tuple[str, int]:
+    """The training-curve section and the last meta-iteration logged (`teacher`: an RMA-style context run)."""
     scalars = read_scalars(run)
     iterations = int(max((s[-1] for s, _ in scalars.values() if len(s)), default=0))
     if scalars:
@@ -172,9 +175,19 @@ def _curves_section(run: Path, out_dir: Path, title: str) -> tuple[str, int]:
         section = (
             f'<img src="{CURVES_PNG}" alt="training curves">'
             "<p class='muted'>From the run's TensorBoard logs (<code>tensorboard --logdir "
-            f"{_esc(run)}</code> for every scalar). <i>before adaptation</i>: the first episode of each "
-            "task visit, acting with the meta-policy; <i>after adaptation</i>: the last episode of the "
-            "visit, after the algorithm's own few-shot adaptation.</p>"
+            f"{_esc(run)}</code> for every scalar). x: meta-iterations (one = visits of a batch of train "
+            "tasks, then the outer update). <i>first episode of a visit</i>: the policy before the visit's "
+            "adaptation; <i>last episode</i>: after the algorithm's own few-shot adaptation within the "
+            "visit. Both explore (epsilon, bottom right), on <b>train</b> tasks: the held-out success is "
+            "in the next section."
+            + (
+                " For this context run trained RMA-style, most visits act with the embedding of the task's "
+                "true parameters (the teacher), so these curves show the policy's learning, not its "
+                "adaptation."
+                if teacher
+                else ""
+            )
+            + "</p>"
         )
     else:
         section = '<p class="note">no TensorBoard scalars yet (has training started?)</p>'
