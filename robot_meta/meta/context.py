@@ -212,9 +212,9 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
                 z = self.encoder(packed, mask)
                 with torch.no_grad():
                     z_next = self.target_encoder(packed, mask)
-                extra: dict[str, Tensor] = {}
+                regression: Tensor | None = None
             else:
-                z, z_next, extra = self._teacher_z(tasks, packed, mask, batch.obs.shape[:2])
+                z, z_next, regression = self._teacher_z(tasks, packed, mask, batch.obs.shape[:2])
             q = self.qnet(batch.obs, z)
             with torch.no_grad():
                 y = double_dqn_targets(
@@ -226,9 +226,9 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
                 )
             loss = td_loss(q, batch.actions, y, cfg.huber_delta)
             scalars = {"losses/td": float(loss.detach())}
-            if "regression" in extra:
-                loss = loss + cfg.regression_weight * extra["regression"]
-                scalars["losses/regression"] = float(extra["regression"].detach())
+            if regression is not None:
+                loss = loss + cfg.regression_weight * regression
+                scalars["losses/regression"] = float(regression.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             scalars["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -246,7 +246,7 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
 
     def _teacher_z(
         self, tasks: Sequence[int], packed: Tensor, mask: Tensor, shape: torch.Size
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Teacher mode: per-sample z (true-parameter embedding, or the prior with prob ``teacher_dropout``),
         the target networks' z, and the encoder's regression loss onto the embedding."""
         assert self.teacher is not None and self.target_teacher is not None
@@ -260,7 +260,7 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
             z_next = torch.where(drop, self.target_encoder.prior, mu_next)
         out = self.encoder.out
         z_hat = F.linear(self.encoder.pool(packed, mask), out.weight, out.bias.detach())
-        return z, z_next, {"regression": F.mse_loss(z_hat, mu.detach())}
+        return z, z_next, F.mse_loss(z_hat, mu.detach())
 
     def _models(self) -> dict[str, nn.Module]:
         models: dict[str, nn.Module] = {

@@ -35,9 +35,9 @@ def test_regression_trains_the_encoder_but_not_its_prior_and_td_trains_the_prior
     packed = trainer.encoder.pack(
         *(torch.from_numpy(x) for x in (ctx.obs, ctx.actions, ctx.rewards, ctx.next_obs))
     )
-    _, _, extra = trainer._teacher_z([0], packed.unsqueeze(0), torch.ones(1, 8), torch.Size((1, 4)))
+    _, _, regression = trainer._teacher_z([0], packed.unsqueeze(0), torch.ones(1, 8), torch.Size((1, 4)))
     trainer.optimizer.zero_grad(set_to_none=True)
-    extra["regression"].backward()
+    regression.backward()
     enc, teacher = trainer.encoder, trainer.teacher
     assert enc.out.bias.grad is None or float(enc.out.bias.grad.abs().sum()) == 0.0
     assert float(enc.out.weight.grad.abs().sum()) > 0  # type: ignore[union-attr]
