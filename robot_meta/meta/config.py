@@ -88,6 +88,10 @@ class MetaConfig:
     """Gradient-norm clip of every optimiser step."""
     checkpoint_interval: int = 10
     """Meta-iterations between checkpoints (the last iteration is always saved)."""
+    end_when_decided: bool = False
+    """Training episodes end once their outcome is decided (the env option of that name: in slide,
+    a struck puck at rest off the goal; the last reward pays the idle steps). Only collection during
+    meta-training changes; evaluation and the device run the plain env."""
 
     def __post_init__(self) -> None:
         cls = type(self).__name__

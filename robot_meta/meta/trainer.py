@@ -129,6 +129,14 @@ def check_replay_memory(capacity: int, obs_dim: int, tasks: int) -> None:
         )
 
 
+def training_env_factory(config: MetaConfig) -> GymEnvFactory:
+    """The env meta-training collects on: discrete actions, plus ``end_when_decided`` if the config asks."""
+    kwargs: tuple[tuple[str, Any], ...] = (("action_mode", "discrete"),)
+    if config.end_when_decided:
+        kwargs = (*kwargs, ("end_when_decided", True))
+    return GymEnvFactory(config.env_id, kwargs)
+
+
 def _default_tasks(preset: str) -> TaskSampler:
     from robot_meta.envs.params import TaskDistribution
 
@@ -140,7 +148,8 @@ class MetaTrainer(ABC, Generic[ConfigT]):
 
     Args:
         config: the algorithm's frozen config.
-        env_factory: makes the environment (default: ``gym.make(config.env_id, action_mode="discrete")``).
+        env_factory: makes the environment (default: `training_env_factory`, ``gym.make(config.env_id,
+            action_mode="discrete")`` plus ``end_when_decided`` when the config sets it).
             Must be hashable and picklable (an env class or a `GymEnvFactory` are).
         tasks: where the training task pool is drawn from, anything with ``.sample(n, rng)``
             (default: the ``train`` split of ``TaskDistribution.preset(config.preset)``).
@@ -168,7 +177,7 @@ class MetaTrainer(ABC, Generic[ConfigT]):
             )
         self.config: ConfigT = config
         self.env_factory: EnvFactory = (
-            env_factory if env_factory is not None else GymEnvFactory(config.env_id)
+            env_factory if env_factory is not None else training_env_factory(config)
         )
         self.task_distribution: TaskSampler = tasks if tasks is not None else _default_tasks(config.preset)
         self.backend: Backend = backend if backend is not None else get_backend("local")

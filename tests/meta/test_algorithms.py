@@ -19,7 +19,7 @@ import pytest
 import torch
 from toy_env import toy_config, toy_trainer
 
-from robot_meta.meta import ContextDQN, MetaDQN, Reptile
+from robot_meta.meta import ContextDQN, MetaDQN, Reptile, make_config
 
 CASES = {
     # algo: (signed family, iterations, minimum gain of the adapted-episode return, minimum success after)
@@ -69,3 +69,21 @@ def test_probe_does_not_change_training() -> None:
     b.train()
     assert isinstance(a, MetaDQN) and isinstance(b, MetaDQN)
     assert all(torch.equal(a.qnet.state_dict()[k], v) for k, v in b.qnet.state_dict().items())
+
+
+def test_end_when_decided_only_changes_the_training_env() -> None:
+    """``end_when_decided=true`` makes meta-training collect on the env with that option; the default does not."""
+    from robot_meta.meta.rollout import cached_env
+    from robot_meta.meta.trainer import training_env_factory
+
+    slide = "robot_meta/PandaSlide-v0"
+    plain = make_config("context", budget="smoke", env_id=slide, preset="slide")
+    decided = make_config(
+        "context", budget="smoke", env_id=slide, preset="slide", overrides={"end_when_decided": True}
+    )
+    assert dict(training_env_factory(plain).kwargs) == {"action_mode": "discrete"}
+    assert dict(training_env_factory(decided).kwargs) == {"action_mode": "discrete", "end_when_decided": True}
+    assert cached_env(training_env_factory(decided)).unwrapped.end_when_decided is True
+    assert type(decided).from_dict(decided.to_dict()) == decided
+    with pytest.raises(ValueError, match="end_when_decided"):
+        make_config("context", budget="smoke", overrides={"end_when_decided": "yes"})
