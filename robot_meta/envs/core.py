@@ -35,6 +35,12 @@ MOUNT_LINKS = (-1, 0, 1)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _frozen(values: Sequence[float]) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)
+    arr.setflags(write=False)
+    return arr
+
+
 class RobotTaskEnv(gym.Env[Any, Any]):
     """A Panda task whose hidden physical parameters (`TaskParams`) vary from task to task.
 
@@ -132,6 +138,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             self._goal = GoalConditioning(self.task, self.observation_layout, reward_type)
             self.observation_space = self._goal.space
         self.actions: tuple[DiscreteAction, ...] = self.task.discrete_actions
+        # Each strike's velocity as a (read-only) array, built once instead of at every strike.
+        self._velocities = [None if a.velocity is None else _frozen(a.velocity) for a in self.actions]
         if action_mode == "discrete":
             self.action_space: spaces.Space[Any] = spaces.Discrete(len(self.actions))
         else:
@@ -261,8 +269,9 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             )
         velocity = None
         if self.action_mode == "discrete":
-            chosen = self.actions[self._check_discrete(action)]
-            move, gripper, velocity = chosen.move, chosen.gripper, chosen.velocity
+            idx = self._check_discrete(action)
+            chosen = self.actions[idx]
+            move, gripper, velocity = chosen.move, chosen.gripper, self._velocities[idx]
         else:
             move, gripper = self.task.decode_continuous(self._check_continuous(action))
         try:
@@ -282,7 +291,7 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 self._setpoint = target
                 self.robot.command(target, gripper)
             else:
-                self.robot.command_velocity(np.asarray(velocity), self.task.strike_torque_scale)
+                self.robot.command_velocity(velocity, self.task.strike_torque_scale)
             self._world_dirty = True
             self.sim.step()
             self._ee_pos, ee_vel = self.robot.ee_state_floats()
@@ -324,6 +333,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         return obs, reward, terminated, False, info
 
     def _check_discrete(self, action: Any) -> int:
+        if type(action) is int and 0 <= action < len(self.actions):  # the common case, checked first
+            return action
         if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
             action = action.reshape(()).item()
         if isinstance(action, bool) or not isinstance(action, int | np.integer):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
+import pybullet
 
 from robot_meta.envs.robot import PandaRobot
 from robot_meta.envs.scene import Scene
@@ -214,9 +215,9 @@ class ObjectTask(Task):
     def evaluate(self, ee_pos: Sequence[float], ee_vel: Sequence[float]) -> StepResult:
         # Hot path: plain float arithmetic on 3-vectors and one array at the end (after a physics
         # step, numpy's per-call overhead on tiny arrays costs more than the arithmetic itself).
-        sim, body = self.sim, self.scene.body
-        pos, orn = sim.getBasePositionAndOrientation(body)
-        lin, ang = sim.getBaseVelocity(body)
+        client, body = self.sim.client, self.scene.body  # pybullet directly, the client positionally
+        pos, orn = pybullet.getBasePositionAndOrientation(body, client)
+        lin, ang = pybullet.getBaseVelocity(body, client)
         gx, gy, gz = self.goal.tolist()
         dx, dy, dz = gx - pos[0], gy - pos[1], gz - pos[2]
         dist = math.hypot(dx, dy) if self.planar_success else math.sqrt(dx * dx + dy * dy + dz * dz)
