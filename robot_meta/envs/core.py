@@ -19,7 +19,7 @@ from robot_meta.envs.robot import PandaRobot
 from robot_meta.envs.scene import Scene
 from robot_meta.envs.sim import PhysicsDisconnectedError, PyBulletSim
 from robot_meta.envs.tasks import TASK_FAMILIES
-from robot_meta.envs.tasks.base import DiscreteAction, RewardType, StepResult
+from robot_meta.envs.tasks.base import DiscreteAction, RewardType, StepResult, _clamp
 
 __all__ = ["ActionMode", "GoalConditionedEnv", "RobotTaskEnv"]
 
@@ -280,13 +280,14 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 # into drift) but never leads the measured end effector by more than MAX_LEAD
                 # (anti-windup when the arm is blocked by a heavy object or the table).
                 # Plain floats throughout: numpy's per-call overhead on 3-vectors costs more here.
+                # `_clamp` is min(max(v, lo), hi) without the two builtin calls (the same result).
                 sx, sy, sz = self._setpoint
                 tx, ty, tz = self.task.clip_ee(sx + move[0], sy + move[1], sz + move[2])
                 ex, ey, ez = self._ee_pos
                 target = (
-                    min(max(tx, ex - MAX_LEAD), ex + MAX_LEAD),
-                    min(max(ty, ey - MAX_LEAD), ey + MAX_LEAD),
-                    min(max(tz, ez - MAX_LEAD), ez + MAX_LEAD),
+                    _clamp(tx, ex - MAX_LEAD, ex + MAX_LEAD),
+                    _clamp(ty, ey - MAX_LEAD, ey + MAX_LEAD),
+                    _clamp(tz, ez - MAX_LEAD, ez + MAX_LEAD),
                 )
                 self._setpoint = target
                 self.robot.command(target, gripper)

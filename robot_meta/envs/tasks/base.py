@@ -60,6 +60,13 @@ def strike_actions(speeds: Sequence[float]) -> tuple[DiscreteAction, ...]:
     return tuple(DiscreteAction(f"strike {v:.2f} m/s", velocity=(v, 0.0, 0.0)) for v in speeds)
 
 
+def _clamp(v: float, lo: float, hi: float) -> float:
+    """``min(max(v, lo), hi)`` as comparisons (the same result, NaN included: the builtins keep their
+    first argument unless another compares greater / less), without two builtin calls on the hot path."""
+    v = lo if lo > v else v
+    return hi if hi < v else v
+
+
 NOOP = DiscreteAction("stay")
 GRIPPER_ACTIONS = (DiscreteAction("open", gripper=1.0), DiscreteAction("close", gripper=-1.0))
 
@@ -129,10 +136,11 @@ class Task(ABC):
         """`ee_target` on plain floats (the env's hot path): (x, y, z) clipped to the workspace and
         raised to `ee_min_clearance` above the surface."""
         lo, hi = self.ee_low, self.ee_high
-        x = min(max(x, lo[0]), hi[0])
-        y = min(max(y, lo[1]), hi[1])
-        z = min(max(z, lo[2]), hi[2])
-        return x, y, max(z, self.scene.surface_height(x, y) + self.ee_min_clearance)
+        x = _clamp(x, lo[0], hi[0])
+        y = _clamp(y, lo[1], hi[1])
+        z = _clamp(z, lo[2], hi[2])
+        floor = self.scene.surface_height(x, y) + self.ee_min_clearance
+        return x, y, (floor if floor > z else z)  # max(z, floor)
 
     # -- episode ------------------------------------------------------------------------------------
     def start_ee(self, rng: np.random.Generator) -> np.ndarray | None:
