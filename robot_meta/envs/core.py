@@ -19,7 +19,7 @@ from robot_meta.envs.robot import PandaRobot
 from robot_meta.envs.scene import Scene
 from robot_meta.envs.sim import PhysicsDisconnectedError, PyBulletSim
 from robot_meta.envs.tasks import TASK_FAMILIES
-from robot_meta.envs.tasks.base import DiscreteAction, RewardType, StepResult
+from robot_meta.envs.tasks.base import DiscreteAction, RewardType, StepResult, _clamp
 
 __all__ = ["ActionMode", "GoalConditionedEnv", "RobotTaskEnv"]
 
@@ -33,6 +33,12 @@ MAX_LEAD = 0.03
 MOUNT_LINKS = (-1, 0, 1)
 #: Continuous actions of these dtypes are checked as they are (others are converted to float64 first).
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _frozen(values: Sequence[float]) -> np.ndarray:
+    arr = np.array(values, dtype=np.float64)
+    arr.setflags(write=False)
+    return arr
 
 
 class RobotTaskEnv(gym.Env[Any, Any]):
@@ -132,6 +138,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             self._goal = GoalConditioning(self.task, self.observation_layout, reward_type)
             self.observation_space = self._goal.space
         self.actions: tuple[DiscreteAction, ...] = self.task.discrete_actions
+        # Each strike's velocity as a (read-only) array, built once instead of at every strike.
+        self._velocities = [None if a.velocity is None else _frozen(a.velocity) for a in self.actions]
         if action_mode == "discrete":
             self.action_space: spaces.Space[Any] = spaces.Discrete(len(self.actions))
         else:
@@ -261,8 +269,9 @@ class RobotTaskEnv(gym.Env[Any, Any]):
             )
         velocity = None
         if self.action_mode == "discrete":
-            chosen = self.actions[self._check_discrete(action)]
-            move, gripper, velocity = chosen.move, chosen.gripper, chosen.velocity
+            idx = self._check_discrete(action)
+            chosen = self.actions[idx]
+            move, gripper, velocity = chosen.move, chosen.gripper, self._velocities[idx]
         else:
             move, gripper = self.task.decode_continuous(self._check_continuous(action))
         try:
@@ -271,18 +280,19 @@ class RobotTaskEnv(gym.Env[Any, Any]):
                 # into drift) but never leads the measured end effector by more than MAX_LEAD
                 # (anti-windup when the arm is blocked by a heavy object or the table).
                 # Plain floats throughout: numpy's per-call overhead on 3-vectors costs more here.
+                # `_clamp` is min(max(v, lo), hi) without the two builtin calls (the same result).
                 sx, sy, sz = self._setpoint
                 tx, ty, tz = self.task.clip_ee(sx + move[0], sy + move[1], sz + move[2])
                 ex, ey, ez = self._ee_pos
                 target = (
-                    min(max(tx, ex - MAX_LEAD), ex + MAX_LEAD),
-                    min(max(ty, ey - MAX_LEAD), ey + MAX_LEAD),
-                    min(max(tz, ez - MAX_LEAD), ez + MAX_LEAD),
+                    _clamp(tx, ex - MAX_LEAD, ex + MAX_LEAD),
+                    _clamp(ty, ey - MAX_LEAD, ey + MAX_LEAD),
+                    _clamp(tz, ez - MAX_LEAD, ez + MAX_LEAD),
                 )
                 self._setpoint = target
                 self.robot.command(target, gripper)
             else:
-                self.robot.command_velocity(np.asarray(velocity), self.task.strike_torque_scale)
+                self.robot.command_velocity(velocity, self.task.strike_torque_scale)
             self._world_dirty = True
             self.sim.step()
             self._ee_pos, ee_vel = self.robot.ee_state_floats()
@@ -324,6 +334,8 @@ class RobotTaskEnv(gym.Env[Any, Any]):
         return obs, reward, terminated, False, info
 
     def _check_discrete(self, action: Any) -> int:
+        if type(action) is int and 0 <= action < len(self.actions):  # the common case, checked first
+            return action
         if isinstance(action, np.ndarray) and action.shape in ((), (1,)):
             action = action.reshape(()).item()
         if isinstance(action, bool) or not isinstance(action, int | np.integer):

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pybullet
 import pybullet_data
 
 from robot_meta.envs.sim import PyBulletSim
@@ -114,8 +115,14 @@ def _pinv(a: np.ndarray) -> np.ndarray:
     SVD (`_svd`) and the product stay numpy's (LAPACK and BLAS, whose summation order a Python loop would
     not match).
     """
-    u, s, vt = _svd(a)
-    values = s.tolist()
+    if _SVD_GUFUNC is None:
+        u, s, vt = np.linalg.svd(a, full_matrices=False)
+        values = s.tolist()
+    else:  # `_svd` inlined: its finiteness check on the singular values this function needs anyway
+        u, s, vt = _SVD_GUFUNC(a, signature="d->ddd")
+        values = s.tolist()
+        if not all(map(math.isfinite, values)):
+            raise np.linalg.LinAlgError("SVD did not converge")
     cutoff = 1e-15 * max(values)  # pinv's default cutoff, rcond=1e-15
     inv = [1.0 / v if v > cutoff else 0.0 for v in values]
     scaled = np.array([[k * x for x in row] for k, row in zip(inv, u.T.tolist(), strict=True)])
@@ -143,6 +150,9 @@ class PandaRobot:
             sim.changeDynamics(self.body, finger, lateralFriction=1.0, spinningFriction=0.001)
         self._finger_target = FINGER_CLOSED
         self._neutral = (*NEUTRAL_ARM, FINGER_CLOSED, FINGER_CLOSED)
+        self._zeros = (0.0,) * len(self._joints)
+        # Arm joint torque limits by strike torque scale (1.0: the rated torques), built on first use.
+        self._strike_forces: dict[float, list[float]] = {}
 
     def reset(self, finger_width: float | None = None) -> None:
         """Put the arm in its neutral pose at rest with the given finger opening (total width, m)."""
@@ -169,12 +179,13 @@ class PandaRobot:
 
     def ee_state_floats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """`ee_state` as tuples of plain floats (the env's hot path: no arrays to build)."""
-        s = self.sim.getLinkState(self.body, EE_LINK, computeLinkVelocity=1, computeForwardKinematics=1)
+        # computeLinkVelocity=1, computeForwardKinematics=1 and the client, positionally (see `PyBulletSim`).
+        s = pybullet.getLinkState(self.body, EE_LINK, 1, 1, self.sim.client)
         return s[4], s[6]
 
     def finger_width(self) -> float:
         """Distance between the fingers, m."""
-        a, b = self.sim.getJointStates(self.body, FINGER_JOINTS)
+        a, b = pybullet.getJointStates(self.body, FINGER_JOINTS, self.sim.client)
         return float(a[0] + b[0])
 
     def joint_positions(self) -> np.ndarray:
@@ -204,7 +215,26 @@ class PandaRobot:
         """
         if gripper is not None:
             self._finger_target = FINGER_CLOSED + (gripper + 1.0) * 0.5 * (FINGER_OPEN - FINGER_CLOSED)
-        self._command(self.ik(ee_target))
+        # `ik` and `_command` inlined, pybullet called directly (the env's hot path; see `PyBulletSim`).
+        client, finger = self.sim.client, self._finger_target
+        q = pybullet.calculateInverseKinematics(
+            self.body,
+            EE_LINK,
+            ee_target,
+            EE_DOWN,
+            maxNumIterations=IK_ITERATIONS,
+            residualThreshold=1e-5,
+            physicsClientId=client,
+        )
+        pybullet.setJointMotorControlArray(
+            self.body,
+            self._joints,
+            pybullet.POSITION_CONTROL,
+            targetPositions=(*q[:7], finger, finger),
+            forces=self.joint_forces,
+            positionGains=self._gains,
+            physicsClientId=client,
+        )
 
     def command_velocity(self, ee_velocity: np.ndarray, torque_scale: float = 1.0) -> None:
         """Drive the end effector at `ee_velocity` (m/s) for the next control step.
@@ -213,20 +243,22 @@ class PandaRobot:
         keep their torque limits (times `torque_scale`, for a torque-limited strike), so a heavy
         object in the way really slows the arm.
         """
-        states = self.sim.getJointStates(self.body, self._joints)
-        q = [s[0] for s in states]
-        zeros = [0.0] * len(q)
-        lin, _ = self.sim.calculateJacobian(self.body, EE_LINK, (0.0, 0.0, 0.0), q, zeros, zeros)
-        jac = np.asarray(lin)[:, :7]
+        # pybullet called directly, the client positionally (the env's hot path; see `PyBulletSim`).
+        client, zeros = self.sim.client, self._zeros
+        q = [s[0] for s in pybullet.getJointStates(self.body, self._joints, client)]
+        lin, _ = pybullet.calculateJacobian(self.body, EE_LINK, (0.0, 0.0, 0.0), q, zeros, zeros, client)
+        jac = np.array((lin[0][:7], lin[1][:7], lin[2][:7]))  # the arm's 3 x 7 block (the same values)
         qdot = _pinv(jac) @ ee_velocity
-        self.sim.setJointMotorControlArray(
+        forces = self._strike_forces.get(torque_scale)
+        if forces is None:
+            forces = self._strike_forces[torque_scale] = [f * torque_scale for f in self.joint_forces[:7]]
+        pybullet.setJointMotorControlArray(
             self.body,
             ARM_JOINTS,
-            self.sim.VELOCITY_CONTROL,
+            pybullet.VELOCITY_CONTROL,
             targetVelocities=qdot.tolist(),
-            forces=self.joint_forces[:7]
-            if torque_scale == 1.0
-            else [f * torque_scale for f in self.joint_forces[:7]],
+            forces=forces,
+            physicsClientId=client,
         )
 
     def _command(self, arm: list[float]) -> None:

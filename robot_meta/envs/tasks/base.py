@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
+import pybullet
 
 from robot_meta.envs.robot import PandaRobot
 from robot_meta.envs.scene import Scene
@@ -57,6 +58,13 @@ def axis_moves(step: float, axes: str = "xyz", tag: str = "") -> tuple[DiscreteA
 def strike_actions(speeds: Sequence[float]) -> tuple[DiscreteAction, ...]:
     """One-step strikes along +x at each of `speeds` (m/s), labelled like ``strike 0.90 m/s``."""
     return tuple(DiscreteAction(f"strike {v:.2f} m/s", velocity=(v, 0.0, 0.0)) for v in speeds)
+
+
+def _clamp(v: float, lo: float, hi: float) -> float:
+    """``min(max(v, lo), hi)`` as comparisons (the same result, NaN included: the builtins keep their
+    first argument unless another compares greater / less), without two builtin calls on the hot path."""
+    v = lo if lo > v else v
+    return hi if hi < v else v
 
 
 NOOP = DiscreteAction("stay")
@@ -128,10 +136,11 @@ class Task(ABC):
         """`ee_target` on plain floats (the env's hot path): (x, y, z) clipped to the workspace and
         raised to `ee_min_clearance` above the surface."""
         lo, hi = self.ee_low, self.ee_high
-        x = min(max(x, lo[0]), hi[0])
-        y = min(max(y, lo[1]), hi[1])
-        z = min(max(z, lo[2]), hi[2])
-        return x, y, max(z, self.scene.surface_height(x, y) + self.ee_min_clearance)
+        x = _clamp(x, lo[0], hi[0])
+        y = _clamp(y, lo[1], hi[1])
+        z = _clamp(z, lo[2], hi[2])
+        floor = self.scene.surface_height(x, y) + self.ee_min_clearance
+        return x, y, (floor if floor > z else z)  # max(z, floor)
 
     # -- episode ------------------------------------------------------------------------------------
     def start_ee(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -214,9 +223,9 @@ class ObjectTask(Task):
     def evaluate(self, ee_pos: Sequence[float], ee_vel: Sequence[float]) -> StepResult:
         # Hot path: plain float arithmetic on 3-vectors and one array at the end (after a physics
         # step, numpy's per-call overhead on tiny arrays costs more than the arithmetic itself).
-        sim, body = self.sim, self.scene.body
-        pos, orn = sim.getBasePositionAndOrientation(body)
-        lin, ang = sim.getBaseVelocity(body)
+        client, body = self.sim.client, self.scene.body  # pybullet directly, the client positionally
+        pos, orn = pybullet.getBasePositionAndOrientation(body, client)
+        lin, ang = pybullet.getBaseVelocity(body, client)
         gx, gy, gz = self.goal.tolist()
         dx, dy, dz = gx - pos[0], gy - pos[1], gz - pos[2]
         dist = math.hypot(dx, dy) if self.planar_success else math.sqrt(dx * dx + dy * dy + dz * dz)

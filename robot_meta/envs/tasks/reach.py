@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pybullet
 
 from robot_meta.envs.robot import HAND_LINKS
 from robot_meta.envs.tasks.base import NOOP, StepResult, Task, axis_moves
@@ -69,7 +70,7 @@ class ReachTask(Task):
 
     def _tip(self) -> tuple[float, float, float]:
         """The tool tip's world position as plain floats (the hot path of `evaluate`)."""
-        (x, y, z), _ = self.sim.getBasePositionAndOrientation(self.scene.body)
+        (x, y, z), _ = pybullet.getBasePositionAndOrientation(self.scene.body, self.sim.client)
         return x, y, z - self._half
 
     def tip_position(self) -> np.ndarray:
