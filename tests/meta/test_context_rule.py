@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from toy_env import toy_config, toy_trainer
 
 from robot_meta.meta import (
     Batch,
     ContextHeadRule,
     HeadAdaptation,
+    MetaDQN,
     adapt_context,
     adapt_context_head,
     adapt_head,
     adapt_with_rule,
     head_td_loss,
     head_td_targets,
+    load_run,
     meta_td_loss,
 )
 from robot_meta.meta.adaptation import context_features, context_head
+from robot_meta.meta.eval.adapters import HeadAdapter
 from robot_meta.policies import QNetwork
 
 
@@ -306,3 +312,34 @@ def test_qnetwork_basis_leaves_forward_and_default_spec_unchanged() -> None:
     x = torch.randn(5, 3)
     assert torch.equal(plain(x), ctx(x))  # same init stream for trunk and head; forward is c = 0
     assert set(ctx.state_dict()) - set(plain.state_dict()) == {"head_basis", "head_bias_basis"}
+
+
+def test_context_rule_training_resumes_bitwise_and_evaluates_from_its_run(tmp_path: Path) -> None:
+    """MetaDQN with inner_rule='context_td' on the toy family: kill + resume equals a straight run,
+    same seed gives the same weights, and the loaded run adapts with the context rule."""
+    from test_resume import RESUME, Stop, _assert_same_state, _stop_at
+
+    cfg = toy_config("meta-dqn", **RESUME, support_bank_size=2, inner_rule="context_td", context_dim=3)
+    straight = toy_trainer(cfg)
+    straight.train(tmp_path / "straight")
+    interrupted = toy_trainer(cfg)
+    with pytest.raises(Stop):
+        interrupted.train(tmp_path / "resumed", callback=_stop_at(5))
+    resumed = toy_trainer(cfg)
+    resumed.train(tmp_path / "resumed")
+    _assert_same_state(straight, resumed)
+    assert "head_basis" in straight.state_dict()["models"]["qnet"]
+
+    run = load_run(tmp_path / "straight")
+    assert isinstance(run.adaptation, ContextHeadRule) and run.adaptation.context_dim == 3
+    assert run.info["adaptation"]["rule"] == "head_context_td"
+    adapter = MetaDQN.eval_adapters(run)["meta-dqn"](0)
+    assert isinstance(adapter, HeadAdapter) and adapter.basis is not None
+    adapter.begin(None, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        o = rng.normal(size=3).astype(np.float32)
+        adapter.observe(o, int(rng.integers(3)), float(rng.normal()), o + 0.1, False)
+    w0 = adapter.w.copy()
+    adapter.adapt()
+    assert (np.abs(adapter.w - w0).max(axis=1) > 0).all()  # every action's row moved
