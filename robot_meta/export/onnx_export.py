@@ -13,6 +13,11 @@ output the head sees (the runtime adapts the head from it without a second graph
 ``*_value`` outputs echo the head in use (the defaults when not fed: how a numpy-only runtime
 reads the meta-trained head without the ``onnx`` package).
 
+A MetaDQN policy trained with the context head rule (``inner_rule="context_td"``) also carries its
+meta-learned basis as constants: outputs ``head_basis_value`` (D, A, H) and ``head_bias_basis_value``
+(D, A). The device adapts c in numpy, forms ``W(c) = W_0 + sum_j c_j B_j`` and ``b(c)`` and feeds
+them as ``head_weight``/``head_bias`` (so the same graph acts with the adapted context).
+
 ``encoder.onnx`` (ContextDQN): ``transitions (N, 2*obs_dim + A + 1), mask (N,) -> z (latent,)``.
 
 Export fails loudly (`ExportError`) unless ``onnx.checker.check_model(full_check=True)`` passes
@@ -184,6 +189,31 @@ def _policy_model(qnet: QNetwork, opset: int) -> onnx.ModelProto:
             helper.make_tensor_value_info("head_bias_value", onnx.TensorProto.FLOAT, [a]),
         ]
     )
+    if qnet.head_context_dim:
+        basis = qnet.head_basis.detach().numpy().astype(np.float32)
+        bias_basis = qnet.head_bias_basis.detach().numpy().astype(np.float32)
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(basis, name="head_basis"),
+                numpy_helper.from_array(bias_basis, name="head_bias_basis"),
+            ]
+        )
+        graph.node.extend(
+            [
+                helper.make_node("Identity", ["head_basis"], ["head_basis_value"], name="head_basis_echo"),
+                helper.make_node(
+                    "Identity", ["head_bias_basis"], ["head_bias_basis_value"], name="head_bias_basis_echo"
+                ),
+            ]
+        )
+        graph.output.extend(
+            [
+                helper.make_tensor_value_info("head_basis_value", onnx.TensorProto.FLOAT, list(basis.shape)),
+                helper.make_tensor_value_info(
+                    "head_bias_basis_value", onnx.TensorProto.FLOAT, list(bias_basis.shape)
+                ),
+            ]
+        )
     graph.doc_string = "robot_meta policy: Q = head_weight @ features(obs[, z]) + head_bias"
     return model
 

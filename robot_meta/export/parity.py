@@ -3,7 +3,9 @@
 Observations spread over (and beyond) the normaliser's range; Q-values and features must agree to
 `ExportConfig.atol` with the meta-trained head (the graph's defaults) and with a perturbed head fed
 as input, greedy actions must be identical (up to exact near-ties, reported), and for ContextDQN
-the encoder's z must agree on random contexts and on the empty context (the prior).
+the encoder's z must agree on random contexts and on the empty context (the prior). A policy with a
+context head basis must echo its basis exactly, and Q with a head ``W(c), b(c)`` built in numpy
+(`robot_meta.runtime.context_head`) for random contexts c must match torch's `context_head`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from robot_meta.export.options import ExportConfig, ExportError
 from robot_meta.meta import TrainedRun
+from robot_meta.runtime.adaptation import context_head
 from robot_meta.runtime.manifest import pack_transitions
 from robot_meta.runtime.session import inference_session
 
@@ -135,4 +138,49 @@ def check_parity(
         raise ExportError(
             "the policy graph's default head differs from the trained head: do not deploy this export"
         )
+    if qnet.head_context_dim:
+        out["policy_context_head"] = _context_parity(qnet, sess, obs, f_ref, w, b, z, rng, cfg)
     return out
+
+
+def _context_parity(
+    qnet: Any,
+    sess: Any,
+    obs: np.ndarray,
+    f_ref: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    z: np.ndarray | None,
+    rng: np.random.Generator,
+    cfg: ExportConfig,
+) -> dict[str, Any]:
+    """The basis echo is exact; Q with ``W(c), b(c)`` built in numpy and fed to the graph equals torch's."""
+    from robot_meta.meta.adaptation import context_head as torch_context_head
+
+    basis = qnet.head_basis.detach()
+    bias_basis = qnet.head_bias_basis.detach()
+    extra = {} if z is None else {"z": z[:1]}
+    got_basis, got_bias_basis = sess.run(
+        ["head_basis_value", "head_bias_basis_value"], {"obs": obs[:1], **extra}
+    )
+    if not (np.array_equal(got_basis, basis.numpy()) and np.array_equal(got_bias_basis, bias_basis.numpy())):
+        raise ExportError(
+            "the policy graph's context basis differs from the trained one: do not deploy this export"
+        )
+    qs_ref, qs_got = [], []
+    for _ in range(8):
+        c = rng.standard_normal(basis.shape[0]).astype(np.float32)
+        wc, bc = context_head(w, b, got_basis, got_bias_basis, c)
+        with torch.no_grad():
+            wt, bt = torch_context_head(
+                torch.from_numpy(w), torch.from_numpy(b), basis, bias_basis, torch.from_numpy(c)
+            )
+            qs_ref.append((torch.from_numpy(f_ref) @ wt.t() + bt).numpy())
+        feeds: dict[str, np.ndarray] = {"obs": obs, "head_weight": wc, "head_bias": bc}
+        if z is not None:
+            feeds["z"] = z
+        qs_got.append(sess.run(["q_values"], feeds)[0])
+    return _compare(
+        "the policy (context head W(c), b(c))",
+        np.concatenate(qs_ref), np.concatenate(qs_got), f_ref, f_ref, cfg,
+    )  # fmt: skip

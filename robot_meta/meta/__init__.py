@@ -16,9 +16,13 @@ from robot_meta._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from robot_meta.meta.adaptation import (
+        ContextHeadRule,
         HeadAdaptation,
         HeadRule,
+        adapt_context,
+        adapt_context_head,
         adapt_head,
+        adapt_with_rule,
         head_td_loss,
         head_td_step,
         head_td_targets,
@@ -102,6 +106,7 @@ __all__ = [
     "UnitResult",
     "EnvFactory",
     "GymEnvFactory",
+    "ContextHeadRule",
     "HeadAdaptation",
     "HeadRule",
     "InnerDQN",
@@ -121,7 +126,10 @@ __all__ = [
     "TrainResult",
     "TrainedRun",
     "Transitions",
+    "adapt_context",
+    "adapt_context_head",
     "adapt_head",
+    "adapt_with_rule",
     "algorithm",
     "config_class",
     "config_from_options",

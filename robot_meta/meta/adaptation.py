@@ -45,6 +45,25 @@ Starting from the head :math:`(W_0, b_0)` that adaptation begins with (the meta-
 targets of step 1. Everything is written with broadcasting over leading batch dimensions so that
 `MetaDQN` adapts a batch of tasks at once, and it is differentiable end to end (the meta-gradient
 flows through the K steps, the targets and the features) - that is the second-order MAML gradient.
+
+The context head rule (`ContextHeadRule`; CAVIA, Zintgraf et al. 2019, with a bilinear head).
+A TD step on the head only changes the rows of the actions tried in the support: a shot can
+demote the action it tried but never promote an untried one. The context rule adapts a vector
+:math:`c \in R^D` (``context_dim``) instead, which enters the head bilinearly::
+
+       W(c) = W_0 + sum_j c_j B_j          B \in R^{D x A x H}  (meta-learned, `QNetwork.head_basis`)
+       b(c) = b_0 + sum_j c_j L_j          L \in R^{D x A}      (`QNetwork.head_bias_basis`)
+
+so :math:`Q_c(s)[a] = Q_0(s)[a] + G(s, a) \cdot c` with :math:`G(s, a)_j = (B_j f(s))[a] + L_j[a]`:
+affine in c, and every coordinate of c moves every action's value. c starts at 0 (``W_0``, ``b_0``
+absorb any learned offset). With the targets y of step 1 (computed from ``(W_0, b_0)``) and
+:math:`G_i = G(s_i, a_i)`, K full-batch gradient steps of the same mean Huber TD loss in c::
+
+       delta_i = Q_0(s_i)[a_i] + G_i . c_k - y_i
+       c_{k+1} = c_k - (alpha / N) * sum_i clip(delta_i, -kappa, kappa) * G_i
+
+and the adapted head is :math:`(W(c_K), b(c_K))` - an ordinary head, so the device acts with it
+through the same graph inputs. `adapt_context` returns :math:`c_K`, `adapt_context_head` the head.
 """
 
 from __future__ import annotations
@@ -52,12 +71,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from robot_meta.runtime.manifest import HeadRule
+from robot_meta.runtime.manifest import ContextHeadRule, GradientRule, HeadRule
 
 __all__ = [
+    "ContextHeadRule",
+    "GradientRule",
     "HeadAdaptation",
     "HeadRule",
+    "adapt_context",
+    "adapt_context_head",
     "adapt_head",
+    "adapt_with_rule",
+    "context_features",
+    "context_head",
     "head_nstep_targets",
     "head_q",
     "head_td_loss",
@@ -242,3 +268,125 @@ def adapt_head(
     for _ in range(rule.steps):
         weight, bias = _td_step(weight, bias, features, one_hot, scale, targets, rule.lr, rule.huber_delta)
     return weight, bias
+
+
+def context_head(
+    weight: Tensor, bias: Tensor, basis: Tensor, bias_basis: Tensor, context: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``(W_0 + sum_j c_j B_j, b_0 + sum_j c_j L_j)``: context ``(..., D)``, basis ``(D, A, H)``, bias_basis ``(D, A)``."""
+    w = weight + (context[..., :, None, None] * basis).sum(-3)
+    b = bias + (context[..., :, None] * bias_basis).sum(-2)
+    return w, b
+
+
+def context_features(basis: Tensor, bias_basis: Tensor, features: Tensor, actions: Tensor) -> Tensor:
+    """``G_i = dQ(s_i)[a_i] / dc``, shape ``(..., N, D)``: ``(B_j f(s_i))[a_i] + L_j[a_i]``."""
+    d, n_act, h = basis.shape
+    proj = (features @ basis.reshape(d * n_act, h).t()).reshape(*features.shape[:-1], d, n_act)
+    idx = actions.long()[..., None, None].expand(*actions.shape, d, 1)
+    return proj.gather(-1, idx).squeeze(-1) + bias_basis.t()[actions.long()]
+
+
+def adapt_context(
+    weight: Tensor,
+    bias: Tensor,
+    basis: Tensor,
+    bias_basis: Tensor,
+    features: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    next_features: Tensor,
+    terminated: Tensor,
+    rule: ContextHeadRule,
+    mask: Tensor | None = None,
+    successor: Tensor | None = None,
+) -> Tensor:
+    """The context rule (module docstring): ``c_K`` of shape ``(..., D)`` from ``c_0 = 0``.
+
+    Arguments as `adapt_head`, plus the meta-learned `basis` ``(D, A, H)`` and `bias_basis` ``(D, A)``.
+    Differentiable with respect to every input (the second-order meta-gradient).
+    """
+    d = basis.shape[0]
+    if d != rule.context_dim:
+        raise ValueError(f"basis has {d} matrices but the rule's context_dim is {rule.context_dim}")
+    c = features.new_zeros(*features.shape[:-2], d)
+    if features.shape[-2] == 0:
+        return c
+    targets = head_nstep_targets(
+        weight, bias, next_features, rewards, terminated.to(rewards.dtype), successor, rule.gamma, rule.n_step
+    )
+    q0 = head_q(weight, bias, features).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)  # (..., N)
+    g_feat = context_features(basis, bias_basis, features, actions)  # (..., N, D)
+    if mask is None:
+        scale = torch.full_like(targets, 1.0 / features.shape[-2])
+    else:
+        m = mask.to(targets.dtype)
+        scale = m / m.sum(-1, keepdim=True).clamp(min=1.0)
+    for _ in range(rule.steps):
+        delta = q0 + (g_feat * c.unsqueeze(-2)).sum(-1) - targets
+        g = delta.clamp(-rule.huber_delta, rule.huber_delta) * scale
+        c = c - rule.lr * (g.unsqueeze(-1) * g_feat).sum(-2)
+    return c
+
+
+def adapt_context_head(
+    weight: Tensor,
+    bias: Tensor,
+    basis: Tensor,
+    bias_basis: Tensor,
+    features: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    next_features: Tensor,
+    terminated: Tensor,
+    rule: ContextHeadRule,
+    mask: Tensor | None = None,
+    successor: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """`adapt_context`, returned as the adapted head ``(W(c_K), b(c_K))``."""
+    c = adapt_context(
+        weight,
+        bias,
+        basis,
+        bias_basis,
+        features,
+        actions,
+        rewards,
+        next_features,
+        terminated,
+        rule,
+        mask,
+        successor,
+    )
+    return context_head(weight, bias, basis, bias_basis, c)
+
+
+def adapt_with_rule(
+    rule: GradientRule,
+    weight: Tensor,
+    bias: Tensor,
+    features: Tensor,
+    actions: Tensor,
+    rewards: Tensor,
+    next_features: Tensor,
+    terminated: Tensor,
+    *,
+    basis: Tensor | None = None,
+    bias_basis: Tensor | None = None,
+    mask: Tensor | None = None,
+    successor: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The adapted head under `rule`: `adapt_head` for a `HeadRule`, `adapt_context_head` for a `ContextHeadRule`."""
+    if isinstance(rule, ContextHeadRule):
+        if basis is None or bias_basis is None:
+            raise ValueError(
+                "the context head rule needs the network's basis: build the QNetwork with "
+                f"head_context_dim={rule.context_dim} and pass basis=net.head_basis, bias_basis=net.head_bias_basis"
+            )
+        return adapt_context_head(
+            weight, bias, basis, bias_basis, features, actions, rewards, next_features, terminated, rule,
+            mask, successor,
+        )  # fmt: skip
+    return adapt_head(
+        weight, bias, features, actions, rewards, next_features, terminated, rule, mask, successor
+    )

@@ -225,12 +225,24 @@ class MetaDQNConfig(_OuterDQNConfig):
     """Drop the second-order terms (FOMAML): the adapted head's gradient is applied to the meta head."""
     zero_shot_weight: float = 0.25
     """Weight of the un-adapted head's TD loss on the query set (keeps the zero-shot policy useful)."""
+    inner_rule: Literal["head_td", "context_td"] = "head_td"
+    """The device rule: ``head_td`` (K TD steps on the head, `HeadRule`) or ``context_td`` (K steps on a
+    context vector c entering the head bilinearly, `ContextHeadRule`: every action's value moves)."""
+    context_dim: int = 4
+    """D: size of c of the ``context_td`` rule (ignored by ``head_td``)."""
+    context_lr: float = 0.5
+    """alpha of the ``context_td`` rule: step size on c (``head_td`` uses ``inner_lr``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive(
-            "inner_steps", "inner_lr", "inner_n_step", "support_size", "query_size", "support_bank_size"
-        )
+            "inner_steps", "inner_lr", "inner_n_step", "support_size", "query_size", "support_bank_size",
+            "context_dim", "context_lr",
+        )  # fmt: skip
+        if self.inner_rule not in ("head_td", "context_td"):
+            raise _fail(
+                type(self).__name__, "inner_rule", self.inner_rule, "choose 'head_td' or 'context_td'"
+            )
         if self.zero_shot_weight < 0:
             raise _fail(type(self).__name__, "zero_shot_weight", self.zero_shot_weight, "must be >= 0")
 

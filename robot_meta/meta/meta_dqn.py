@@ -3,8 +3,11 @@
 Per outer step, for a batch of tasks with support set S and query set Q drawn from each task's
 replay buffer (uniformly, with replacement):
 
-- inner loop: ``(W_K, b_K) = adapt_head(W_0, b_0, f(S), ..., rule)`` (`robot_meta.meta.adaptation`);
-  the target network is adapted on the same support with the same rule (no gradient);
+- inner loop: ``(W_K, b_K) = adapt_head(W_0, b_0, f(S), ..., rule)`` (`robot_meta.meta.adaptation`),
+  or with ``inner_rule="context_td"`` the context head rule ``(W(c_K), b(c_K)) =
+  adapt_context_head(W_0, b_0, B, L, f(S), ...)`` (K steps on a context vector c, the basis B, L
+  meta-learned with the rest); the target network is adapted on the same support with the same
+  rule (no gradient);
 - outer loss: mean Huber TD loss of ``Q(s) = W_K f(s) + b_K`` on Q with Double-DQN targets
   ``r + gamma (1 - d) Q'_K(s', argmax_a Q_K(s', a))`` (``Q'_K``: the adapted target network),
   plus ``zero_shot_weight`` times the same loss for the un-adapted head (targets from the
@@ -31,8 +34,12 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from robot_meta.meta.adaptation import (
+    ContextHeadRule,
+    GradientRule,
     HeadRule,
-    adapt_head,
+    adapt_context,
+    adapt_with_rule,
+    context_head,
     head_nstep_targets,
     head_q,
     head_td_loss,
@@ -40,7 +47,7 @@ from robot_meta.meta.adaptation import (
 )
 from robot_meta.meta.config import MetaDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
-from robot_meta.meta.eval.adapters import Adapter, HeadAdapter
+from robot_meta.meta.eval.adapters import Adapter, HeadAdapter, head_basis
 from robot_meta.meta.replay import Batch, SupportBank, Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
 from robot_meta.meta.trainer import MetaTrainer
@@ -57,16 +64,19 @@ def _adapt_on(
     support: Batch,
     w: Tensor,
     b: Tensor,
+    basis: tuple[Tensor, Tensor] | None,
     fs: Tensor,
     fs_next: Tensor,
-    rule: HeadRule,
+    rule: GradientRule,
     support_mask: Tensor | None,
     succ: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
-    """`adapt_head` from head (`w`, `b`) on the support set's transitions, given its features."""
-    return adapt_head(
-        w, b, fs, support.actions, support.rewards, fs_next, support.terminated, rule, support_mask, succ
-    )
+    """`adapt_with_rule` from head (`w`, `b`) (and context `basis`) on the support set, given its features."""
+    return adapt_with_rule(
+        rule, w, b, fs, support.actions, support.rewards, fs_next, support.terminated,
+        basis=None if basis is None else basis[0], bias_basis=None if basis is None else basis[1],
+        mask=support_mask, successor=succ,
+    )  # fmt: skip
 
 
 def _inner_td_stats(
@@ -77,7 +87,7 @@ def _inner_td_stats(
     bk: Tensor,
     fs: Tensor,
     fs_next: Tensor,
-    rule: HeadRule,
+    rule: GradientRule,
     support_mask: Tensor | None,
     succ: Tensor | None,
 ) -> dict[str, float]:
@@ -112,7 +122,7 @@ def meta_td_loss(
     target: QNetwork,
     support: Batch,
     query: Batch,
-    rule: HeadRule,
+    rule: GradientRule,
     *,
     support_mask: Tensor | None = None,
     first_order: bool = False,
@@ -129,6 +139,9 @@ def meta_td_loss(
     p = dict(qnet.named_parameters()) if params is None else dict(params)
     body_params = {k[len("body.") :]: v for k, v in p.items() if k.startswith("body.")}
     w0, b0 = p["head.weight"], p["head.bias"]
+    if isinstance(rule, ContextHeadRule) and "head_basis" not in p:
+        raise ValueError(f"the context head rule needs a QNetwork with head_context_dim={rule.context_dim}")
+    basis = (p["head_basis"], p["head_bias_basis"]) if isinstance(rule, ContextHeadRule) else None
 
     def feats(obs: Tensor) -> Tensor:
         out: Tensor = functional_call(qnet.body, body_params, (obs,))
@@ -136,19 +149,28 @@ def meta_td_loss(
 
     succ = successor_flags(support.obs, support.next_obs, support_mask) if rule.n_step > 1 else None
 
-    if first_order:
+    if first_order and isinstance(rule, ContextHeadRule):
+        assert basis is not None
+        with torch.no_grad():  # FO-CAVIA: c_K is a constant; the head W(c_K) still trains W0, b0, B, L
+            fs, fs_next = feats(support.obs), feats(support.next_obs)
+            c = adapt_context(
+                w0, b0, basis[0], basis[1], fs, support.actions, support.rewards, fs_next,
+                support.terminated, rule, support_mask, succ,
+            )  # fmt: skip
+        wk, bk = context_head(w0, b0, basis[0], basis[1], c)
+    elif first_order:
         with torch.no_grad():
             fs, fs_next = feats(support.obs), feats(support.next_obs)
-            wk_c, bk_c = _adapt_on(support, w0, b0, fs, fs_next, rule, support_mask, succ)
+            wk_c, bk_c = _adapt_on(support, w0, b0, basis, fs, fs_next, rule, support_mask, succ)
         wk, bk = w0 + (wk_c - w0).detach(), b0 + (bk_c - b0).detach()
     else:
         fs, fs_next = feats(support.obs), feats(support.next_obs)
-        wk, bk = _adapt_on(support, w0, b0, fs, fs_next, rule, support_mask, succ)
+        wk, bk = _adapt_on(support, w0, b0, basis, fs, fs_next, rule, support_mask, succ)
 
     with torch.no_grad():
         tw0, tb0 = target.head.weight, target.head.bias
         tfs, tfs_next = target.features(support.obs), target.features(support.next_obs)
-        twk, tbk = _adapt_on(support, tw0, tb0, tfs, tfs_next, rule, support_mask, succ)
+        twk, tbk = _adapt_on(support, tw0, tb0, head_basis(target), tfs, tfs_next, rule, support_mask, succ)
         tf_q_next = target.features(query.next_obs)
         f_q_next = feats(query.next_obs)
         y = double_dqn_targets(
@@ -188,7 +210,7 @@ class _Work:
     epsilon: float
     episodes: int
     support_size: int
-    rule: HeadRule
+    rule: GradientRule
 
 
 def _work(item: _Work) -> WorkResult:
@@ -209,8 +231,10 @@ def _work(item: _Work) -> WorkResult:
             support = Transitions.concat(parts).tail(item.support_size)
             supports.append(support)
             sup = support.to_batch()
+            basis = head_basis(qnet)
             with torch.no_grad():
-                w, b = adapt_head(
+                w, b = adapt_with_rule(
+                    item.rule,
                     w0,
                     b0,
                     qnet.features(sup.obs),
@@ -218,7 +242,8 @@ def _work(item: _Work) -> WorkResult:
                     sup.rewards,
                     qnet.features(sup.next_obs),
                     sup.terminated,
-                    item.rule,
+                    basis=None if basis is None else basis[0].detach(),
+                    bias_basis=None if basis is None else basis[1].detach(),
                     successor=successor_flags(sup.obs, sup.next_obs),
                 )
         wn, bn = w.numpy(), b.numpy()
@@ -246,7 +271,11 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
     def _build(self) -> None:
         cfg = self.config
         self.qnet = QNetwork(
-            self.obs_dim, self.n_actions, cfg.hidden, feature_activation=cfg.feature_activation
+            self.obs_dim,
+            self.n_actions,
+            cfg.hidden,
+            feature_activation=cfg.feature_activation,
+            head_context_dim=cfg.context_dim if cfg.inner_rule == "context_td" else 0,
         )
         self.target = copy.deepcopy(self.qnet).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.qnet.parameters(), lr=cfg.lr)
@@ -255,8 +284,18 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
         ]
 
     @classmethod
-    def head_rule(cls, config: MetaDQNConfig) -> HeadRule:
-        """The head adaptation rule (inner loop here, `adapt()` on the device)."""
+    def head_rule(cls, config: MetaDQNConfig) -> GradientRule:
+        """The adaptation rule (inner loop here, `adapt()` on the device): `HeadRule` or `ContextHeadRule`."""
+        if config.inner_rule == "context_td":
+            return ContextHeadRule(
+                steps=config.inner_steps,
+                lr=config.context_lr,
+                gamma=config.gamma,
+                huber_delta=config.huber_delta,
+                n_step=config.inner_n_step,
+                support_size=config.support_size,
+                context_dim=config.context_dim,
+            )
         return HeadRule(
             steps=config.inner_steps,
             lr=config.inner_lr,
@@ -267,13 +306,13 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
         )
 
     @property
-    def adaptation(self) -> HeadRule:
+    def adaptation(self) -> GradientRule:
         """`head_rule` of this trainer's config."""
         return self.head_rule(self.config)
 
     @classmethod
     def eval_adapters(cls, run: TrainedRun[MetaDQNConfig]) -> dict[str, Callable[[int], Adapter]]:
-        """``meta-dqn``: `adapt_head` from the meta-trained head on the latest ``support_size`` shots."""
+        """``meta-dqn``: the run's rule from the meta-trained head on the latest ``support_size`` shots."""
         rule = run.adaptation
         assert rule is not None
         eps = run.config.epsilon_end

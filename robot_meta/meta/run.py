@@ -23,7 +23,7 @@ from robot_meta.meta.registry import algorithm
 from robot_meta.meta.rollout import EnvFactory, TaskSampler
 from robot_meta.meta.trainer import MetaTrainer, TrainCallback, TrainResult
 from robot_meta.policies import ContextEncoder, QNetwork
-from robot_meta.runtime.manifest import HeadRule
+from robot_meta.runtime.manifest import GradientRule
 
 __all__ = ["TrainedRun", "config_from_options", "load_run", "make_algorithm", "train_run"]
 
@@ -121,7 +121,7 @@ class TrainedRun(Generic[ConfigT]):
     config: ConfigT
     policy: QNetwork
     encoder: ContextEncoder | None
-    adaptation: HeadRule | None
+    adaptation: GradientRule | None
     """The device's head adaptation rule (None for ContextDQN, whose adaptation is inference)."""
     iteration: int
     info: dict[str, Any]

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
     from robot_meta.meta.eval.adapters import Adapter
     from robot_meta.meta.run import TrainedRun
-    from robot_meta.runtime.manifest import DeviceRule, HeadRule
+    from robot_meta.runtime.manifest import DeviceRule, GradientRule
 
 __all__ = ["MetaTrainer", "TrainCallback", "TrainResult"]
 
@@ -253,12 +253,12 @@ class MetaTrainer(ABC, Generic[ConfigT]):
 
     # -- what evaluation, export and the CLI ask the algorithm (the registry's plug-in interface) ----------
     @classmethod
-    def head_rule(cls, config: ConfigT) -> HeadRule | None:
+    def head_rule(cls, config: ConfigT) -> GradientRule | None:
         """The device's head rule of a run of `config` (None: the algorithm adapts no head)."""
         return None
 
     @property
-    def adaptation(self) -> HeadRule | None:
+    def adaptation(self) -> GradientRule | None:
         """`head_rule` of this trainer's config."""
         return type(self).head_rule(self.config)
 

@@ -1,4 +1,4 @@
-"""`QNetwork`: observation normaliser + MLP trunk (``features``) + one linear ``head``."""
+"""`QNetwork`: observation normaliser + MLP trunk (``features``) + one linear ``head`` (+ an optional context basis)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ class QNetwork(nn.Module):
             bounded features: a TD step on the head can then raise ``Q(s, a)`` in some states and
             lower it in others (with non-negative ReLU features one step moves it the same way
             everywhere), and ``|f| <= 1`` keeps the effect of the adaptation step size predictable.
+        head_context_dim: D > 0 adds the meta-learned basis of the context head rule
+            (`robot_meta.meta.adaptation.ContextHeadRule`): ``head_basis`` ``(D, n_actions, feature_dim)``
+            and ``head_bias_basis`` ``(D, n_actions)``, with ``W(c) = W + sum_j c_j B_j``. `forward` is the
+            network at ``c = 0`` (the basis does not change it); 0 (default) adds nothing.
     """
 
     def __init__(
@@ -101,9 +105,16 @@ class QNetwork(nn.Module):
         hidden: Sequence[int] = (64, 64),
         context_dim: int = 0,
         feature_activation: FeatureActivation = "tanh",
+        head_context_dim: int = 0,
     ) -> None:
         super().__init__()
         widths = _check_dims(obs_dim, n_actions, hidden, context_dim)
+        if (
+            isinstance(head_context_dim, bool)
+            or not isinstance(head_context_dim, int)
+            or head_context_dim < 0
+        ):
+            raise ValueError(f"head_context_dim must be a non-negative int, got {head_context_dim!r}")
         if feature_activation not in ("relu", "tanh"):
             raise ValueError(f"feature_activation must be 'relu' or 'tanh', got {feature_activation!r}")
         self.obs_dim = obs_dim
@@ -113,6 +124,17 @@ class QNetwork(nn.Module):
         self.feature_activation: FeatureActivation = feature_activation
         self.body = FeatureExtractor(obs_dim, widths, context_dim, feature_activation)
         self.head = nn.Linear(self.body.out_dim, n_actions)
+        self.head_context_dim = head_context_dim
+        if head_context_dim:
+            # Same scale as the head's own initialisation: at c = 0 the basis changes nothing, and a
+            # zero basis would be a saddle of the meta-gradient (the adapted c is linear in B too).
+            bound = 1.0 / float(self.body.out_dim) ** 0.5
+            self.head_basis = nn.Parameter(
+                torch.empty(head_context_dim, n_actions, self.body.out_dim).uniform_(-bound, bound)
+            )
+            self.head_bias_basis = nn.Parameter(
+                torch.empty(head_context_dim, n_actions).uniform_(-bound, bound)
+            )
 
     @property
     def obs_norm(self) -> RunningNormalizer:
@@ -142,4 +164,5 @@ class QNetwork(nn.Module):
             "hidden": list(self.hidden),
             "context_dim": self.context_dim,
             "feature_activation": self.feature_activation,
+            **({"head_context_dim": self.head_context_dim} if self.head_context_dim else {}),
         }

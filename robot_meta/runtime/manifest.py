@@ -2,8 +2,8 @@
 
 The one owner of the format, both ways: the exporter builds a `Manifest` and writes
 `Manifest.to_dict()`; `load_manifest` (used by `AdaptivePolicy.load`) parses and validates it back.
-`HeadRule` / `ContextSpec` are the device rules (every hyper-parameter; `robot_meta.meta` imports
-`HeadRule` from here) and `pack_transitions` the encoder's input layout. Imports only the standard
+`HeadRule` / `ContextHeadRule` / `ContextSpec` are the device rules (every hyper-parameter;
+`robot_meta.meta` imports them from here) and `pack_transitions` the encoder's input layout. Imports only the standard
 library and numpy, so the on-device runtime can read it without torch.
 
 A manifest is refused (`ManifestError`, a message that says what to do) when its format version
@@ -35,8 +35,10 @@ __all__ = [
     "MANIFEST_FILE",
     "OLDEST_ONNXRUNTIME",
     "POLICY_FILE",
+    "ContextHeadRule",
     "ContextSpec",
     "DeviceRule",
+    "GradientRule",
     "HeadRule",
     "Manifest",
     "ManifestError",
@@ -103,17 +105,7 @@ class HeadRule:
     rule: ClassVar[str] = "head_td_sgd"
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        for key in ("steps", "n_step", "support_size"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}.{key} must be an int >= 1, got {value!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"{name}.lr must be > 0, got {self.lr!r}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"{name}.gamma must be in [0, 1], got {self.gamma!r}")
-        if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
-            raise ValueError(f"{name}.huber_delta must be > 0, got {self.huber_delta!r}")
+        _check_td_fields(self, ("steps", "n_step", "support_size"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: ``{"rule": "head_td_sgd", "steps", "lr", "gamma", "huber_delta", "n_step", "support_size"}``."""
@@ -141,6 +133,80 @@ class HeadRule:
 
 
 @dataclass(frozen=True)
+class ContextHeadRule:
+    """Every hyper-parameter of the context head rule (CAVIA with a bilinear head): K gradient steps on c.
+
+    The head is ``W(c) = W_0 + sum_j c_j B_j``, ``b(c) = b_0 + L c``; adapting moves only the context
+    vector ``c`` (``context_dim`` numbers, starting at 0) by K full-batch gradient steps of the mean
+    Huber TD loss with targets fixed from the starting head (the same n-step targets as `HeadRule`).
+    The meta-learned basis ``B`` (``context_dim x A x H``) and ``L`` (``context_dim x A``) couple the
+    actions: a shot's outcome moves every action's value, including the actions it did not try. The
+    formula is documented in `robot_meta.meta.adaptation` (torch) and `robot_meta.runtime.adaptation`
+    (numpy); the basis ships in the policy graph (``head_basis_value``, ``head_bias_basis_value``).
+    """
+
+    steps: int = 5
+    """K: full-batch gradient steps on c."""
+    lr: float = 1.0
+    """alpha: step size on c."""
+    gamma: float = 0.98
+    """Discount of the TD targets."""
+    huber_delta: float = 1.0
+    """kappa: Huber threshold (TD errors are clipped to [-kappa, kappa] in the gradient)."""
+    n_step: int = 1
+    """n of the n-step TD targets (as `HeadRule.n_step`)."""
+    support_size: int = 64
+    """Transitions adapted on: the latest ones observed."""
+    context_dim: int = 4
+    """Size of c (the number of basis matrices B_j)."""
+
+    rule: ClassVar[str] = "head_context_td"
+
+    def __post_init__(self) -> None:
+        _check_td_fields(self, ("steps", "n_step", "support_size", "context_dim"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"rule": "head_context_td", "steps", "lr", "gamma", "huber_delta", "n_step", "support_size", "context_dim"}``."""
+        return {"rule": self.rule, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "adaptation.") -> ContextHeadRule:
+        """Parse (and validate) the ``adaptation`` entry; `ManifestError` names a missing or bad field."""
+        try:
+            return cls(
+                steps=_positive_int(doc, "steps", where),
+                lr=_number(doc, "lr", where, *LR_BOUNDS),
+                gamma=_number(doc, "gamma", where, 0.0, 1.0),
+                huber_delta=_number(doc, "huber_delta", where, *HUBER_BOUNDS),
+                n_step=_positive_int(doc, "n_step", where),
+                support_size=_positive_int(doc, "support_size", where),
+                context_dim=_positive_int(doc, "context_dim", where),
+            )
+        except ManifestError:
+            raise
+        except ValueError as exc:
+            raise ManifestError(f"manifest {where[:-1]} is invalid ({exc}): re-export the run") from None
+
+
+def _check_td_fields(rule: Any, ints: tuple[str, ...]) -> None:
+    name = type(rule).__name__
+    for key in ints:
+        value = getattr(rule, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}.{key} must be an int >= 1, got {value!r}")
+    if not (math.isfinite(rule.lr) and rule.lr > 0):
+        raise ValueError(f"{name}.lr must be > 0, got {rule.lr!r}")
+    if not 0.0 <= rule.gamma <= 1.0:
+        raise ValueError(f"{name}.gamma must be in [0, 1], got {rule.gamma!r}")
+    if not (math.isfinite(rule.huber_delta) and rule.huber_delta > 0):
+        raise ValueError(f"{name}.huber_delta must be > 0, got {rule.huber_delta!r}")
+
+
+#: A rule that adapts the head by gradient steps from a support set (on the head, or on a context c).
+GradientRule = HeadRule | ContextHeadRule
+
+
+@dataclass(frozen=True)
 class ContextSpec:
     """The task encoder of a ContextDQN export (adapting is inferring z from recent transitions)."""
 
@@ -160,8 +226,8 @@ class ContextSpec:
         return {"rule": self.rule, "context_size": self.context_size}
 
 
-#: What an algorithm's device rule is: head TD steps, or inference of z by an encoder.
-DeviceRule = HeadRule | ContextSpec
+#: What an algorithm's device rule is: head TD steps, context steps, or inference of z by an encoder.
+DeviceRule = HeadRule | ContextHeadRule | ContextSpec
 
 
 def pack_transitions(
@@ -192,7 +258,7 @@ class Manifest:
     n_actions: int
     feature_dim: int
     policy_file: str
-    head_rule: HeadRule | None
+    head_rule: GradientRule | None
     """None for ContextDQN (its adaptation is inference)."""
     context: ContextSpec | None
     files: dict[str, dict[str, Any]]
@@ -220,7 +286,7 @@ class Manifest:
 
     @property
     def rule(self) -> DeviceRule:
-        """The device rule (`HeadRule` or `ContextSpec`)."""
+        """The device rule (`HeadRule`, `ContextHeadRule` or `ContextSpec`)."""
         rule = self.head_rule if self.head_rule is not None else self.context
         assert rule is not None
         return rule
@@ -253,13 +319,7 @@ class Manifest:
             "observation": {"dim": self.obs_dim, "dtype": "float32", "layout": self.layout},
             "actions": {"n": self.n_actions, "map": self.action_map},
             "normalizer": self.normalizer,
-            "head": {
-                "n_actions": self.n_actions,
-                "feature_dim": self.feature_dim,
-                "weight_input": "head_weight",
-                "bias_input": "head_bias",
-                "shape": [self.n_actions, self.feature_dim],
-            },
+            "head": self._head_doc(),
             "network": self.network,
             "context": context,
             "graphs": graphs,
@@ -270,6 +330,21 @@ class Manifest:
             "parity": self.parity,
             "files": self.files,
         }
+
+    def _head_doc(self) -> dict[str, Any]:
+        head: dict[str, Any] = {
+            "n_actions": self.n_actions,
+            "feature_dim": self.feature_dim,
+            "weight_input": "head_weight",
+            "bias_input": "head_bias",
+            "shape": [self.n_actions, self.feature_dim],
+        }
+        if isinstance(self.head_rule, ContextHeadRule):
+            d = self.head_rule.context_dim
+            head["basis_output"] = "head_basis_value"
+            head["bias_basis_output"] = "head_bias_basis_value"
+            head["basis_shape"] = [d, self.n_actions, self.feature_dim]
+        return head
 
     def write(self) -> Path:
         """Write ``directory/manifest.json`` atomically (temp file + rename) and return its path."""
@@ -326,6 +401,7 @@ INT_BOUNDS: dict[str, int] = {
     "adaptation.steps": 10_000,
     "adaptation.n_step": 1_000,
     "adaptation.support_size": 1_000_000,
+    "adaptation.context_dim": 4_096,
     "adaptation.context_size": 100_000,
     "observation.dim": 65_536,
     "actions.n": 4_096,
@@ -470,16 +546,18 @@ def _parse(directory: Path, doc: Any) -> Manifest:
     rule_name = _need(adaptation, "rule", "adaptation.", str)
     files = _parse_files(directory, doc)
     policy_file = _graph_file(directory, _need(doc, "graphs", "", dict), "policy", files)
-    head_rule: HeadRule | None = None
+    head_rule: GradientRule | None = None
     context: ContextSpec | None = None
     if rule_name == HeadRule.rule:
         head_rule = HeadRule.from_dict(adaptation)
+    elif rule_name == ContextHeadRule.rule:
+        head_rule = ContextHeadRule.from_dict(adaptation)
     elif rule_name == ContextSpec.rule:
         context = _parse_context(directory, doc, files, obs_dim, n_actions)
     else:
         raise ManifestError(
-            f"manifest adaptation.rule {rule_name!r} is unknown to this runtime "
-            f"(expected {HeadRule.rule!r} or {ContextSpec.rule!r}): update robot_meta on the device"
+            f"manifest adaptation.rule {rule_name!r} is unknown to this runtime (expected "
+            f"{HeadRule.rule!r}, {ContextHeadRule.rule!r} or {ContextSpec.rule!r}): update robot_meta on the device"
         )
     ctx_doc = doc.get("context")
     return Manifest(

@@ -27,7 +27,7 @@ import onnxruntime as ort
 
 from robot_meta.runtime.adaptation import AdaptMethod, FewShotAdapter, successor_flags
 from robot_meta.runtime.buffer import TransitionRing
-from robot_meta.runtime.manifest import Manifest, load_manifest, pack_transitions
+from robot_meta.runtime.manifest import ContextHeadRule, Manifest, load_manifest, pack_transitions
 from robot_meta.runtime.session import RuntimeLoadError, inference_session, read_verified
 
 __all__ = [
@@ -121,6 +121,8 @@ class AdaptReport:
     """Why a step was rolled back or nothing was applied ('' otherwise)."""
     seconds: float
     """Wall time of the call."""
+    context: np.ndarray | None = None
+    """The adapted context vector c of the context head rule (None for the other rules)."""
 
 
 class OnnxPolicy:
@@ -154,6 +156,10 @@ class OnnxPolicy:
         self.meta_bias: np.ndarray = np.array(b0, np.float32)
         self.meta_weight.setflags(write=False)
         self.meta_bias.setflags(write=False)
+        self.head_basis: tuple[np.ndarray, np.ndarray] | None = None
+        """The context head rule's meta-learned basis ``(B (D, A, H), L (D, A))`` read from the graph, else None."""
+        if isinstance(manifest.head_rule, ContextHeadRule):
+            self.head_basis = self._read_basis(feeds, manifest.head_rule)
         # The state act() reads: one tuple, replaced (never mutated) by set_head/adapt/reset: an atomic swap.
         self._state: tuple[np.ndarray, np.ndarray, np.ndarray | None] = (
             self.meta_weight,
@@ -162,6 +168,23 @@ class OnnxPolicy:
         )
         self._q_out = ["q_values"]
         self._obs_shape = (self.obs_dim,)
+
+    def _read_basis(
+        self, feeds: dict[str, np.ndarray], rule: ContextHeadRule
+    ) -> tuple[np.ndarray, np.ndarray]:
+        basis, bias_basis = self._sess.run(["head_basis_value", "head_bias_basis_value"], feeds)
+        basis, bias_basis = np.array(basis, np.float32), np.array(bias_basis, np.float32)
+        want = (rule.context_dim, self.n_actions, self.feature_dim)
+        if basis.shape != want or bias_basis.shape != want[:2]:
+            raise RuntimeLoadError(
+                f"{self.manifest.directory / self.manifest.policy_file} carries a context basis of shapes "
+                f"{basis.shape}, {bias_basis.shape} but the manifest's rule needs {want}, {want[:2]}: re-export the run"
+            )
+        if not (np.isfinite(basis).all() and np.isfinite(bias_basis).all()):
+            raise RuntimeLoadError("the exported context basis has non-finite values: re-export the run")
+        basis.setflags(write=False)
+        bias_basis.setflags(write=False)
+        return basis, bias_basis
 
     def set_head(self, weight: np.ndarray, bias: np.ndarray) -> None:
         """Act with head ``(weight (A, H), bias (A,))`` from now on (checked, copied, swapped atomically)."""
@@ -210,6 +233,8 @@ class OnnxPolicy:
         outputs = {o.name: o.shape for o in self._sess.get_outputs()}
         need_in = {"obs", "head_weight", "head_bias", *(["z"] if self._context else [])}
         need_out = {"q_values", "features", "head_weight_value", "head_bias_value"}
+        if isinstance(self.manifest.head_rule, ContextHeadRule):
+            need_out |= {"head_basis_value", "head_bias_basis_value"}
         if not need_in <= set(inputs) or not need_out <= set(outputs):
             raise RuntimeLoadError(
                 f"{where} has inputs {sorted(inputs)} and outputs {sorted(outputs)}, expected {sorted(need_in)} "
@@ -346,10 +371,17 @@ class AdaptivePolicy(OnnxPolicy):
         self.adapter: FewShotAdapter | None = None
         """The guarded head update (None for ContextDQN, whose adaptation is inference)."""
         if rule is not None:
+            if self.head_basis is not None and self.config.method != "td":
+                raise ValueError(
+                    f"this export adapts by the context head rule ({rule.rule}): AdaptConfig.method must be 'td' "
+                    f"(the gradient rule of the manifest), not {self.config.method!r}"
+                )
             self.adapter = FewShotAdapter(
                 steps=rule.steps, lr=rule.lr, gamma=rule.gamma, huber_delta=rule.huber_delta,
                 n_step=rule.n_step, method=self.config.method, ridge_lambda=self.config.ridge_lambda,
                 trust_radius=self.trust_radius,
+                basis=None if self.head_basis is None else self.head_basis[0],
+                bias_basis=None if self.head_basis is None else self.head_basis[1],
             )  # fmt: skip
         default_support = (
             rule.support_size if rule is not None else (self._context.context_size if self._context else 64)
@@ -458,6 +490,7 @@ class AdaptivePolicy(OnnxPolicy):
             return AdaptReport(
                 self.config.method, n, step.steps, step.loss_before, step.loss_after,
                 step.rolled_back, applied, reason, time.perf_counter() - t0,
+                step.context if applied else None,
             )  # fmt: skip
 
     def _adapt_context(self, t0: float) -> AdaptReport:

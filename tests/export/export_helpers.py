@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from robot_meta.export import ExportConfig, ExportResult, export_trained
-from robot_meta.meta import HeadAdaptation, MetaDQNConfig, TrainedRun, make_config
+from robot_meta.meta import ContextHeadRule, HeadAdaptation, MetaDQNConfig, TrainedRun, make_config
 from robot_meta.policies import ContextEncoder, QNetwork
 
 __all__ = ["make_run", "export_fake"]
@@ -28,14 +28,26 @@ def make_run(
     hidden: tuple[int, ...] = (32, 32),
     env_id: str = "test/NoSuchEnv-v0",
     seed: int = 0,
-    rule: HeadAdaptation | None = None,
+    rule: HeadAdaptation | ContextHeadRule | None = None,
 ) -> TrainedRun[Any]:
-    """A TrainedRun with random weights, a non-trivial normaliser and (context) an encoder."""
+    """A TrainedRun with random weights, a non-trivial normaliser and (context) an encoder.
+
+    A `ContextHeadRule` makes a MetaDQN run of the context head rule (a QNetwork with a basis).
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = make_config(algo, budget="smoke", env_id=env_id, preset="slide", seed=seed)
+    ctx_rule = isinstance(rule, ContextHeadRule)
+    overrides = (
+        {"inner_rule": "context_td", "context_dim": rule.context_dim}
+        if isinstance(rule, ContextHeadRule)
+        else None
+    )
+    config = make_config(algo, budget="smoke", env_id=env_id, preset="slide", seed=seed, overrides=overrides)
     latent = 4 if algo == "context" else 0
-    policy = QNetwork(obs_dim, n_actions, hidden, context_dim=latent)
+    policy = QNetwork(
+        obs_dim, n_actions, hidden, context_dim=latent,
+        head_context_dim=rule.context_dim if isinstance(rule, ContextHeadRule) else 0,
+    )  # fmt: skip
     data = rng.normal(rng.uniform(-1, 1, obs_dim), rng.uniform(0.05, 2.0, obs_dim), size=(2000, obs_dim))
     policy.obs_norm.update(data)
     with torch.no_grad():
@@ -56,6 +68,8 @@ def make_run(
             steps=5, lr=0.05, gamma=0.9, huber_delta=1.0, support_size=support
         )
         info["adaptation"] = adaptation.to_dict()
+    if ctx_rule:
+        info["policy"] = policy.spec()
     return TrainedRun(Path(run_dir), algo, config, policy.eval(), encoder, adaptation, 3, info)
 
 

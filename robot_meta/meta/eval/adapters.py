@@ -3,8 +3,9 @@
 Each algorithm names its adapters (`MetaTrainer.eval_adapters`); this module holds the rules they
 are built from:
 
-- `HeadAdapter`: `adapt_head` from the meta-trained head on the latest ``support_size`` shot
-  transitions (MetaDQN; a Reptile policy under the device's head-only rule, ``reptile-head``);
+- `HeadAdapter`: `adapt_head` (or the context head rule, `adapt_context_head`) from the
+  meta-trained head on the latest ``support_size`` shot transitions (MetaDQN; a Reptile policy
+  under the device's head-only rule, ``reptile-head``);
 - `ReptileAdapter`: `inner_dqn_updates` of the whole network after each shot (Reptile's inner loop,
   fresh Adam state per unit; also the fine-tuning baseline);
 - `ContextAdapter`: z re-inferred after every shot step; evaluation uses z of the latest shots;
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robot_meta.meta.adaptation import HeadRule, adapt_head, successor_flags
+from robot_meta.meta.adaptation import ContextHeadRule, GradientRule, adapt_with_rule, successor_flags
 from robot_meta.meta.dqn import InnerDQN, epsilon_greedy, hard_update, inner_dqn_updates
 from robot_meta.meta.replay import Transitions
 from robot_meta.policies import ContextEncoder, QNetwork
@@ -38,7 +39,15 @@ __all__ = [
     "HeadAdapter",
     "ReptileAdapter",
     "ShotRecorder",
+    "head_basis",
 ]
+
+
+def head_basis(net: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(head_basis, head_bias_basis)`` of a QNetwork built with ``head_context_dim > 0``, else None."""
+    if getattr(net, "head_context_dim", 0):
+        return net.head_basis, net.head_bias_basis  # type: ignore[return-value]
+    return None
 
 
 @runtime_checkable
@@ -115,10 +124,16 @@ class HeadAdapter(ShotRecorder):
     ``support_size`` shot transitions (the training worker's and the device's rule).
     """
 
-    def __init__(self, policy: QNetwork, rule: HeadRule, support_size: int, epsilon: float) -> None:
+    def __init__(self, policy: QNetwork, rule: GradientRule, support_size: int, epsilon: float) -> None:
         super().__init__(epsilon)
         self.policy = policy
         self.rule = rule
+        basis = head_basis(policy)
+        if isinstance(rule, ContextHeadRule) and (basis is None or basis[0].shape[0] != rule.context_dim):
+            raise ValueError(
+                f"the context head rule needs a QNetwork with head_context_dim={rule.context_dim}"
+            )
+        self.basis = None if basis is None else (basis[0].detach(), basis[1].detach())
         self.support_size = int(support_size)
         self.w0 = policy.head.weight.detach().numpy().copy()
         self.b0 = policy.head.bias.detach().numpy().copy()
@@ -133,7 +148,8 @@ class HeadAdapter(ShotRecorder):
         if len(sup.obs) == 0:
             return
         with torch.inference_mode():
-            w, b = adapt_head(
+            w, b = adapt_with_rule(
+                self.rule,
                 torch.from_numpy(self.w0),
                 torch.from_numpy(self.b0),
                 self.policy.features(sup.obs),
@@ -141,7 +157,8 @@ class HeadAdapter(ShotRecorder):
                 sup.rewards,
                 self.policy.features(sup.next_obs),
                 sup.terminated,
-                self.rule,
+                basis=None if self.basis is None else self.basis[0],
+                bias_basis=None if self.basis is None else self.basis[1],
                 successor=successor_flags(sup.obs, sup.next_obs) if self.rule.n_step > 1 else None,
             )
         self.w, self.b = w.numpy(), b.numpy()
