@@ -286,24 +286,16 @@ class MetaDQN(MetaTrainer[MetaDQNConfig]):
     @classmethod
     def head_rule(cls, config: MetaDQNConfig) -> GradientRule:
         """The adaptation rule (inner loop here, `adapt()` on the device): `HeadRule` or `ContextHeadRule`."""
-        if config.inner_rule == "context_td":
-            return ContextHeadRule(
-                steps=config.inner_steps,
-                lr=config.context_lr,
-                gamma=config.gamma,
-                huber_delta=config.huber_delta,
-                n_step=config.inner_n_step,
-                support_size=config.support_size,
-                context_dim=config.context_dim,
-            )
-        return HeadRule(
+        shared: dict[str, Any] = dict(
             steps=config.inner_steps,
-            lr=config.inner_lr,
             gamma=config.gamma,
             huber_delta=config.huber_delta,
             n_step=config.inner_n_step,
             support_size=config.support_size,
         )
+        if config.inner_rule == "context_td":
+            return ContextHeadRule(lr=config.context_lr, context_dim=config.context_dim, **shared)
+        return HeadRule(lr=config.inner_lr, **shared)
 
     @property
     def adaptation(self) -> GradientRule:
