@@ -19,10 +19,10 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -117,19 +117,7 @@ class HeadRule:
 
         ``n_step`` and ``support_size`` may be absent (documents written before they existed).
         """
-        try:
-            return cls(
-                steps=_positive_int(doc, "steps", where),
-                lr=_number(doc, "lr", where, *LR_BOUNDS),
-                gamma=_number(doc, "gamma", where, 0.0, 1.0),
-                huber_delta=_number(doc, "huber_delta", where, *HUBER_BOUNDS),
-                n_step=_positive_int(doc, "n_step", where) if "n_step" in doc else 1,
-                support_size=_positive_int(doc, "support_size", where) if "support_size" in doc else 64,
-            )
-        except ManifestError:
-            raise
-        except ValueError as exc:
-            raise ManifestError(f"manifest {where[:-1]} is invalid ({exc}): re-export the run") from None
+        return _td_rule_from_dict(cls, doc, where, defaults={"n_step": 1, "support_size": 64})
 
 
 @dataclass(frozen=True)
@@ -172,20 +160,44 @@ class ContextHeadRule:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], where: str = "adaptation.") -> ContextHeadRule:
         """Parse (and validate) the ``adaptation`` entry; `ManifestError` names a missing or bad field."""
-        try:
-            return cls(
-                steps=_positive_int(doc, "steps", where),
-                lr=_number(doc, "lr", where, *LR_BOUNDS),
-                gamma=_number(doc, "gamma", where, 0.0, 1.0),
-                huber_delta=_number(doc, "huber_delta", where, *HUBER_BOUNDS),
-                n_step=_positive_int(doc, "n_step", where),
-                support_size=_positive_int(doc, "support_size", where),
-                context_dim=_positive_int(doc, "context_dim", where),
-            )
-        except ManifestError:
-            raise
-        except ValueError as exc:
-            raise ManifestError(f"manifest {where[:-1]} is invalid ({exc}): re-export the run") from None
+        return _td_rule_from_dict(cls, doc, where, extra_ints=("context_dim",))
+
+
+_RuleT = TypeVar("_RuleT")
+
+
+def _td_rule_from_dict(
+    cls: Callable[..., _RuleT],
+    doc: Mapping[str, Any],
+    where: str,
+    *,
+    defaults: Mapping[str, int] | None = None,
+    extra_ints: tuple[str, ...] = (),
+) -> _RuleT:
+    """The TD rules' shared parser: steps, lr, gamma, huber_delta, n_step, support_size, then `extra_ints`.
+
+    A key of `defaults` may be absent (documents written before the field existed); every other
+    field is required. A bad value raises `ManifestError`, as a missing one does.
+    """
+    defaults = defaults or {}
+
+    def int_field(key: str) -> int:
+        return _positive_int(doc, key, where) if key not in defaults or key in doc else defaults[key]
+
+    try:
+        return cls(
+            steps=int_field("steps"),
+            lr=_number(doc, "lr", where, *LR_BOUNDS),
+            gamma=_number(doc, "gamma", where, 0.0, 1.0),
+            huber_delta=_number(doc, "huber_delta", where, *HUBER_BOUNDS),
+            n_step=int_field("n_step"),
+            support_size=int_field("support_size"),
+            **{key: int_field(key) for key in extra_ints},
+        )
+    except ManifestError:
+        raise
+    except ValueError as exc:
+        raise ManifestError(f"manifest {where[:-1]} is invalid ({exc}): re-export the run") from None
 
 
 def _check_td_fields(rule: Any, ints: tuple[str, ...]) -> None:
