@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from robot_meta.meta.config import ContextDQNConfig
 from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
 from robot_meta.meta.eval.adapters import Adapter, ContextAdapter
+from robot_meta.meta.hindsight import HindsightGoals
 from robot_meta.meta.replay import Batch, Transitions, stack_batches
 from robot_meta.meta.rollout import EnvFactory, EpisodeStats, cached_env, run_episode
 from robot_meta.meta.trainer import MetaTrainer
@@ -143,6 +144,9 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
             self.target_teacher = copy.deepcopy(self.teacher).requires_grad_(False)
             params += list(self.teacher.parameters())
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        self.hindsight: tuple[HindsightGoals, float] | None = None
+        if cfg.hindsight_fraction > 0:
+            self.hindsight = (HindsightGoals.for_env(cached_env(self.env_factory)), cfg.hindsight_fraction)
 
     def _worker(self) -> Callable[[Any], WorkResult]:
         return _work
@@ -189,9 +193,12 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
     def _td_batch(self, tasks: Sequence[int]) -> tuple[Batch, Tensor | float]:
         """A ``(B, batch_size)`` TD batch of `tasks` and the bootstrap discounts (n-step when ``n_step > 1``)."""
         cfg = self.config
-        if cfg.n_step == 1:
+        if cfg.n_step == 1 and self.hindsight is None:
             return stack_batches([self.replay[t].sample(cfg.batch_size, self.rng) for t in tasks]), cfg.gamma
-        parts = [self.replay[t].sample_nstep(cfg.batch_size, cfg.n_step, cfg.gamma, self.rng) for t in tasks]
+        parts = [
+            self.replay[t].sample_nstep(cfg.batch_size, cfg.n_step, cfg.gamma, self.rng, self.hindsight)
+            for t in tasks
+        ]
         return stack_batches([p[0] for p in parts]), torch.from_numpy(np.stack([p[1] for p in parts]))
 
     def _learn(self, task_ids: Sequence[int], results: Sequence[WorkResult]) -> dict[str, float]:

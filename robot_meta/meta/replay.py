@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from robot_meta.meta.hindsight import HindsightGoals
+
 __all__ = ["Batch", "ReplayBuffer", "SupportBank", "Transitions", "stack_batches"]
 
 
@@ -94,6 +96,7 @@ class ReplayBuffer:
         self._data: Transitions | None = None
         self._pos = 0
         self._size = 0
+        self._last: np.ndarray | None = None  # cached `_episode_last`, cleared by every change
 
     def __len__(self) -> int:
         return self._size
@@ -128,6 +131,7 @@ class ReplayBuffer:
             getattr(data, f)[idx] = getattr(tr, f)
         self._pos = int((self._pos + n) % self.capacity)
         self._size = min(self.capacity, self._size + n)
+        self._last = None
 
     def sample(self, n: int, rng: np.random.Generator) -> Transitions:
         """`n` transitions drawn uniformly with replacement (the buffer must not be empty)."""
@@ -138,7 +142,12 @@ class ReplayBuffer:
         return Transitions(*(getattr(data, f)[idx] for f in Transitions._fields))
 
     def sample_nstep(
-        self, n: int, n_step: int, gamma: float, rng: np.random.Generator
+        self,
+        n: int,
+        n_step: int,
+        gamma: float,
+        rng: np.random.Generator,
+        hindsight: tuple[HindsightGoals, float] | None = None,
     ) -> tuple[Transitions, np.ndarray]:
         """`n` n-step transitions drawn uniformly with replacement, and their bootstrap discounts.
 
@@ -149,36 +158,80 @@ class ReplayBuffer:
         last transition, and float32 discounts ``gamma^len`` (the factor of the bootstrap value).
         With ``n_step = 1`` it is one-step sampling with discounts ``gamma``; like `sample`, it takes
         one draw of `n` integers from `rng`.
+
+        ``hindsight=(goals, fraction)``: each drawn transition, with probability `fraction`, has its
+        goal replaced by the goal its episode achieved at a uniformly drawn later step of the same
+        episode (from ``i`` itself to the episode's last stored transition; HER's ``future``): its
+        observations, every reward of the window and the terminations (a relabelled success ends the
+        window) are those of the new goal (`HindsightGoals`). Two more draws of `n` floats from `rng`.
         """
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         if self._size == 0:
             raise ValueError("cannot sample from an empty ReplayBuffer: collect transitions first")
-        data = self._storage()
+        data, cap = self._storage(), self.capacity
         logical = rng.integers(0, self._size, size=n)  # 0 = oldest
         start = self._pos - self._size
-        phys = (start + logical) % self.capacity
-        rewards = data.rewards[phys].astype(np.float64)
-        last = phys.copy()
-        length = np.ones(n, np.int64)
-        alive = np.ones(n, bool)
-        for k in range(1, n_step):
-            nxt = (start + logical + k) % self.capacity
-            alive &= (logical + k < self._size) & (data.terminated[last] == 0.0)
-            alive &= np.all(data.next_obs[last] == data.obs[nxt], axis=-1)
-            if not alive.any():
-                break
-            rewards += np.where(alive, gamma**k * data.rewards[nxt].astype(np.float64), 0.0)
-            last = np.where(alive, nxt, last)
-            length += alive
-        out = Transitions(
-            data.obs[phys],
-            data.actions[phys],
-            rewards.astype(np.float32),
-            data.next_obs[last],
-            data.terminated[last],
-        )
+        phys = (start + logical) % cap
+        # the window: from i over its episode's successors, at most n_step (cached episode ends)
+        length = np.minimum(n_step, self._episode_last()[logical] - logical + 1)
+        steps = np.arange(n_step)
+        window = (start + logical[:, None] + np.minimum(steps, (length - 1)[:, None])) % cap
+        rewards_k = data.rewards[window].astype(np.float64)
+        terminated = data.terminated[window[np.arange(n), length - 1]]
+        obs, next_obs = data.obs[phys], data.next_obs[window[np.arange(n), length - 1]]
+        if hindsight is not None:
+            goals, fraction = hindsight
+            rows, new = self._hindsight_goals(logical, goals, fraction, rng)
+            if rows.size:
+                win = window[rows]
+                after = data.next_obs[win]  # (rows, n_step, obs_dim)
+                old = data.obs[phys[rows]][:, None, goals.goal]
+                goal = new[:, None, :]
+                rewards_k[rows], ended = goals.outcome(
+                    rewards_k[rows], data.terminated[win], after, old, goal
+                )
+                hit = (ended != 0) & (steps < length[rows, None])  # a relabelled success ends the window
+                length[rows] = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, length[rows])
+                last = length[rows] - 1
+                terminated = terminated.copy()
+                terminated[rows] = ended[np.arange(rows.size), last]
+                obs, next_obs = obs.copy(), next_obs.copy()
+                obs[rows] = goals.with_goal(obs[rows], new)
+                next_obs[rows] = goals.with_goal(after[np.arange(rows.size), last], new)
+        rewards = rewards_k[:, 0].copy()
+        for k in range(1, int(length.max(initial=1))):  # summed in step order (bitwise as a running sum)
+            rewards += np.where(k < length, gamma**k * rewards_k[:, k], 0.0)
+        out = Transitions(obs, data.actions[phys], rewards.astype(np.float32), next_obs, terminated)
         return out, np.power(gamma, length).astype(np.float32)
+
+    def _episode_last(self) -> np.ndarray:
+        """Per stored transition (logical index, 0 = oldest), the logical index of its episode's last one."""
+        if self._last is None:
+            data, size = self._storage(), self._size
+            order = (self._pos - size + np.arange(size)) % self.capacity
+            cont = np.zeros(size, bool)
+            cont[:-1] = (data.terminated[order[:-1]] == 0.0) & np.all(
+                data.next_obs[order[:-1]] == data.obs[order[1:]], axis=-1
+            )
+            ends = np.flatnonzero(~cont)  # always holds size - 1
+            self._last = ends[np.searchsorted(ends, np.arange(size))]
+        return self._last
+
+    def _hindsight_goals(
+        self, logical: np.ndarray, goals: HindsightGoals, fraction: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Which samples are relabelled (indices) and their goals: the goal achieved after a uniformly
+        drawn step of the sample's episode, from its own step to the episode's last (two draws of n floats)."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"the hindsight fraction must be in [0, 1], got {fraction}")
+        n = len(logical)
+        chosen = rng.random(n) < fraction
+        span = self._episode_last()[logical] - logical + 1
+        future = logical + np.minimum((rng.random(n) * span).astype(np.int64), span - 1)
+        rows = np.flatnonzero(chosen)
+        at = (self._pos - self._size + future[rows]) % self.capacity
+        return rows, goals.achieved_goal(self._storage().next_obs[at])
 
     def all(self) -> Transitions:
         """Every stored transition, oldest first."""
@@ -221,6 +274,7 @@ class ReplayBuffer:
         for f in Transitions._fields:
             getattr(data, f)[:size] = state[f].numpy()
         self._pos, self._size = pos, size
+        self._last = None
 
 
 class SupportBank:
