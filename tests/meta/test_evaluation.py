@@ -80,6 +80,9 @@ class ScriptedAdapter:
         direction = np.sign(obs[2]) * np.sign(self.task.gain)
         return int(1 + direction)
 
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        return self.act(obs, True) if not self.uses_shots else 1  # before any shot: "stay"
+
 
 def test_protocol_order_and_target_transitions() -> None:
     methods = [
