@@ -15,12 +15,15 @@ from robot_meta.meta.eval import (
     EVAL_FILE,
     PLOT_FILE,
     AdapterMethod,
+    EvalResult,
+    UnitResult,
     aggregate,
     evaluate,
     mean_ci,
     run_methods,
     t_quantile_975,
 )
+from robot_meta.meta.rollout import cached_env
 
 # -- statistics --------------------------------------------------------------------------------------
 
@@ -132,6 +135,219 @@ def test_aggregate_matches_manual_mean_and_ci() -> None:
     mean, lo, hi = mean_ci(rets)
     assert agg.per_k[0].ret == pytest.approx(mean) and agg.per_k[0].ret_ci_low == pytest.approx(lo)
     assert agg.per_k[0].ret_ci_high == pytest.approx(hi) and lo < mean < hi
+
+
+# -- the paired no-adaptation control -------------------------------------------------------------------
+
+
+class RecordingToyEnv(ToyEnv):
+    """ToyEnv that records ``(seed, first observation)`` of every reset (a factory of its own: own cached envs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resets: list[tuple[int | None, np.ndarray]] = []
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        self.resets.append((seed, obs.copy()))
+        return obs, info
+
+
+def test_control_replays_the_starts_and_goals_of_the_adapted_episodes() -> None:
+    main, ctrl = cached_env(RecordingToyEnv), cached_env(RecordingToyEnv, slot="control")
+    assert main is not ctrl
+    main.resets.clear()  # type: ignore[attr-defined]
+    ctrl.resets.clear()  # type: ignore[attr-defined]
+    m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), RecordingToyEnv)
+    e, n_tasks = 3, 2
+    res = run_methods(
+        [m], ToyTasks(), shots=(0, 1, 3), episodes=e, seeds=(0,), num_tasks=n_tasks, progress=False
+    )
+    main_r: list[tuple[int | None, np.ndarray]] = main.resets  # type: ignore[attr-defined]
+    ctrl_r: list[tuple[int | None, np.ndarray]] = ctrl.resets  # type: ignore[attr-defined]
+    # per unit, the main env runs [3 eval K=0][shot 1][3 eval K=1][shots 2, 3][3 eval K=3] ...
+    per_unit = e + 1 + e + 2 + e
+    assert len(main_r) == n_tasks * per_unit
+    # ... and the control env [seeded reset][3 control K=1][seeded reset][3 control K=3]
+    assert len(ctrl_r) == n_tasks * 2 * (1 + e)
+    for u in range(n_tasks):
+        unit = main_r[u * per_unit : (u + 1) * per_unit]
+        k0, k1, k3 = unit[:e], unit[e + 1 : 2 * e + 1], unit[2 * e + 3 :]
+        c = ctrl_r[u * 2 * (1 + e) : (u + 1) * 2 * (1 + e)]
+        assert c[0][0] is not None and c[1 + e][0] is not None  # a fresh world before each block
+        for adapted, control in ((k1, c[1 : 1 + e]), (k3, c[2 + e :])):
+            assert [s for s, _ in control] == [None] * e
+            for (_, a), (_, b) in zip(adapted, control, strict=True):
+                np.testing.assert_array_equal(a, b)  # same start state and goal, bitwise
+        # the K=0 episodes are other episodes: the reason for the control
+        assert not any(np.array_equal(a, b) for (_, a), (_, b) in zip(k0, k1, strict=True))
+    # stay-put before any shot, perfect after: the control never succeeds, the paired gain is 1
+    for u in res["scripted"].units:
+        if u.k == 0:
+            assert u.control_success is None and u.control_ret is None
+        else:
+            assert u.success == 1.0 and u.control_success == 0.0 and u.control_ret is not None
+            assert u.control_ret < u.ret
+    for k in (1, 3):
+        c = res["scripted"].per_k[k].control
+        assert c is not None and c.n_units == n_tasks
+        assert c.success == 0.0 and c.gain == 1.0 and (c.gain_ci_low, c.gain_ci_high) == (1.0, 1.0)
+    assert res["scripted"].per_k[0].control is None
+
+
+class StickyToyEnv(ToyEnv):
+    """ToyEnv whose unseeded resets depend on what the env ran before (as a PyBullet world's solver state does).
+
+    The start moves by 1e-4 per step taken since the last seeded reset: episodes run in between
+    (e.g. a control run in the protocol's own env) would change every later episode.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps_since_seed = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        _, info = super().reset(seed=seed, options=options)
+        if seed is not None:
+            self.steps_since_seed = 0
+        self.x += 1e-4 * self.steps_since_seed
+        return self._obs(), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self.steps_since_seed += 1
+        return super().step(action)
+
+
+@pytest.mark.parametrize("env_factory", [ToyEnv, StickyToyEnv])
+def test_control_leaves_the_adapted_numbers_and_every_stream_bitwise_unchanged(env_factory: type) -> None:
+    def once(control: bool) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+        m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), env_factory)
+        out = run_methods(
+            [m],
+            ToyTasks(),
+            shots=(0, 1, 2, 4),
+            episodes=2,
+            seeds=(5,),
+            num_tasks=2,
+            progress=False,
+            control=control,
+        )
+        rows = [
+            (u.seed, u.task_index, u.k, u.success, u.ret, u.target_transitions, u.task)
+            for u in out["scripted"].units
+        ]
+        adapter_rng = m.adapter(5).rng.bit_generator.state  # type: ignore[attr-defined]
+        return rows, adapter_rng, cached_env(env_factory).unwrapped.np_random.bit_generator.state
+
+    with_control, without = once(True), once(False)
+    assert with_control == without
+    # the exploration stream was used (the shots explored) and ends in the same state either way
+    assert with_control[1] != np.random.default_rng(0).bit_generator.state
+
+
+def test_paired_gain_is_the_mean_of_per_unit_differences_with_its_t_interval() -> None:
+    adapted = [0.6, 0.8, 0.4, 1.0]
+    control = [0.2, 0.6, 0.4, 0.4]
+    units = [UnitResult(0, i, 0, 0.0, -9.0, 0) for i in range(4)]  # K=0: no control
+    units += [
+        UnitResult(0, i, 1, a, -1.0 - i, 50, None, c, -5.0 - i)
+        for i, (a, c) in enumerate(zip(adapted, control, strict=True))
+    ]
+    st = aggregate("m", units).per_k
+    assert st[0].control is None and "paired_gain" not in st[0].to_dict()
+    c = st[1].control
+    assert c is not None and c.n_units == 4
+    # differences 0.4, 0.2, 0.0, 0.6: mean 0.3, s = sqrt(0.2 / 3) = 0.258199, t_{0.975,3} = 3.182446
+    # half-width = 3.182446 * 0.258199 / 2 = 0.410853
+    assert c.gain == pytest.approx(0.3)
+    assert c.gain_ci_low == pytest.approx(0.3 - 0.410853, abs=1e-6)
+    assert c.gain_ci_high == pytest.approx(0.3 + 0.410853, abs=1e-6)
+    # the control's own mean and interval, and its mean return -6.5
+    _, lo, hi = mean_ci(control, bounds=(0.0, 1.0))
+    assert (c.success, c.ci_low, c.ci_high) == (pytest.approx(0.4), pytest.approx(lo), pytest.approx(hi))
+    assert c.ret == pytest.approx(-6.5)
+    # not the unpaired difference of the K=1 and K=0 means (0.7 - 0.0)
+    assert st[1].success - st[0].success == pytest.approx(0.7)
+    d = st[1].to_dict()
+    assert d["paired_gain"] == pytest.approx(0.3) and d["control_success"] == pytest.approx(0.4)
+    assert d["paired_gain_ci_low"] == pytest.approx(0.3 - 0.410853, abs=1e-6) and d["n_control_units"] == 4
+    # a gain interval is clipped to [-1, 1]
+    wide = [
+        UnitResult(0, i, 1, a, 0.0, 1, None, c_, 0.0) for i, (a, c_) in enumerate([(1.0, 0.0), (0.0, 1.0)])
+    ]
+    cw = aggregate("w", wide).per_k[1].control
+    assert cw is not None and cw.gain == 0.0 and (cw.gain_ci_low, cw.gain_ci_high) == (-1.0, 1.0)
+    # the text table has a paired-gain row under the method
+    table = EvalResult("test", (0, 1), 1, (0,), 4, {"m": aggregate("m", units)}).table()
+    assert "paired gain" in table and "+0.30 [-0.11,+0.71]" in table
+
+
+def test_non_adapting_methods_and_control_off_report_no_control(tmp_path: Path) -> None:
+    fixed = AdapterMethod("fixed", lambda _s: ScriptedAdapter(uses_shots=False), ToyEnv)
+    scripted = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), ToyEnv)
+    res = run_methods(
+        [fixed], ToyTasks(), shots=(0, 1, 3), episodes=2, seeds=(0,), num_tasks=2, progress=False
+    )
+    off = run_methods(
+        [scripted],
+        ToyTasks(),
+        shots=(0, 1),
+        episodes=2,
+        seeds=(0,),
+        num_tasks=2,
+        progress=False,
+        control=False,
+    )
+    for r in (res["fixed"], off["scripted"]):
+        assert all(u.control_success is None and u.control_ret is None for u in r.units)
+        assert all(s.control is None for s in r.per_k.values())
+        assert not any("control_success" in u.to_dict() for u in r.units)
+        assert not any("paired_gain" in s.to_dict() for s in r.per_k.values())
+    saved = json.loads(
+        EvalResult("test", (0, 1, 3), 2, (0,), 2, dict(res)).save(tmp_path / EVAL_FILE).read_text()
+    )
+    for key in ("control_success", "control_return"):
+        assert all(key not in u for u in saved["methods"]["fixed"]["units"])
+    assert all("paired_gain" not in cell for cell in saved["methods"]["fixed"]["K"].values())
+    assert "paired gain" not in EvalResult("test", (0, 1, 3), 2, (0,), 2, dict(res)).table()
+
+
+def test_unit_results_round_trip_and_old_files_without_the_control_load() -> None:
+    old = {
+        "seed": 1,
+        "task_index": 2,
+        "k": 3,
+        "success": 0.5,
+        "return": -4.0,
+        "target_transitions": 150,
+        "task": {"gain": 1.0},
+    }
+    u = UnitResult.from_dict(old)
+    assert (u.control_success, u.control_ret) == (None, None) and u.to_dict() == old
+    new = UnitResult(1, 2, 3, 0.5, -4.0, 150, {"gain": 1.0}, 0.25, -6.0)
+    d = json.loads(json.dumps(new.to_dict()))
+    assert d["control_success"] == 0.25 and d["control_return"] == -6.0
+    assert UnitResult.from_dict(d) == new
+    # a cell file of the K-shot comparison written before the control: its table has no control keys
+    from robot_meta.meta.eval import kshot_table
+
+    rows = kshot_table.methods_table({"meta-dqn": {0: [UnitResult.from_dict(old)]}}, (0,))
+    assert set(rows["meta-dqn"]["K"]["3"]) == {
+        "success",
+        "ci_low",
+        "ci_high",
+        "return",
+        "target_transitions",
+        "n_units",
+    }
+    rows = kshot_table.methods_table(
+        {"meta-dqn": {0: [new, UnitResult(1, 3, 3, 1.0, -2.0, 150, None, 0.5, -3.0)]}}, (0,)
+    )
+    assert rows["meta-dqn"]["K"]["3"]["paired_gain"] == pytest.approx(0.375)
 
 
 # -- trained toy runs ------------------------------------------------------------------------------------
