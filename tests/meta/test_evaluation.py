@@ -1,16 +1,19 @@
-"""The K-shot protocol (`robot_meta.meta.eval`) on the toy family: statistics, ordering, files, errors."""
+"""The K-shot protocol (`robot_meta.meta.eval`) on the toy family (and PandaSlide for the paired control): statistics, ordering, files, errors."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from toy_env import ToyEnv, ToyTask, ToyTasks, toy_config, toy_trainer
 
+from robot_meta.envs import TaskDistribution
 from robot_meta.meta.eval import (
     EVAL_FILE,
     PLOT_FILE,
@@ -222,6 +225,67 @@ class StickyToyEnv(ToyEnv):
         return super().step(action)
 
 
+class _RecordResets(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
+    def __init__(self, env: gym.Env[np.ndarray, int]) -> None:
+        super().__init__(env)
+        self.resets: list[tuple[int | None, np.ndarray]] = []
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self.resets.append((kwargs.get("seed"), obs.copy()))
+        return obs, info
+
+
+@dataclass(frozen=True)
+class _RecordingPanda:
+    env_id: str
+
+    def __call__(self) -> gym.Env[np.ndarray, int]:
+        return _RecordResets(gym.make(self.env_id, action_mode="discrete"))
+
+
+class _ObsHashAdapter(ScriptedAdapter):
+    """The same deterministic policy adapted or not (a hash of the observation); explores half the time."""
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        if self.rng.random() < (0.0 if greedy else 0.5):
+            return int(self.rng.integers(9))
+        return self.act_unadapted(obs)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        return int(abs(float(obs[:3].sum())) * 1e4) % 9
+
+
+def test_control_on_a_pybullet_env_same_starts_and_bitwise_adapted_numbers() -> None:
+    """PandaSlide: a world that keeps solver state across unseeded resets (the control runs in its own env)."""
+    factory = _RecordingPanda("robot_meta/PandaSlide-v0")
+    main, ctrl = cached_env(factory), cached_env(factory, slot="control")
+
+    def once(control: bool) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+        main.resets.clear()  # type: ignore[attr-defined]
+        ctrl.resets.clear()  # type: ignore[attr-defined]
+        m = AdapterMethod("hash", lambda _s: _ObsHashAdapter(), factory)
+        tasks = TaskDistribution.preset("slide").split("test")
+        out = run_methods(
+            [m], tasks, shots=(0, 1, 2), episodes=2, seeds=(0,), num_tasks=1, progress=False, control=control
+        )
+        rows = [(u.k, u.success, u.ret, u.target_transitions, u.control_success) for u in out["hash"].units]
+        return rows, m.adapter(0).rng.bit_generator.state, main.unwrapped.np_random.bit_generator.state  # type: ignore[attr-defined]
+
+    on = once(True)
+    main_r: list[tuple[int | None, np.ndarray]] = list(main.resets)  # type: ignore[attr-defined]
+    ctrl_r: list[tuple[int | None, np.ndarray]] = list(ctrl.resets)  # type: ignore[attr-defined]
+    off = once(False)
+    assert [r[:4] for r in on[0]] == [r[:4] for r in off[0]] and on[1:] == off[1:]
+    assert [r[4] is None for r in on[0]] == [True, False, False] and all(r[4] is None for r in off[0])
+    # main: [2 eval K=0][shot][2 eval K=1][shot][2 eval K=2];
+    # control: [seeded reset][2 control K=1][seeded reset][2 control K=2], the same first observations
+    assert len(main_r) == 8 and [s for s, _ in ctrl_r] == [main_r[0][0], None, None] * 2
+    for (_, a), (_, b) in zip(main_r[3:5] + main_r[6:], ctrl_r[1:3] + ctrl_r[4:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(main_r[1][1], main_r[3][1])
+
+
 @pytest.mark.parametrize("env_factory", [ToyEnv, StickyToyEnv])
 def test_control_leaves_the_adapted_numbers_and_every_stream_bitwise_unchanged(env_factory: type) -> None:
     def once(control: bool) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
@@ -386,8 +450,90 @@ def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path
             assert cell["ci_low"] <= cell["success"] <= cell["ci_high"]
         assert per_k["0"]["target_transitions"] == 0 < per_k["1"]["target_transitions"]
         assert per_k["1"]["target_transitions"] < per_k["2"]["target_transitions"] <= 40
+        # the paired control (on by default) at K > 0 only; its gain is the mean of the unit differences
+        assert "paired_gain" not in per_k["0"] and data["control"] is True
+        for k in ("1", "2"):
+            units = [u for u in data["methods"][name]["units"] if u["k"] == int(k)]
+            diffs = [u["success"] - u["control_success"] for u in units]
+            assert (
+                per_k[k]["paired_gain"] == pytest.approx(np.mean(diffs)) and per_k[k]["n_control_units"] == 4
+            )
+            assert per_k[k]["control_success"] == pytest.approx(
+                np.mean([u["control_success"] for u in units])
+            )
+    # with the control off, the adapted numbers (and so the shots and the streams behind them) are bitwise the same
+    off = evaluate(
+        trainer,
+        "test",
+        shots=(0, 1, 2),
+        episodes=2,
+        seeds=(0, 1),
+        num_tasks=2,
+        tasks=ToyTasks(),
+        env_factory=ToyEnv,
+        progress=False,
+        control=False,
+    )
+    for name in expected:
+        on_rows = [(u.k, u.success, u.ret, u.target_transitions) for u in res.methods[name].units]
+        assert on_rows == [(u.k, u.success, u.ret, u.target_transitions) for u in off.methods[name].units]
+        assert all(u.control_success is None for u in off.methods[name].units)
     png = (tmp_path / PLOT_FILE).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+
+
+@pytest.mark.parametrize("algo", ["meta-dqn", "reptile", "context"])
+def test_act_unadapted_is_the_policy_before_any_shot(algo: str, tmp_path: Path) -> None:
+    """Every adapter of a trained run, and its export under the runtime: after a shot and adapt(),
+    `act_unadapted` still acts as the K=0 policy, changes nothing and draws nothing."""
+    from robot_meta.export import ExportConfig, export_run
+    from robot_meta.meta import load_run
+    from robot_meta.meta.eval import ExportAdapter, methods_for_run
+    from robot_meta.meta.rollout import run_episode
+    from robot_meta.runtime import AdaptivePolicy
+
+    trainer = toy_trainer(toy_config(algo, meta_iterations=6), signed=algo != "reptile")
+    trainer.train(tmp_path / "run", progress=False)
+    export_run(tmp_path / "run", tmp_path / "export", config=ExportConfig(parity_samples=64))
+    adapters = {m.name: m.adapter(0) for m in methods_for_run(load_run(tmp_path / "run"), ToyEnv)}
+    adapters["export"] = ExportAdapter.load(tmp_path / "export")
+    obs = np.random.default_rng(1).uniform(-1, 1, (200, 3)).astype(np.float32)
+    task = ToyTask(-1.1)
+    env = ToyEnv()
+    for name, ad in adapters.items():
+        ad.begin(task, np.random.default_rng(2))
+        k0 = [ad.act(o, True) for o in obs]
+        assert [ad.act_unadapted(o) for o in obs] == k0, name
+        for seed in (3, 4):
+            run_episode(env, task, seed, lambda o, ad=ad: ad.act(o, False), ad.observe)  # type: ignore[misc]
+            ad.adapt()
+        stream = ad.rng.bit_generator.state  # type: ignore[attr-defined]
+        assert [ad.act_unadapted(o) for o in obs] == k0, name
+        assert ad.rng.bit_generator.state == stream, name  # type: ignore[attr-defined]
+    # the runtime's meta-trained Q-values are those of a fresh load, bitwise; the adapted ones moved
+    fresh = AdaptivePolicy.load(tmp_path / "export")
+    policy = adapters["export"].policy  # type: ignore[attr-defined]
+    assert policy.adaptations > 0
+    for o in obs[:20]:
+        np.testing.assert_array_equal(policy.meta_q_values(o), fresh.q_values(o))
+    assert any(not np.array_equal(policy.q_values(o), fresh.q_values(o)) for o in obs[:20])
+    # the export under the protocol: the control is reported and leaves the adapted numbers alone
+    kw: dict[str, Any] = dict(
+        shots=(0, 1, 2),
+        episodes=2,
+        seeds=(0,),
+        num_tasks=2,
+        tasks=ToyTasks(),
+        env_factory=ToyEnv,
+        progress=False,
+    )
+    on = evaluate(tmp_path / "export", out=tmp_path / "on", plot=False, **kw)
+    off = evaluate(tmp_path / "export", out=tmp_path / "off", plot=False, control=False, **kw)
+    (m_on,) = on.methods.values()
+    (m_off,) = off.methods.values()
+    assert [(u.success, u.ret) for u in m_on.units] == [(u.success, u.ret) for u in m_off.units]
+    assert [u.control_success is not None for u in m_on.units] == [u.k > 0 for u in m_on.units]
+    assert m_on.per_k[2].control is not None and m_off.per_k[2].control is None
 
 
 def test_reptile_head_and_full_adaptation_differ() -> None:
