@@ -175,12 +175,12 @@ def test_control_replays_the_starts_and_goals_of_the_adapted_episodes() -> None:
     assert len(main_r) == n_tasks * per_unit
     # ... and the control env [seeded reset][3 control K=1][seeded reset][3 control K=3]
     assert len(ctrl_r) == n_tasks * 2 * (1 + e)
-    for u in range(n_tasks):
-        unit = main_r[u * per_unit : (u + 1) * per_unit]
+    for t in range(n_tasks):
+        unit = main_r[t * per_unit : (t + 1) * per_unit]
         k0, k1, k3 = unit[:e], unit[e + 1 : 2 * e + 1], unit[2 * e + 3 :]
-        c = ctrl_r[u * 2 * (1 + e) : (u + 1) * 2 * (1 + e)]
-        assert c[0][0] is not None and c[1 + e][0] is not None  # a fresh world before each block
-        for adapted, control in ((k1, c[1 : 1 + e]), (k3, c[2 + e :])):
+        blocks = ctrl_r[t * 2 * (1 + e) : (t + 1) * 2 * (1 + e)]
+        assert blocks[0][0] is not None and blocks[1 + e][0] is not None  # a fresh world before each block
+        for adapted, control in ((k1, blocks[1 : 1 + e]), (k3, blocks[2 + e :])):
             assert [s for s, _ in control] == [None] * e
             for (_, a), (_, b) in zip(adapted, control, strict=True):
                 np.testing.assert_array_equal(a, b)  # same start state and goal, bitwise
@@ -194,9 +194,9 @@ def test_control_replays_the_starts_and_goals_of_the_adapted_episodes() -> None:
             assert u.success == 1.0 and u.control_success == 0.0 and u.control_ret is not None
             assert u.control_ret < u.ret
     for k in (1, 3):
-        c = res["scripted"].per_k[k].control
-        assert c is not None and c.n_units == n_tasks
-        assert c.success == 0.0 and c.gain == 1.0 and (c.gain_ci_low, c.gain_ci_high) == (1.0, 1.0)
+        st = res["scripted"].per_k[k].control
+        assert st is not None and st.n_units == n_tasks
+        assert st.success == 0.0 and st.gain == 1.0 and (st.gain_ci_low, st.gain_ci_high) == (1.0, 1.0)
     assert res["scripted"].per_k[0].control is None
 
 
@@ -261,7 +261,7 @@ def test_control_on_a_pybullet_env_same_starts_and_bitwise_adapted_numbers() -> 
     factory = _RecordingPanda("robot_meta/PandaSlide-v0")
     main, ctrl = cached_env(factory), cached_env(factory, slot="control")
 
-    def once(control: bool) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    def once(control: bool) -> tuple[list[Any], Any, Any]:
         main.resets.clear()  # type: ignore[attr-defined]
         ctrl.resets.clear()  # type: ignore[attr-defined]
         m = AdapterMethod("hash", lambda _s: _ObsHashAdapter(), factory)
@@ -288,7 +288,7 @@ def test_control_on_a_pybullet_env_same_starts_and_bitwise_adapted_numbers() -> 
 
 @pytest.mark.parametrize("env_factory", [ToyEnv, StickyToyEnv])
 def test_control_leaves_the_adapted_numbers_and_every_stream_bitwise_unchanged(env_factory: type) -> None:
-    def once(control: bool) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    def once(control: bool) -> tuple[list[Any], Any, Any]:
         m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), env_factory)
         out = run_methods(
             [m],
@@ -421,18 +421,16 @@ def test_unit_results_round_trip_and_old_files_without_the_control_load() -> Non
 def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path) -> None:
     trainer = toy_trainer(toy_config(algo, meta_iterations=6), signed=algo != "reptile")
     trainer.train()
-    res = evaluate(
-        trainer,
-        "test",
+    kw: dict[str, Any] = dict(
         shots=(0, 1, 2),
         episodes=2,
         seeds=(0, 1),
         num_tasks=2,
         tasks=ToyTasks(),
         env_factory=ToyEnv,
-        out=tmp_path,
         progress=False,
     )
+    res = evaluate(trainer, "test", out=tmp_path, **kw)
     expected = {"meta-dqn": ["meta-dqn"], "reptile": ["reptile", "reptile-head"], "context": ["context"]}[
         algo
     ]
@@ -462,18 +460,7 @@ def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path
                 np.mean([u["control_success"] for u in units])
             )
     # with the control off, the adapted numbers (and so the shots and the streams behind them) are bitwise the same
-    off = evaluate(
-        trainer,
-        "test",
-        shots=(0, 1, 2),
-        episodes=2,
-        seeds=(0, 1),
-        num_tasks=2,
-        tasks=ToyTasks(),
-        env_factory=ToyEnv,
-        progress=False,
-        control=False,
-    )
+    off = evaluate(trainer, "test", control=False, **kw)  # a trainer in memory without out: writes nothing
     for name in expected:
         on_rows = [(u.k, u.success, u.ret, u.target_transitions) for u in res.methods[name].units]
         assert on_rows == [(u.k, u.success, u.ret, u.target_transitions) for u in off.methods[name].units]
