@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from robot_meta.meta.eval import (
     aggregate,
     evaluate,
     mean_ci,
+    plot_success,
     run_methods,
     t_quantile_975,
 )
@@ -467,6 +469,9 @@ def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path
         assert all(u.control_success is None for u in off.methods[name].units)
     png = (tmp_path / PLOT_FILE).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    # the JSON form (with the control keys) plots too, as benchmarks/kshot.py does
+    out = plot_success({n: m["K"] for n, m in data["methods"].items()}, tmp_path / "from_json.png")
+    assert out.stat().st_size > 5_000
 
 
 @pytest.mark.parametrize("algo", ["meta-dqn", "reptile", "context"])
@@ -644,3 +649,44 @@ def test_kshot_benchmark_runs_families_in_worker_processes() -> None:
     assert compute_in_parallel(script, ["push", "slide"], ok, jobs=2) == []
     bad = ["--budget", "small", "--cells", "no-such-cell", "--jobs", "1"]
     assert compute_in_parallel(script, ["push", "slide"], bad, jobs=1) == ["push (exit 2)", "slide (exit 2)"]
+
+
+def test_kshot_markdown_shows_the_paired_gain_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/kshot.py's table: a `paired gain K=k` column where cells carry the control, `-` for the others."""
+    import importlib
+
+    from robot_meta.meta.eval import kshot_table
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    for name in ("kshot", "common"):  # the scripts' top-level modules: gone again after the test
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    bench = importlib.import_module("kshot")
+    for name in ("kshot", "common"):
+        monkeypatch.setitem(sys.modules, name, sys.modules[name])
+    pairs = [(0.5, 0.2), (0.7, 0.6)]  # adapted, control at K=1: differences 0.3, 0.1 -> gain +0.20
+    units = {
+        "meta-dqn": {
+            0: [UnitResult(0, i, 0, 0.4, -3.0, 0) for i in range(2)]
+            + [UnitResult(0, i, 1, a, -1.0, 50, None, c, -2.0) for i, (a, c) in enumerate(pairs)]
+        },
+        "domain-rand": {0: [UnitResult(0, i, k, 0.3, -1.0, 0) for i in range(2) for k in (0, 1)]},
+    }
+    res = {
+        "shots": [0, 1], "seeds": [0], "family": "push", "split": "test", "num_tasks": 2, "episodes": 1,
+        "budget": "small", "methods": kshot_table.methods_table(units, (0,)), "targets": {}, "cell_seconds": 0.0,
+        "missing_cells": [],
+    }  # fmt: skip
+    rows = {
+        line.split(" | ")[0]: line
+        for line in bench.family_markdown(res).splitlines()
+        if line.startswith("| ")
+    }
+    assert "| paired gain K=1 |" in rows["| method"] and "paired gain K=0" not in rows["| method"]
+    assert "| +0.20 [-1.00, +1.00] |" in rows["| meta-dqn"]  # t_{0.975,1} = 12.7: the interval is clipped
+    assert rows["| domain-rand"].split(" | ")[4] == "-"
+    # cells of older code (no control anywhere): no such column
+    for m in res["methods"].values():
+        for cell in m["K"].values():
+            for key in [k for k in cell if "control" in k or "paired" in k]:
+                del cell[key]
+    assert "paired gain" not in bench.family_markdown(res)
