@@ -90,18 +90,30 @@ def _fmt(cell: dict[str, Any] | None) -> str:
     return f"{cell['success']:.2f}{ci} ({cell['return']:.1f})"
 
 
+def _gain(cell: dict[str, Any] | None) -> str:
+    if cell is None or cell.get("paired_gain") is None:
+        return "-"
+    lo, hi = cell.get("paired_gain_ci_low"), cell.get("paired_gain_ci_high")
+    ci = "" if lo is None or hi is None or not math.isfinite(lo) else f" [{lo:+.2f}, {hi:+.2f}]"
+    return f"{cell['paired_gain']:+.2f}{ci}"
+
+
 def _secs(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0f}"
 
 
 def family_markdown(res: dict[str, Any]) -> str:
     ks = [str(k) for k in res["shots"]]
-    headers = ["method", "seeds", *[f"K={k}" for k in ks], f"transitions at K={ks[-1]}", "train s", "eval s"]
+    # paired-gain columns only for the K that have a control somewhere (cells of older code have none)
+    gain_ks = [k for k in ks if any("paired_gain" in m["K"].get(k, {}) for m in res["methods"].values())]
+    headers = ["method", "seeds", *[f"K={k}" for k in ks], *[f"paired gain K={k}" for k in gain_ks],
+               f"transitions at K={ks[-1]}", "train s", "eval s"]  # fmt: skip
     rows = []
     for name, m in res["methods"].items():
         last = m["K"].get(ks[-1], {})
         rows.append(
             [name, ",".join(str(x) for x in m.get("seeds", res["seeds"])), *[_fmt(m["K"].get(k)) for k in ks],
+             *[_gain(m["K"].get(k)) for k in gain_ks],
              last.get("target_transitions", "-"), _secs(m.get("train_seconds")), _secs(m.get("eval_seconds"))]
         )  # fmt: skip
     t = res["targets"]
@@ -112,7 +124,14 @@ def family_markdown(res: dict[str, Any]) -> str:
         "Success rate with its 95 % t-interval over (task, seed) units, and (mean return). `train s`: "
         "training before the protocol (meta-training, or the SB3 policy; finetune reuses domain-rand's); "
         "`eval s`: the protocol itself, including scratch's training on each target task (one run "
-        "shared by the three scratch rows, its time split among them).",
+        "shared by the three scratch rows, its time split among them)."
+        + (
+            " `paired gain K=k`: adapted minus the unadapted policy on the same evaluation episodes (same "
+            "start states and goals), mean over units with its 95 % t-interval; `-` for methods that do not "
+            "adapt."
+            if gain_ks
+            else ""
+        ),
         "",
         markdown_table(headers, rows),
         "",

@@ -179,7 +179,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
             "device's head-only rule as 'reptile-head'; context: encode the shots), then run --episodes greedy "
             "episodes. Reports success rate and mean return per K with 95 % t-intervals over (task, seed) "
             "units, and writes eval.json and eval.png into the run directory (or --out). RUN may also be an "
-            "export directory: the protocol then runs what ships, through the on-device runtime."
+            "export directory: the protocol then runs what ships, through the on-device runtime. At every K > 0 "
+            "the unadapted policy also replays the same evaluation episodes (same start states and goals), and "
+            "the table shows the paired gain, adapted minus that control, with its 95 % t-interval: the effect "
+            "of adaptation without the luck of other episodes (costs one more set of --episodes per K > 0; "
+            "--no-control skips it)."
         ),
         epilog="example: robot-meta evaluate runs/push --split test --shots 0,1,5,10 --episodes 5 --seeds 0,1,2",
     )
@@ -205,6 +209,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated evaluation seeds (default: %(default)s)")
     p.add_argument("--tasks", type=int, default=5, help="held-out tasks per seed (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="where eval.json and eval.png go (default: RUN)")
+    p.add_argument(
+        "--no-control",
+        action="store_true",
+        help="skip the paired no-adaptation control (the unadapted policy on the same evaluation episodes "
+        "at every K > 0); the adapted numbers are the same either way",
+    )
 
     p.set_defaults(handler=cmd_evaluate)
 
@@ -238,7 +248,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     try:
         result = evaluate(
-            run_dir, args.split, shots, args.episodes, seeds, num_tasks=args.tasks, out=args.out
+            run_dir,
+            args.split,
+            shots,
+            args.episodes,
+            seeds,
+            num_tasks=args.tasks,
+            out=args.out,
+            control=not args.no_control,
         )
     except (CheckpointError, RuntimeLoadError, ValueError) as exc:
         raise CliError(str(exc)) from None

@@ -47,16 +47,19 @@ class GymEnvFactory:
 _ENV_CACHE: dict[Hashable, gym.Env] = {}
 
 
-def cached_env(factory: EnvFactory) -> gym.Env:
-    """One env per factory per process, created on first use and reused (tasks switch on reset).
+def cached_env(factory: EnvFactory, slot: str = "") -> gym.Env:
+    """One env per factory (and `slot`) per process, created on first use and reused (tasks switch on reset).
 
     Every episode starts with ``reset(seed=..., options={"task": ...})``, so an env's behaviour
-    does not depend on what it ran before; re-creating PyBullet envs per task would be slow.
+    does not depend on what it ran before; re-creating PyBullet envs per task would be slow. A
+    non-empty `slot` names a second env of the same factory, for work that must leave the first
+    one's state alone (the scratch baseline's training env, the evaluation's paired control).
     """
-    env = _ENV_CACHE.get(factory)
+    key: Hashable = (factory, slot) if slot else factory
+    env = _ENV_CACHE.get(key)
     if env is None:
         env = factory()
-        _ENV_CACHE[factory] = env
+        _ENV_CACHE[key] = env
     return env
 
 

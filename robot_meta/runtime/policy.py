@@ -300,8 +300,18 @@ class OnnxPolicy:
 
     def q_values(self, obs: Any) -> np.ndarray:
         """Q-values ``(n_actions,)`` of one observation with the current head."""
-        x = self._as_input(obs)
-        w, b, z = self._state
+        return self._q(self._as_input(obs), self._state)
+
+    def meta_q_values(self, obs: Any) -> np.ndarray:
+        """Q-values ``(n_actions,)`` with the meta-trained head and prior z, whatever was adapted since.
+
+        What the policy acted with before any adaptation (the evaluation's no-adaptation control);
+        nothing is changed.
+        """
+        return self._q(self._as_input(obs), (self.meta_weight, self.meta_bias, self._z0))
+
+    def _q(self, x: np.ndarray, state: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> np.ndarray:
+        w, b, z = state
         feeds = {"obs": x, "head_weight": w, "head_bias": b}
         if z is not None:
             feeds["z"] = z

@@ -64,7 +64,8 @@ def test_smoke_run_on_panda_reach_evaluates(tmp_path: Path, capsys: pytest.Captu
     out = tmp_path / "eval"
     argv = ["evaluate", str(run), "--shots", "0,1", "--episodes", "1", "--seeds", "0", "--tasks", "2"]
     assert main([*argv, "--out", str(out)]) == 0
-    assert "meta-dqn" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "meta-dqn" in printed and "paired gain" in printed
     data = json.loads((out / "eval.json").read_text())
     assert (
         data["split"] == "test"
@@ -75,3 +76,17 @@ def test_smoke_run_on_panda_reach_evaluates(tmp_path: Path, capsys: pytest.Captu
     assert cells["0"]["target_transitions"] == 0 and 0 < cells["1"]["target_transitions"] <= 50
     assert cells["0"]["n_units"] == 2
     assert (out / "eval.png").stat().st_size > 5_000
+    # the paired control on the PyBullet env: at K=1 only, the gain is adapted minus control per unit
+    units = data["methods"]["meta-dqn"]["units"]
+    assert [("control_success" in u) for u in units] == [u["k"] == 1 for u in units]
+    k1 = [u for u in units if u["k"] == 1]
+    assert cells["1"]["paired_gain"] == pytest.approx(
+        sum(u["success"] - u["control_success"] for u in k1) / 2
+    )
+    assert "paired_gain" not in cells["0"]
+    # --no-control: the same adapted numbers, bitwise (the control used neither the env nor the streams)
+    assert main([*argv, "--out", str(tmp_path / "off"), "--no-control"]) == 0
+    off = json.loads((tmp_path / "off" / "eval.json").read_text())["methods"]["meta-dqn"]
+    keys = ("seed", "task_index", "k", "success", "return", "target_transitions", "task")
+    assert [{k: u[k] for k in keys} for u in off["units"]] == [{k: u[k] for k in keys} for u in units]
+    assert not any("control_success" in u for u in off["units"]) and "paired_gain" not in off["K"]["1"]

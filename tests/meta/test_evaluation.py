@@ -1,26 +1,34 @@
-"""The K-shot protocol (`robot_meta.meta.eval`) on the toy family: statistics, ordering, files, errors."""
+"""The K-shot protocol (`robot_meta.meta.eval`) on the toy family (and PandaSlide for the paired control): statistics, ordering, files, errors."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from toy_env import ToyEnv, ToyTask, ToyTasks, toy_config, toy_trainer
 
+from robot_meta.envs import TaskDistribution
 from robot_meta.meta.eval import (
     EVAL_FILE,
     PLOT_FILE,
     AdapterMethod,
+    EvalResult,
+    UnitResult,
     aggregate,
     evaluate,
     mean_ci,
+    plot_success,
     run_methods,
     t_quantile_975,
 )
+from robot_meta.meta.rollout import cached_env
 
 # -- statistics --------------------------------------------------------------------------------------
 
@@ -80,6 +88,9 @@ class ScriptedAdapter:
         direction = np.sign(obs[2]) * np.sign(self.task.gain)
         return int(1 + direction)
 
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        return self.act(obs, True) if not self.uses_shots else 1  # before any shot: "stay"
+
 
 def test_protocol_order_and_target_transitions() -> None:
     methods = [
@@ -131,6 +142,280 @@ def test_aggregate_matches_manual_mean_and_ci() -> None:
     assert agg.per_k[0].ret_ci_high == pytest.approx(hi) and lo < mean < hi
 
 
+# -- the paired no-adaptation control -------------------------------------------------------------------
+
+
+class RecordingToyEnv(ToyEnv):
+    """ToyEnv that records ``(seed, first observation)`` of every reset (a factory of its own: own cached envs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resets: list[tuple[int | None, np.ndarray]] = []
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        self.resets.append((seed, obs.copy()))
+        return obs, info
+
+
+def test_control_replays_the_starts_and_goals_of_the_adapted_episodes() -> None:
+    main, ctrl = cached_env(RecordingToyEnv), cached_env(RecordingToyEnv, slot="control")
+    assert main is not ctrl
+    main.resets.clear()  # type: ignore[attr-defined]
+    ctrl.resets.clear()  # type: ignore[attr-defined]
+    m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), RecordingToyEnv)
+    e, n_tasks = 3, 2
+    res = run_methods(
+        [m], ToyTasks(), shots=(0, 1, 3), episodes=e, seeds=(0,), num_tasks=n_tasks, progress=False
+    )
+    main_r: list[tuple[int | None, np.ndarray]] = main.resets  # type: ignore[attr-defined]
+    ctrl_r: list[tuple[int | None, np.ndarray]] = ctrl.resets  # type: ignore[attr-defined]
+    # per unit, the main env runs [3 eval K=0][shot 1][3 eval K=1][shots 2, 3][3 eval K=3] ...
+    per_unit = e + 1 + e + 2 + e
+    assert len(main_r) == n_tasks * per_unit
+    # ... and the control env [seeded reset][3 control K=1][seeded reset][3 control K=3]
+    assert len(ctrl_r) == n_tasks * 2 * (1 + e)
+    for t in range(n_tasks):
+        unit = main_r[t * per_unit : (t + 1) * per_unit]
+        k0, k1, k3 = unit[:e], unit[e + 1 : 2 * e + 1], unit[2 * e + 3 :]
+        blocks = ctrl_r[t * 2 * (1 + e) : (t + 1) * 2 * (1 + e)]
+        assert blocks[0][0] is not None and blocks[1 + e][0] is not None  # a fresh world before each block
+        for adapted, control in ((k1, blocks[1 : 1 + e]), (k3, blocks[2 + e :])):
+            assert [s for s, _ in control] == [None] * e
+            for (_, a), (_, b) in zip(adapted, control, strict=True):
+                np.testing.assert_array_equal(a, b)  # same start state and goal, bitwise
+        # the K=0 episodes are other episodes: the reason for the control
+        assert not any(np.array_equal(a, b) for (_, a), (_, b) in zip(k0, k1, strict=True))
+    # stay-put before any shot, perfect after: the control never succeeds, the paired gain is 1
+    for u in res["scripted"].units:
+        if u.k == 0:
+            assert u.control_success is None and u.control_ret is None
+        else:
+            assert u.success == 1.0 and u.control_success == 0.0 and u.control_ret is not None
+            assert u.control_ret < u.ret
+    for k in (1, 3):
+        st = res["scripted"].per_k[k].control
+        assert st is not None and st.n_units == n_tasks
+        assert st.success == 0.0 and st.gain == 1.0 and (st.gain_ci_low, st.gain_ci_high) == (1.0, 1.0)
+    assert res["scripted"].per_k[0].control is None
+
+
+class StickyToyEnv(ToyEnv):
+    """ToyEnv whose unseeded resets depend on what the env ran before (as a PyBullet world's solver state does).
+
+    The start moves by 1e-4 per step taken since the last seeded reset: episodes run in between
+    (e.g. a control run in the protocol's own env) would change every later episode.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps_since_seed = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        _, info = super().reset(seed=seed, options=options)
+        if seed is not None:
+            self.steps_since_seed = 0
+        self.x += 1e-4 * self.steps_since_seed
+        return self._obs(), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self.steps_since_seed += 1
+        return super().step(action)
+
+
+class _RecordResets(gym.Wrapper[np.ndarray, int, np.ndarray, int]):
+    def __init__(self, env: gym.Env[np.ndarray, int]) -> None:
+        super().__init__(env)
+        self.resets: list[tuple[int | None, np.ndarray]] = []
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self.resets.append((kwargs.get("seed"), obs.copy()))
+        return obs, info
+
+
+@dataclass(frozen=True)
+class _RecordingPanda:
+    env_id: str
+
+    def __call__(self) -> gym.Env[np.ndarray, int]:
+        return _RecordResets(gym.make(self.env_id, action_mode="discrete"))
+
+
+class _ObsHashAdapter(ScriptedAdapter):
+    """The same deterministic policy adapted or not (a hash of the observation); explores half the time."""
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        if self.rng.random() < (0.0 if greedy else 0.5):
+            return int(self.rng.integers(9))
+        return self.act_unadapted(obs)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        return int(abs(float(obs[:3].sum())) * 1e4) % 9
+
+
+def test_control_on_a_pybullet_env_same_starts_and_bitwise_adapted_numbers() -> None:
+    """PandaSlide: a world that keeps solver state across unseeded resets (the control runs in its own env)."""
+    factory = _RecordingPanda("robot_meta/PandaSlide-v0")
+    main, ctrl = cached_env(factory), cached_env(factory, slot="control")
+
+    def once(control: bool) -> tuple[list[Any], Any, Any]:
+        main.resets.clear()  # type: ignore[attr-defined]
+        ctrl.resets.clear()  # type: ignore[attr-defined]
+        m = AdapterMethod("hash", lambda _s: _ObsHashAdapter(), factory)
+        tasks = TaskDistribution.preset("slide").split("test")
+        out = run_methods(
+            [m], tasks, shots=(0, 1, 2), episodes=2, seeds=(0,), num_tasks=1, progress=False, control=control
+        )
+        rows = [(u.k, u.success, u.ret, u.target_transitions, u.control_success) for u in out["hash"].units]
+        return rows, m.adapter(0).rng.bit_generator.state, main.unwrapped.np_random.bit_generator.state  # type: ignore[attr-defined]
+
+    on = once(True)
+    main_r: list[tuple[int | None, np.ndarray]] = list(main.resets)  # type: ignore[attr-defined]
+    ctrl_r: list[tuple[int | None, np.ndarray]] = list(ctrl.resets)  # type: ignore[attr-defined]
+    off = once(False)
+    assert [r[:4] for r in on[0]] == [r[:4] for r in off[0]] and on[1:] == off[1:]
+    assert [r[4] is None for r in on[0]] == [True, False, False] and all(r[4] is None for r in off[0])
+    # main: [2 eval K=0][shot][2 eval K=1][shot][2 eval K=2];
+    # control: [seeded reset][2 control K=1][seeded reset][2 control K=2], the same first observations
+    assert len(main_r) == 8 and [s for s, _ in ctrl_r] == [main_r[0][0], None, None] * 2
+    for (_, a), (_, b) in zip(main_r[3:5] + main_r[6:], ctrl_r[1:3] + ctrl_r[4:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(main_r[1][1], main_r[3][1])
+
+
+@pytest.mark.parametrize("env_factory", [ToyEnv, StickyToyEnv])
+def test_control_leaves_the_adapted_numbers_and_every_stream_bitwise_unchanged(env_factory: type) -> None:
+    def once(control: bool) -> tuple[list[Any], Any, Any]:
+        m = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), env_factory)
+        out = run_methods(
+            [m],
+            ToyTasks(),
+            shots=(0, 1, 2, 4),
+            episodes=2,
+            seeds=(5,),
+            num_tasks=2,
+            progress=False,
+            control=control,
+        )
+        rows = [
+            (u.seed, u.task_index, u.k, u.success, u.ret, u.target_transitions, u.task)
+            for u in out["scripted"].units
+        ]
+        adapter_rng = m.adapter(5).rng.bit_generator.state  # type: ignore[attr-defined]
+        return rows, adapter_rng, cached_env(env_factory).unwrapped.np_random.bit_generator.state
+
+    with_control, without = once(True), once(False)
+    assert with_control == without
+    # the exploration stream was used (the shots explored) and ends in the same state either way
+    assert with_control[1] != np.random.default_rng(0).bit_generator.state
+
+
+def test_paired_gain_is_the_mean_of_per_unit_differences_with_its_t_interval() -> None:
+    adapted = [0.6, 0.8, 0.4, 1.0]
+    control = [0.2, 0.6, 0.4, 0.4]
+    units = [UnitResult(0, i, 0, 0.0, -9.0, 0) for i in range(4)]  # K=0: no control
+    units += [
+        UnitResult(0, i, 1, a, -1.0 - i, 50, None, c, -5.0 - i)
+        for i, (a, c) in enumerate(zip(adapted, control, strict=True))
+    ]
+    st = aggregate("m", units).per_k
+    assert st[0].control is None and "paired_gain" not in st[0].to_dict()
+    c = st[1].control
+    assert c is not None and c.n_units == 4
+    # differences 0.4, 0.2, 0.0, 0.6: mean 0.3, s = sqrt(0.2 / 3) = 0.258199, t_{0.975,3} = 3.182446
+    # half-width = 3.182446 * 0.258199 / 2 = 0.410853
+    assert c.gain == pytest.approx(0.3)
+    assert c.gain_ci_low == pytest.approx(0.3 - 0.410853, abs=1e-6)
+    assert c.gain_ci_high == pytest.approx(0.3 + 0.410853, abs=1e-6)
+    # the control's own mean and interval, and its mean return -6.5
+    _, lo, hi = mean_ci(control, bounds=(0.0, 1.0))
+    assert (c.success, c.ci_low, c.ci_high) == (pytest.approx(0.4), pytest.approx(lo), pytest.approx(hi))
+    assert c.ret == pytest.approx(-6.5)
+    # not the unpaired difference of the K=1 and K=0 means (0.7 - 0.0)
+    assert st[1].success - st[0].success == pytest.approx(0.7)
+    d = st[1].to_dict()
+    assert d["paired_gain"] == pytest.approx(0.3) and d["control_success"] == pytest.approx(0.4)
+    assert d["paired_gain_ci_low"] == pytest.approx(0.3 - 0.410853, abs=1e-6) and d["n_control_units"] == 4
+    # a gain interval is clipped to [-1, 1]
+    wide = [
+        UnitResult(0, i, 1, a, 0.0, 1, None, c_, 0.0) for i, (a, c_) in enumerate([(1.0, 0.0), (0.0, 1.0)])
+    ]
+    cw = aggregate("w", wide).per_k[1].control
+    assert cw is not None and cw.gain == 0.0 and (cw.gain_ci_low, cw.gain_ci_high) == (-1.0, 1.0)
+    # the text table has a paired-gain row under the method
+    table = EvalResult("test", (0, 1), 1, (0,), 4, {"m": aggregate("m", units)}).table()
+    assert "paired gain" in table and "+0.30 [-0.11,+0.71]" in table
+
+
+def test_non_adapting_methods_and_control_off_report_no_control(tmp_path: Path) -> None:
+    fixed = AdapterMethod("fixed", lambda _s: ScriptedAdapter(uses_shots=False), ToyEnv)
+    scripted = AdapterMethod("scripted", lambda _s: ScriptedAdapter(), ToyEnv)
+    res = run_methods(
+        [fixed], ToyTasks(), shots=(0, 1, 3), episodes=2, seeds=(0,), num_tasks=2, progress=False
+    )
+    off = run_methods(
+        [scripted],
+        ToyTasks(),
+        shots=(0, 1),
+        episodes=2,
+        seeds=(0,),
+        num_tasks=2,
+        progress=False,
+        control=False,
+    )
+    for r in (res["fixed"], off["scripted"]):
+        assert all(u.control_success is None and u.control_ret is None for u in r.units)
+        assert all(s.control is None for s in r.per_k.values())
+        assert not any("control_success" in u.to_dict() for u in r.units)
+        assert not any("paired_gain" in s.to_dict() for s in r.per_k.values())
+    saved = json.loads(
+        EvalResult("test", (0, 1, 3), 2, (0,), 2, dict(res)).save(tmp_path / EVAL_FILE).read_text()
+    )
+    for key in ("control_success", "control_return"):
+        assert all(key not in u for u in saved["methods"]["fixed"]["units"])
+    assert all("paired_gain" not in cell for cell in saved["methods"]["fixed"]["K"].values())
+    assert "paired gain" not in EvalResult("test", (0, 1, 3), 2, (0,), 2, dict(res)).table()
+
+
+def test_unit_results_round_trip_and_old_files_without_the_control_load() -> None:
+    old = {
+        "seed": 1,
+        "task_index": 2,
+        "k": 3,
+        "success": 0.5,
+        "return": -4.0,
+        "target_transitions": 150,
+        "task": {"gain": 1.0},
+    }
+    u = UnitResult.from_dict(old)
+    assert (u.control_success, u.control_ret) == (None, None) and u.to_dict() == old
+    new = UnitResult(1, 2, 3, 0.5, -4.0, 150, {"gain": 1.0}, 0.25, -6.0)
+    d = json.loads(json.dumps(new.to_dict()))
+    assert d["control_success"] == 0.25 and d["control_return"] == -6.0
+    assert UnitResult.from_dict(d) == new
+    # a cell file of the K-shot comparison written before the control: its table has no control keys
+    from robot_meta.meta.eval import kshot_table
+
+    rows = kshot_table.methods_table({"meta-dqn": {0: [UnitResult.from_dict(old)]}}, (0,))
+    assert set(rows["meta-dqn"]["K"]["3"]) == {
+        "success",
+        "ci_low",
+        "ci_high",
+        "return",
+        "target_transitions",
+        "n_units",
+    }
+    rows = kshot_table.methods_table(
+        {"meta-dqn": {0: [new, UnitResult(1, 3, 3, 1.0, -2.0, 150, None, 0.5, -3.0)]}}, (0,)
+    )
+    assert rows["meta-dqn"]["K"]["3"]["paired_gain"] == pytest.approx(0.375)
+
+
 # -- trained toy runs ------------------------------------------------------------------------------------
 
 
@@ -138,18 +423,16 @@ def test_aggregate_matches_manual_mean_and_ci() -> None:
 def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path) -> None:
     trainer = toy_trainer(toy_config(algo, meta_iterations=6), signed=algo != "reptile")
     trainer.train()
-    res = evaluate(
-        trainer,
-        "test",
+    kw: dict[str, Any] = dict(
         shots=(0, 1, 2),
         episodes=2,
         seeds=(0, 1),
         num_tasks=2,
         tasks=ToyTasks(),
         env_factory=ToyEnv,
-        out=tmp_path,
         progress=False,
     )
+    res = evaluate(trainer, "test", out=tmp_path, **kw)
     expected = {"meta-dqn": ["meta-dqn"], "reptile": ["reptile", "reptile-head"], "context": ["context"]}[
         algo
     ]
@@ -167,8 +450,82 @@ def test_evaluate_trained_toy_run_writes_json_and_plot(algo: str, tmp_path: Path
             assert cell["ci_low"] <= cell["success"] <= cell["ci_high"]
         assert per_k["0"]["target_transitions"] == 0 < per_k["1"]["target_transitions"]
         assert per_k["1"]["target_transitions"] < per_k["2"]["target_transitions"] <= 40
+        # the paired control (on by default) at K > 0 only; its gain is the mean of the unit differences
+        assert "paired_gain" not in per_k["0"] and data["control"] is True
+        for k in ("1", "2"):
+            units = [u for u in data["methods"][name]["units"] if u["k"] == int(k)]
+            diffs = [u["success"] - u["control_success"] for u in units]
+            assert (
+                per_k[k]["paired_gain"] == pytest.approx(np.mean(diffs)) and per_k[k]["n_control_units"] == 4
+            )
+            assert per_k[k]["control_success"] == pytest.approx(
+                np.mean([u["control_success"] for u in units])
+            )
+    # with the control off, the adapted numbers (and so the shots and the streams behind them) are bitwise the same
+    off = evaluate(trainer, "test", control=False, **kw)  # a trainer in memory without out: writes nothing
+    for name in expected:
+        on_rows = [(u.k, u.success, u.ret, u.target_transitions) for u in res.methods[name].units]
+        assert on_rows == [(u.k, u.success, u.ret, u.target_transitions) for u in off.methods[name].units]
+        assert all(u.control_success is None for u in off.methods[name].units)
     png = (tmp_path / PLOT_FILE).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    # the JSON form (with the control keys) plots too, as benchmarks/kshot.py does
+    out = plot_success({n: m["K"] for n, m in data["methods"].items()}, tmp_path / "from_json.png")
+    assert out.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("algo", ["meta-dqn", "reptile", "context"])
+def test_act_unadapted_is_the_policy_before_any_shot(algo: str, tmp_path: Path) -> None:
+    """Every adapter of a trained run, and its export under the runtime: after a shot and adapt(),
+    `act_unadapted` still acts as the K=0 policy, changes nothing and draws nothing."""
+    from robot_meta.export import ExportConfig, export_run
+    from robot_meta.meta import load_run
+    from robot_meta.meta.eval import ExportAdapter, methods_for_run
+    from robot_meta.meta.rollout import run_episode
+    from robot_meta.runtime import AdaptivePolicy
+
+    trainer = toy_trainer(toy_config(algo, meta_iterations=6), signed=algo != "reptile")
+    trainer.train(tmp_path / "run", progress=False)
+    export_run(tmp_path / "run", tmp_path / "export", config=ExportConfig(parity_samples=64))
+    adapters = {m.name: m.adapter(0) for m in methods_for_run(load_run(tmp_path / "run"), ToyEnv)}
+    adapters["export"] = ExportAdapter.load(tmp_path / "export")
+    obs = np.random.default_rng(1).uniform(-1, 1, (200, 3)).astype(np.float32)
+    task = ToyTask(-1.1)
+    env = ToyEnv()
+    for name, ad in adapters.items():
+        ad.begin(task, np.random.default_rng(2))
+        k0 = [ad.act(o, True) for o in obs]
+        assert [ad.act_unadapted(o) for o in obs] == k0, name
+        for seed in (3, 4):
+            run_episode(env, task, seed, lambda o, ad=ad: ad.act(o, False), ad.observe)  # type: ignore[misc]
+            ad.adapt()
+        stream = ad.rng.bit_generator.state  # type: ignore[attr-defined]
+        assert [ad.act_unadapted(o) for o in obs] == k0, name
+        assert ad.rng.bit_generator.state == stream, name  # type: ignore[attr-defined]
+    # the runtime's meta-trained Q-values are those of a fresh load, bitwise; the adapted ones moved
+    fresh = AdaptivePolicy.load(tmp_path / "export")
+    policy = adapters["export"].policy  # type: ignore[attr-defined]
+    assert policy.adaptations > 0
+    for o in obs[:20]:
+        np.testing.assert_array_equal(policy.meta_q_values(o), fresh.q_values(o))
+    assert any(not np.array_equal(policy.q_values(o), fresh.q_values(o)) for o in obs[:20])
+    # the export under the protocol: the control is reported and leaves the adapted numbers alone
+    kw: dict[str, Any] = dict(
+        shots=(0, 1, 2),
+        episodes=2,
+        seeds=(0,),
+        num_tasks=2,
+        tasks=ToyTasks(),
+        env_factory=ToyEnv,
+        progress=False,
+    )
+    on = evaluate(tmp_path / "export", out=tmp_path / "on", plot=False, **kw)
+    off = evaluate(tmp_path / "export", out=tmp_path / "off", plot=False, control=False, **kw)
+    (m_on,) = on.methods.values()
+    (m_off,) = off.methods.values()
+    assert [(u.success, u.ret) for u in m_on.units] == [(u.success, u.ret) for u in m_off.units]
+    assert [u.control_success is not None for u in m_on.units] == [u.k > 0 for u in m_on.units]
+    assert m_on.per_k[2].control is not None and m_off.per_k[2].control is None
 
 
 def test_reptile_head_and_full_adaptation_differ() -> None:
@@ -292,3 +649,44 @@ def test_kshot_benchmark_runs_families_in_worker_processes() -> None:
     assert compute_in_parallel(script, ["push", "slide"], ok, jobs=2) == []
     bad = ["--budget", "small", "--cells", "no-such-cell", "--jobs", "1"]
     assert compute_in_parallel(script, ["push", "slide"], bad, jobs=1) == ["push (exit 2)", "slide (exit 2)"]
+
+
+def test_kshot_markdown_shows_the_paired_gain_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/kshot.py's table: a `paired gain K=k` column where cells carry the control, `-` for the others."""
+    import importlib
+
+    from robot_meta.meta.eval import kshot_table
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    for name in ("kshot", "common"):  # the scripts' top-level modules: gone again after the test
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    bench = importlib.import_module("kshot")
+    for name in ("kshot", "common"):
+        monkeypatch.setitem(sys.modules, name, sys.modules[name])
+    pairs = [(0.5, 0.2), (0.7, 0.6)]  # adapted, control at K=1: differences 0.3, 0.1 -> gain +0.20
+    units = {
+        "meta-dqn": {
+            0: [UnitResult(0, i, 0, 0.4, -3.0, 0) for i in range(2)]
+            + [UnitResult(0, i, 1, a, -1.0, 50, None, c, -2.0) for i, (a, c) in enumerate(pairs)]
+        },
+        "domain-rand": {0: [UnitResult(0, i, k, 0.3, -1.0, 0) for i in range(2) for k in (0, 1)]},
+    }
+    res = {
+        "shots": [0, 1], "seeds": [0], "family": "push", "split": "test", "num_tasks": 2, "episodes": 1,
+        "budget": "small", "methods": kshot_table.methods_table(units, (0,)), "targets": {}, "cell_seconds": 0.0,
+        "missing_cells": [],
+    }  # fmt: skip
+    rows = {
+        line.split(" | ")[0]: line
+        for line in bench.family_markdown(res).splitlines()
+        if line.startswith("| ")
+    }
+    assert "| paired gain K=1 |" in rows["| method"] and "paired gain K=0" not in rows["| method"]
+    assert "| +0.20 [-1.00, +1.00] |" in rows["| meta-dqn"]  # t_{0.975,1} = 12.7: the interval is clipped
+    assert rows["| domain-rand"].split(" | ")[4] == "-"
+    # cells of older code (no control anywhere): no such column
+    for m in res["methods"].values():
+        for cell in m["K"].values():
+            for key in [k for k in cell if "control" in k or "paired" in k]:
+                del cell[key]
+    assert "paired gain" not in bench.family_markdown(res)

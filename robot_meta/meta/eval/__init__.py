@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         AdapterMethod,
         EvalSplit,
         Method,
+        control_episodes,
         evaluate,
         evaluate_episodes,
         evaluation_tasks,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         unit_seeds,
     )
     from robot_meta.meta.eval.stats import (
+        ControlStats,
         EvalResult,
         KShotStats,
         MethodResult,
@@ -65,6 +67,7 @@ __all__ = [
     "Adapter",
     "AdapterMethod",
     "ContextAdapter",
+    "ControlStats",
     "EvalResult",
     "EvalSplit",
     "ExportAdapter",
@@ -76,6 +79,7 @@ __all__ = [
     "ShotRecorder",
     "UnitResult",
     "aggregate",
+    "control_episodes",
     "evaluate",
     "evaluate_episodes",
     "evaluation_tasks",

@@ -11,6 +11,10 @@ are built from:
 - `ContextAdapter`: z re-inferred after every shot step; evaluation uses z of the latest shots;
 - `ExportAdapter`: an export directory under the on-device runtime (`AdaptivePolicy`), so the
   protocol scores exactly what ships.
+
+Every adapter also acts as the policy was before any shot (`Adapter.act_unadapted`: the
+meta-trained head, the meta-initialisation, the prior z, the runtime's meta-trained state), for
+the protocol's paired no-adaptation control; it changes no state and draws from no stream.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "HeadAdapter",
     "ReptileAdapter",
     "ShotRecorder",
+    "greedy_action",
     "head_basis",
 ]
 
@@ -50,13 +55,22 @@ def head_basis(net: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     return None
 
 
+def greedy_action(q_values: np.ndarray) -> int:
+    """`epsilon_greedy`'s greedy choice (lowest index on ties), drawing from no random stream."""
+    return int(np.argmax(q_values))
+
+
 @runtime_checkable
 class Adapter(Protocol):
     """A policy plus its few-shot adaptation, as the protocol drives it.
 
     ``begin(task, rng)`` starts a unit from the un-adapted policy (`rng` is the unit's exploration
     stream); ``observe`` receives each shot transition; ``adapt()`` runs after each shot episode;
-    ``act(obs, greedy)`` chooses an action (``greedy=False``: the policy's own exploration).
+    ``act(obs, greedy)`` chooses an action (``greedy=False``: the policy's own exploration);
+    ``act_unadapted(obs)`` is the greedy action of the policy as it was at ``begin`` (before any
+    shot), whatever has been observed and adapted since: it must change no state and draw from no
+    random stream (the protocol's paired control runs it between the adapted episodes and the
+    next shot, and the adapted numbers must not depend on it).
     """
 
     uses_shots: bool
@@ -70,6 +84,8 @@ class Adapter(Protocol):
     def adapt(self) -> None: ...
 
     def act(self, obs: np.ndarray, greedy: bool) -> int: ...
+
+    def act_unadapted(self, obs: np.ndarray) -> int: ...
 
 
 class ShotRecorder:
@@ -163,10 +179,18 @@ class HeadAdapter(ShotRecorder):
             )
         self.w, self.b = w.numpy(), b.numpy()
 
-    def act(self, obs: np.ndarray, greedy: bool) -> int:
+    def _q(self, obs: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             f = self.policy.features(_obs_tensor(obs)).numpy()
-        return self._choose(self.w @ f + self.b, greedy)
+        q: np.ndarray = w @ f + b
+        return q
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        return self._choose(self._q(obs, self.w, self.b), greedy)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        """Greedy with the meta-trained head ``(W_0, b_0)``."""
+        return greedy_action(self._q(obs, self.w0, self.b0))
 
 
 class ReptileAdapter(ShotRecorder):
@@ -201,10 +225,18 @@ class ReptileAdapter(ShotRecorder):
             self.phi, self.target, self.opt, data, self.rng, self.inner, self.steps
         )
 
-    def act(self, obs: np.ndarray, greedy: bool) -> int:
+    @staticmethod
+    def _q(network: nn.Module, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            q = self.phi(_obs_tensor(obs).unsqueeze(0))[0].numpy()
-        return self._choose(q, greedy)
+            q: np.ndarray = network(_obs_tensor(obs).unsqueeze(0))[0].numpy()
+        return q
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        return self._choose(self._q(self.phi, obs), greedy)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        """Greedy with theta, the network every unit starts from (the meta-initialisation)."""
+        return greedy_action(self._q(self.theta, obs))
 
 
 class ContextAdapter(ShotRecorder):
@@ -239,10 +271,17 @@ class ContextAdapter(ShotRecorder):
             with torch.inference_mode():
                 self.z = self.encoder(torch.from_numpy(np.stack(self._packed[-self.context_size :])))
 
-    def act(self, obs: np.ndarray, greedy: bool) -> int:
+    def _q(self, obs: np.ndarray, z: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            q = self.policy(_obs_tensor(obs), self.z).numpy()
-        return self._choose(q, greedy)
+            q: np.ndarray = self.policy(_obs_tensor(obs), z).numpy()
+        return q
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        return self._choose(self._q(obs, self.z), greedy)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        """Greedy with the prior z (the encoder's output on no transitions)."""
+        return greedy_action(self._q(obs, self.prior))
 
 
 class ExportAdapter:
@@ -286,3 +325,7 @@ class ExportAdapter:
     def act(self, obs: np.ndarray, greedy: bool) -> int:
         q = self.policy.q_values(np.asarray(obs, np.float32))
         return epsilon_greedy(np.asarray(q).reshape(-1), 0.0 if greedy else self.epsilon, self.rng)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        """Greedy with the runtime's meta-trained state (`AdaptivePolicy.meta_q_values`)."""
+        return greedy_action(np.asarray(self.policy.meta_q_values(np.asarray(obs, np.float32))).reshape(-1))

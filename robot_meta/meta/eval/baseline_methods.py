@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -24,7 +22,7 @@ from robot_meta.meta.baselines import (
     make_sb3_dqn,
 )
 from robot_meta.meta.dqn import InnerDQN
-from robot_meta.meta.eval.adapters import ReptileAdapter, ShotRecorder
+from robot_meta.meta.eval.adapters import ReptileAdapter, ShotRecorder, greedy_action
 from robot_meta.meta.eval.protocol import AdapterMethod, Method, evaluate_episodes, unit_seeds
 from robot_meta.meta.eval.stats import UnitResult
 from robot_meta.meta.rollout import EnvFactory, cached_env
@@ -57,6 +55,10 @@ class SB3PolicyAdapter(ShotRecorder):
     def act(self, obs: np.ndarray, greedy: bool) -> int:
         return self._choose(_q_values(self.q_net, obs), greedy)
 
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        """The greedy action (the policy never adapts)."""
+        return greedy_action(_q_values(self.q_net, obs))
+
 
 def policy_method(
     name: str, network_for_seed: Callable[[int], torch.nn.Module], env_factory: EnvFactory
@@ -75,16 +77,6 @@ def finetune_method(
     """``finetune``: the seed's baseline Q-network, a short DQN on all shots so far after each shot episode."""
     cfg = inner or InnerDQN()
     return AdapterMethod(name, lambda s: ReptileAdapter(network_for_seed(s), cfg, epsilon), env_factory)
-
-
-@dataclass(frozen=True)
-class _TrainEnvKey:
-    """A second cached env for training on the target task (the first one evaluates)."""
-
-    factory: EnvFactory
-
-    def __call__(self) -> gym.Env:
-        return self.factory()
 
 
 class ScratchMethod(Method):
@@ -117,12 +109,20 @@ class ScratchMethod(Method):
         return tuple("scratch" if m == 1 else f"scratch-{m}x" for m in self.multipliers)
 
     def run_unit(
-        self, task: Any, seed: int, task_index: int, shots: Sequence[int], episodes: int
+        self,
+        task: Any,
+        seed: int,
+        task_index: int,
+        shots: Sequence[int],
+        episodes: int,
+        *,
+        control: bool = True,
     ) -> dict[str, list[UnitResult]]:
+        """All budgets of one unit (no paired control: `control` is ignored, each K is its own training)."""
         from stable_baselines3.common.callbacks import BaseCallback
 
         env = cached_env(self.env_factory)
-        raw_train = cached_env(_TrainEnvKey(self.env_factory))
+        raw_train = cached_env(self.env_factory, slot="train")  # the first env evaluates
         stats = self.obs_stats or ObsStats.identity(int(raw_train.observation_space.shape[0]))  # type: ignore[index]
         train_env = NormalizeObs(FixedTask(raw_train, task), stats)
         env_seed, _ = unit_seeds(seed, task_index)

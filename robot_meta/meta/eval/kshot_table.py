@@ -74,7 +74,12 @@ def aggregate_family(
 
 
 def methods_table(units: dict[str, dict[int, list[Any]]], seeds: Sequence[int]) -> dict[str, Any]:
-    """Method -> per-K success/CI/return/transitions over the given seeds' units (methods without any: left out)."""
+    """Method -> per-K success/CI/return/transitions over the given seeds' units (methods without any: left out).
+
+    A K whose units carry the paired no-adaptation control also has its keys (`ControlStats.to_dict`:
+    ``control_success``, ``paired_gain`` and their intervals); cells computed before the control
+    existed have none.
+    """
     from robot_meta.meta.eval.stats import aggregate
 
     methods: dict[str, Any] = {}
@@ -93,6 +98,7 @@ def methods_table(units: dict[str, dict[int, list[Any]]], seeds: Sequence[int]) 
                     "return": st.ret,
                     "target_transitions": st.target_transitions,
                     "n_units": st.n_units,
+                    **({} if st.control is None else st.control.to_dict()),
                 }
                 for k, st in sorted(res.per_k.items())
             },

@@ -1,4 +1,8 @@
-"""The success-vs-K plot of an evaluation (one line per method, the 95 % interval as a band)."""
+"""The success-vs-K plot of an evaluation (one line per method, the 95 % interval as a band).
+
+A method with the paired no-adaptation control also gets the control's success as a thin dashed
+line of the same colour (from its K = 0 point, where the two coincide, to every K > 0).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ def plot_success(
 ) -> Path:
     """Success rate vs K (with the 95 % interval as a band) for every method; writes a PNG.
 
-    `methods` is ``{name: MethodResult}`` or the JSON form ``{name: {K: {"success", "ci_low", "ci_high"}}}``.
+    `methods` is ``{name: MethodResult}`` or the JSON form ``{name: {K: {"success", "ci_low", "ci_high"}}}``
+    (with ``"control_success"`` where the K has the paired control).
     """
     import matplotlib
 
@@ -36,7 +41,13 @@ def plot_success(
     for i, (name, m) in enumerate(entries):
         if isinstance(m, MethodResult):
             rows = {k: (s.success, s.ci_low, s.ci_high) for k, s in m.per_k.items()}
+            control = {k: s.control.success for k, s in m.per_k.items() if s.control is not None}
         else:
+            control = {
+                int(k): float(v["control_success"])
+                for k, v in m.items()
+                if v.get("control_success") is not None
+            }
             rows = {
                 int(k): (
                     float(v["success"]),
@@ -55,6 +66,19 @@ def plot_success(
         (line,) = ax.plot(xs, y, marker="o", linestyle=style, label=name)
         if np.isfinite(lo).all() and np.isfinite(hi).all():
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.07)
+        if control:
+            at = {k: (x, rows[k][0]) for k, x in zip(ks, xs, strict=True)}
+            ck = [k for k in ks if k in control or (k == 0 and k in at)]
+            ax.plot(
+                [at[k][0] for k in ck],
+                [control.get(k, at[k][1]) for k in ck],
+                linestyle="--",
+                linewidth=1.0,
+                marker="x",
+                color=line.get_color(),
+                alpha=0.8,
+                label=f"{name}: unadapted, same episodes",
+            )
     ax.set_xlabel("K (shot episodes on the target task)")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)

@@ -7,6 +7,15 @@ units). Success intervals are clipped to [0, 1]. With one unit the interval is u
 ``null`` in JSON). The t interval treats tasks and seeds as the random units (the question is "how
 well does it do on a new task"); episodes within a unit are averaged first, so the interval is not
 made falsely narrow by many episodes of one task.
+
+Paired no-adaptation control (`robot_meta.meta.eval.protocol`): for an adapting method at K > 0 a
+unit also carries the success and return of the *unadapted* policy on the same evaluation episodes
+(`UnitResult.control_success`, ``control_ret``). Per K, `ControlStats` reports the control's mean
+success with its interval and the **paired gain**: the mean over units of ``success -
+control_success`` with the Student-t interval of those differences (clipped to [-1, 1]). It is the
+effect of adaptation on the same episodes, free of the episode-to-episode luck that separates the
+K = 0 episodes from the K = k ones. Units without a control (methods that do not adapt, K = 0,
+results written before the control existed) have ``None`` there and are left out of it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ControlStats",
     "EvalResult",
     "KShotStats",
     "MethodResult",
@@ -92,9 +102,13 @@ class UnitResult:
     """Transitions of the target task seen before the evaluation episodes."""
     task: Any = None
     """JSON description of the task."""
+    control_success: float | None = None
+    """Success rate of the unadapted policy on the same evaluation episodes (None: no control)."""
+    control_ret: float | None = None
+    """Mean return of the unadapted policy on the same evaluation episodes (None: no control)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "seed": self.seed,
             "task_index": self.task_index,
             "k": self.k,
@@ -103,6 +117,9 @@ class UnitResult:
             "target_transitions": self.target_transitions,
             "task": self.task,
         }
+        if self.control_success is not None:  # no keys without a control: old files stay as they were
+            out.update(control_success=self.control_success, control_return=self.control_ret)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnitResult:
@@ -114,7 +131,61 @@ class UnitResult:
             float(data["return"]),
             int(data["target_transitions"]),
             data.get("task"),
+            _optional_float(data.get("control_success")),
+            _optional_float(data.get("control_return")),
         )
+
+
+def _optional_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class ControlStats:
+    """The paired no-adaptation control after K shots: its success and the paired gain, with 95 % t intervals."""
+
+    success: float
+    """Mean over units of the unadapted policy's success on the adapted policy's evaluation episodes."""
+    ci_low: float
+    ci_high: float
+    ret: float
+    """Mean over units of the unadapted policy's return on those episodes."""
+    gain: float
+    """Paired gain: mean over units of (adapted success - control success)."""
+    gain_ci_low: float
+    gain_ci_high: float
+    """The Student-t interval over units of those differences (clipped to [-1, 1])."""
+    n_units: int
+    """Units with a control (the others are left out)."""
+
+    @classmethod
+    def from_units(cls, units: Sequence[UnitResult]) -> ControlStats | None:
+        """The control of the units that have one; None if none has."""
+        paired = [u for u in units if u.control_success is not None]
+        if not paired:
+            return None
+        control = [float(u.control_success or 0.0) for u in paired]
+        c, c_lo, c_hi = mean_ci(control, bounds=(0.0, 1.0))
+        r = float(np.mean([math.nan if u.control_ret is None else u.control_ret for u in paired]))
+        diffs = [u.success - c_u for u, c_u in zip(paired, control, strict=True)]
+        g, g_lo, g_hi = mean_ci(diffs, bounds=(-1.0, 1.0))
+        return cls(c, c_lo, c_hi, r, g, g_lo, g_hi, len(paired))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "control_success": self.success,
+            "control_ci_low": _num(self.ci_low),
+            "control_ci_high": _num(self.ci_high),
+            "control_return": self.ret,
+            "paired_gain": self.gain,
+            "paired_gain_ci_low": _num(self.gain_ci_low),
+            "paired_gain_ci_high": _num(self.gain_ci_high),
+            "n_control_units": self.n_units,
+        }
 
 
 @dataclass(frozen=True)
@@ -131,21 +202,21 @@ class KShotStats:
     target_transitions: int
     """Mean over units of the target-task transitions seen before evaluation (rounded)."""
     n_units: int
+    control: ControlStats | None = None
+    """The paired no-adaptation control (None: the method does not adapt, K = 0, or control off)."""
 
     def to_dict(self) -> dict[str, Any]:
-        def num(x: float) -> float | None:
-            return x if math.isfinite(x) else None
-
-        return {
+        out = {
             "success": self.success,
-            "ci_low": num(self.ci_low),
-            "ci_high": num(self.ci_high),
+            "ci_low": _num(self.ci_low),
+            "ci_high": _num(self.ci_high),
             "return": self.ret,
-            "return_ci_low": num(self.ret_ci_low),
-            "return_ci_high": num(self.ret_ci_high),
+            "return_ci_low": _num(self.ret_ci_low),
+            "return_ci_high": _num(self.ret_ci_high),
             "target_transitions": self.target_transitions,
             "n_units": self.n_units,
         }
+        return out if self.control is None else {**out, **self.control.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -167,14 +238,14 @@ class MethodResult:
 
 
 def aggregate(name: str, units: Sequence[UnitResult], wall_time: float = 0.0) -> MethodResult:
-    """Per-K means and 95 % t intervals over the (task, seed) units of one method."""
+    """Per-K means and 95 % t intervals over the (task, seed) units of one method (and the paired control)."""
     per_k: dict[int, KShotStats] = {}
     for k in sorted({u.k for u in units}):
         us = [u for u in units if u.k == k]
         s, s_lo, s_hi = mean_ci([u.success for u in us], bounds=(0.0, 1.0))
         r, r_lo, r_hi = mean_ci([u.ret for u in us])
         tt = round(float(np.mean([u.target_transitions for u in us])))
-        per_k[k] = KShotStats(k, s, s_lo, s_hi, r, r_lo, r_hi, tt, len(us))
+        per_k[k] = KShotStats(k, s, s_lo, s_hi, r, r_lo, r_hi, tt, len(us), ControlStats.from_units(us))
     return MethodResult(name, per_k, tuple(units), wall_time)
 
 
@@ -199,7 +270,8 @@ class EvalResult:
             "num_tasks": self.num_tasks,
             "protocol": (
                 "per (task, seed) unit: shots collected with the policy's own exploration, adapt after "
-                "each; greedy evaluation episodes after K shots; mean over units with 95% Student-t CI"
+                "each; greedy evaluation episodes after K shots; mean over units with 95% Student-t CI; "
+                "paired control (when on): at K > 0 the unadapted policy on the same evaluation episodes"
             ),
             "methods": {name: m.to_dict() for name, m in self.methods.items()},
             **self.info,
@@ -214,11 +286,11 @@ class EvalResult:
         return out
 
     def table(self) -> str:
-        """A plain-text table: method x K -> success [CI] (return)."""
+        """A plain-text table: method x K -> success [CI] (return), and a paired-gain row under each adapting method."""
         ks = list(self.shots)
         lines = ["method".ljust(14) + "".join(f"K={k}".rjust(26) for k in ks)]
         for name, m in self.methods.items():
-            cells = []
+            cells, gains = [], []
             for k in ks:
                 s = m.per_k.get(k)
                 cells.append(
@@ -226,7 +298,15 @@ class EvalResult:
                     if s is None
                     else f"{s.success:.2f} [{s.ci_low:.2f},{s.ci_high:.2f}] {s.ret:7.1f}".rjust(26)
                 )
+                c = None if s is None else s.control
+                gains.append(
+                    "-".rjust(26)
+                    if c is None
+                    else f"{c.gain:+.2f} [{c.gain_ci_low:+.2f},{c.gain_ci_high:+.2f}]".rjust(26)
+                )
             lines.append(name.ljust(14) + "".join(cells))
+            if any(s.control is not None for s in m.per_k.values()):
+                lines.append("  paired gain".ljust(14) + "".join(gains))
         return "\n".join(lines)
 
 
