@@ -89,7 +89,18 @@ def test_report_shows_the_evaluation(run_dir: Path, tmp_path: Path) -> None:
                 "shots": [0, 1, 5],
                 "methods": {
                     "meta-dqn": {
-                        "K": {"0": cell, "1": {**cell, "success": 0.5}, "5": {**cell, "success": 0.6}}
+                        "K": {
+                            "0": cell,
+                            "1": {**cell, "success": 0.5},
+                            "5": {
+                                **cell,
+                                "success": 0.6,
+                                "control_success": 0.35,
+                                "paired_gain": 0.25,
+                                "paired_gain_ci_low": 0.05,
+                                "paired_gain_ci_high": 0.45,
+                            },
+                        }
                     },
                     "dqn-scratch": {"K": {"0": {**cell, "success": 0.0}, "5": cell}},
                 },
@@ -104,6 +115,9 @@ def test_report_shows_the_evaluation(run_dir: Path, tmp_path: Path) -> None:
     assert (page.parent / SUCCESS_PNG).stat().st_size > 1000
     assert "not evaluated yet" not in text
     assert "<th>dqn-scratch</th>" in text and "<th>K = 5</th>" in text and "0.60 [0.10, 0.70]" in text
+    # the paired no-adaptation control of K = 5 and its gain; K = 1 has none
+    assert "not adapted 0.35, paired gain <b>+0.25</b> [+0.05, +0.45]" in text
+    assert text.count("paired gain <b>") == 1
 
 
 def test_a_run_without_checkpoint_is_shown_through_its_export(run_dir: Path, tmp_path: Path) -> None:

@@ -86,13 +86,24 @@ def _eval_section(eval_path: Path, out_dir: Path, run_dir: Path) -> str:
                 if v.get("return") is not None
                 else ""
             )
-            cells.append(f"<td>{v['success']:.2f}{ci}{ret}</td>")
+            gain = ""
+            if v.get("paired_gain") is not None:
+                g_lo, g_hi = v.get("paired_gain_ci_low"), v.get("paired_gain_ci_high")
+                g_ci = f" [{g_lo:+.2f}, {g_hi:+.2f}]" if g_lo is not None and g_hi is not None else ""
+                gain = (
+                    f"<br><span class='muted'>not adapted {v['control_success']:.2f}, "
+                    f"paired gain <b>{v['paired_gain']:+.2f}</b>{g_ci}</span>"
+                )
+            cells.append(f"<td>{v['success']:.2f}{ci}{ret}{gain}</td>")
         rows.append(f"<tr><th>{_esc(name)}</th>{''.join(cells)}</tr>")
     protocol = _esc(data.get("protocol", ""))
     details = f"split <b>{_esc(data.get('split', '?'))}</b>, {data.get('num_tasks', '?')} tasks x seeds {_esc(data.get('seeds', '?'))}, {data.get('episodes', '?')} evaluation episodes per unit"
     return (
         f'<img src="{SUCCESS_PNG}" alt="success rate vs K shots">'
-        f"<p class='muted'>{details}. {protocol}. Success rate with 95 % interval, mean return below.</p>"
+        f"<p class='muted'>{details}. {protocol}. Success rate with 95 % interval, mean return below; "
+        "<i>not adapted</i>: the same evaluation episodes (same starts and goals) acted by the policy before "
+        "any shot, and the <i>paired gain</i> = adapted minus not adapted over units (95 % interval), "
+        "adaptation's own effect, without episode-to-episode luck.</p>"
         f"<table><tr><th>method</th>{head}</tr>{''.join(rows)}</table>"
     )
 
