@@ -96,6 +96,13 @@ def main() -> None:
         for k, st in sorted(m.per_k.items()):
             row[f"{name}_k{k}"] = round(100 * st.success, 1)
             row[f"{name}_k{k}_ci"] = [round(100 * st.ci_low, 1), round(100 * st.ci_high, 1)]
+            if st.control is not None:  # the paired no-adaptation control on the same episodes
+                row[f"{name}_k{k}_not_adapted"] = round(100 * st.control.success, 1)
+                row[f"{name}_k{k}_paired_gain"] = round(100 * st.control.gain, 1)
+                row[f"{name}_k{k}_paired_gain_ci"] = [
+                    round(100 * st.control.gain_ci_low, 1),
+                    round(100 * st.control.gain_ci_high, 1),
+                ]
     row.update(
         env_steps=res.env_steps,
         updates=res.updates,
