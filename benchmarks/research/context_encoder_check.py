@@ -22,12 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from context_quickloop import PrivilegedZ
+from context_quickloop import PrivilegedZ, load_trainer
 
 from robot_meta.envs import TaskDistribution
-from robot_meta.meta import make_algorithm, run_methods
-from robot_meta.meta.checkpoint import load_checkpoint
-from robot_meta.meta.config import config_from_dict
+from robot_meta.meta import run_methods
 from robot_meta.meta.eval.adapters import ContextAdapter
 from robot_meta.meta.eval.protocol import AdapterMethod, evaluation_tasks, unit_seeds
 from robot_meta.meta.rollout import cached_env, run_episode
@@ -47,10 +45,8 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=24)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    doc = json.loads((args.run / "config.json").read_text())
-    cfg = config_from_dict(doc["algo"], doc["config"])
-    trainer = make_algorithm(cfg)
-    trainer.load_state_dict(load_checkpoint(args.run / "checkpoint.pt", cfg.algo))
+    trainer = load_trainer(args.run)
+    cfg = trainer.config
     teacher = trainer.teacher  # type: ignore[attr-defined]
     env = cached_env(trainer.env_factory)
     tasks = evaluation_tasks(TaskDistribution.preset(cfg.preset).split("test"), args.seed, args.tasks)

@@ -23,7 +23,8 @@ import torch
 from robot_meta.envs import TaskDistribution
 from robot_meta.export import export_run
 from robot_meta.meta import evaluate, make_algorithm, make_config, parse_override, run_methods
-from robot_meta.meta.config import config_class
+from robot_meta.meta.checkpoint import load_checkpoint
+from robot_meta.meta.config import config_class, config_from_dict
 from robot_meta.meta.context import ContextDQN
 from robot_meta.meta.eval.adapters import ContextAdapter
 from robot_meta.meta.eval.protocol import AdapterMethod
@@ -47,6 +48,16 @@ class PrivilegedZ(ContextAdapter):
 
     def adapt(self) -> None:
         pass
+
+
+def load_trainer(run_dir: Path) -> ContextDQN:
+    """The trainer of a kept run directory (``--out DIR`` keeps ``DIR/run``), teacher included."""
+    doc = json.loads((run_dir / "config.json").read_text())
+    cfg = config_from_dict(doc["algo"], doc["config"])
+    trainer = make_algorithm(cfg)
+    trainer.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt", cfg.algo))
+    assert isinstance(trainer, ContextDQN)
+    return trainer
 
 
 def main() -> None:

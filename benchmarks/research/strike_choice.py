@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from context_quickloop import load_trainer
 
 from robot_meta.envs import TaskDistribution
-from robot_meta.meta import make_algorithm
-from robot_meta.meta.checkpoint import load_checkpoint
-from robot_meta.meta.config import config_from_dict
 from robot_meta.meta.eval.protocol import evaluation_tasks
 from robot_meta.meta.rollout import cached_env
 
@@ -53,10 +51,8 @@ def main() -> None:
     ap.add_argument("--z", choices=("teacher", "prior"), default="teacher")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    doc = json.loads((args.run / "config.json").read_text())
-    cfg = config_from_dict(doc["algo"], doc["config"])
-    trainer = make_algorithm(cfg)
-    trainer.load_state_dict(load_checkpoint(args.run / "checkpoint.pt", cfg.algo))
+    trainer = load_trainer(args.run)
+    cfg = trainer.config
     env = cached_env(trainer.env_factory)
     labels = [a.label for a in env.unwrapped.task.discrete_actions]
     strikes = [i for i, lab in enumerate(labels) if lab.startswith("strike")]
