@@ -350,6 +350,9 @@ class ContextDQNConfig(_OuterDQNConfig):
     device; the others act with the true-parameter embedding (``teacher`` only)."""
     regression_weight: float = 1.0
     """Weight of the encoder's mean-squared regression onto the (stop-gradient) embedding (``teacher`` only)."""
+    advantage_alpha: float = 0.0
+    """Advantage learning's alpha: TD targets minus alpha x the target network's action gap at s
+    (widens the gap between the best action and the others; 0 = plain Double DQN)."""
     hindsight_fraction: float = 0.0
     """Fraction of TD samples whose goal is relabelled to one their episode achieved later (HER's
     ``future``, `robot_meta.meta.hindsight`; the encoder's context is never relabelled; 0 = off)."""
@@ -362,6 +365,7 @@ class ContextDQNConfig(_OuterDQNConfig):
         self._in_range("teacher_dropout", 0.0, 1.0)
         self._in_range("encoder_visits", 0.0, 1.0)
         self._in_range("hindsight_fraction", 0.0, 1.0)
+        self._in_range("advantage_alpha", 0.0, 1.0)
         if not self.encoder_hidden or any(
             isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.encoder_hidden
         ):

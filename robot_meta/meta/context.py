@@ -34,7 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robot_meta.meta.config import ContextDQNConfig
-from robot_meta.meta.dqn import double_dqn_targets, epsilon_greedy, hard_update, td_loss
+from robot_meta.meta.dqn import (
+    advantage_learning_targets,
+    double_dqn_targets,
+    epsilon_greedy,
+    hard_update,
+    td_loss,
+)
 from robot_meta.meta.eval.adapters import Adapter, ContextAdapter
 from robot_meta.meta.hindsight import HindsightGoals
 from robot_meta.meta.replay import Batch, Transitions, stack_batches
@@ -231,6 +237,10 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
                     self.target(batch.next_obs, z_next),
                     discount,
                 )
+                if cfg.advantage_alpha > 0:
+                    y = advantage_learning_targets(
+                        y, self.target(batch.obs, z_next), batch.actions, cfg.advantage_alpha
+                    )
             loss = td_loss(q, batch.actions, y, cfg.huber_delta)
             scalars = {"losses/td": float(loss.detach())}
             if regression is not None:

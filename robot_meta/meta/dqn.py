@@ -58,6 +58,14 @@ def double_dqn_targets(
         return rewards + gamma * (1.0 - terminated) * next_v
 
 
+def advantage_learning_targets(targets: Tensor, q_target: Tensor, actions: Tensor, alpha: float) -> Tensor:
+    """Advantage learning (Baird 1999; Bellemare et al., AAAI 2016): ``y - alpha (max_b Q(s, b) - Q(s, a))``
+    with the target network's ``Q(s, .)``, which widens the gap between the best action and the others."""
+    with torch.no_grad():
+        q_sa = q_target.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return targets - alpha * (q_target.max(dim=-1).values - q_sa)
+
+
 def td_loss(q: Tensor, actions: Tensor, targets: Tensor, huber_delta: float) -> Tensor:
     """Mean Huber loss between ``Q(s, a)`` (gathered from ``q`` ``(..., A)``) and the targets."""
     q_sa = q.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)

@@ -204,3 +204,15 @@ def test_local_backend_maps_in_order_and_unknown_backends_are_refused() -> None:
     assert "local" in BACKENDS
     with pytest.raises(ValueError, match="unknown execution backend 'nope'"):
         get_backend("nope")
+
+
+def test_advantage_learning_widens_the_action_gap_by_alpha() -> None:
+    from robot_meta.meta.dqn import advantage_learning_targets
+
+    y = torch.tensor([1.0, 1.0, 1.0])
+    q_target = torch.tensor([[0.0, 2.0, -1.0], [0.0, 2.0, -1.0], [5.0, 5.0, 0.0]])
+    actions = torch.tensor([1, 2, 0])
+    out = advantage_learning_targets(y, q_target, actions, alpha=0.5)
+    # greedy action: unchanged; action 2 is 3 below the best: 1 - 0.5 * 3; a tie for best: unchanged
+    torch.testing.assert_close(out, torch.tensor([1.0, -0.5, 1.0]))
+    torch.testing.assert_close(advantage_learning_targets(y, q_target, actions, alpha=0.0), y)
