@@ -38,10 +38,19 @@ from gymnasium import spaces
 if TYPE_CHECKING:
     from robot_meta.envs.tasks.base import RewardType, Task
 
-__all__ = ["GOAL_KEYS", "GoalConditioning"]
+__all__ = ["GOAL_KEYS", "GoalConditioning", "goal_distance"]
 
 #: Keys of the Dict observation, in Gymnasium-Robotics' order.
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+def goal_distance(achieved_goal: np.ndarray, desired_goal: np.ndarray, planar: bool) -> np.ndarray:
+    """Distance per row between two ``(..., 3)`` float64 arrays: in the horizontal plane if `planar`, else 3-D."""
+    d = achieved_goal - desired_goal
+    sq = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]
+    if not planar:
+        sq = sq + d[..., 2] * d[..., 2]
+    return np.sqrt(sq)
 
 
 class GoalConditioning:
@@ -91,11 +100,7 @@ class GoalConditioning:
             raise ValueError(
                 f"achieved_goal {a.shape} and desired_goal {b.shape} must end in a dimension of 3 (x, y, z)"
             )
-        d = a - b
-        sq = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]
-        if not self.planar:
-            sq = sq + d[..., 2] * d[..., 2]
-        return np.sqrt(sq)
+        return goal_distance(a, b, self.planar)
 
     def compute_reward(self, achieved_goal: Any, desired_goal: Any, info: Any = None) -> np.ndarray | float:
         """Reward of reaching `achieved_goal` when `desired_goal` was asked (vectorised; `info` is unused)."""

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from robot_meta.envs.goal import goal_distance
+
 __all__ = ["HindsightGoals"]
 
 
@@ -101,19 +103,14 @@ class HindsightGoals:
 
     def distance(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """Goal distance per row as the env measures it (planar or 3-D), float64."""
-        d = np.asarray(goal, np.float64) - np.asarray(obs[..., self.achieved], np.float64)
-        sq = d[..., 0] ** 2 + d[..., 1] ** 2
-        return np.sqrt(sq if self.planar else sq + d[..., 2] ** 2)
+        achieved = np.asarray(obs[..., self.achieved], np.float64)
+        return goal_distance(achieved, np.asarray(goal, np.float64), self.planar)
 
     def _at_rest(self, obs: np.ndarray) -> np.ndarray | bool:
         if self.settle_speed is None or self.velocity is None:
             return True
         v = np.asarray(obs[..., self.velocity], np.float64)
         return np.sqrt(np.sum(v * v, axis=-1)) < self.settle_speed
-
-    def success(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """The env's success per row: within the threshold, and at rest where the family asks it."""
-        return (self.distance(obs, goal) < self.threshold) & self._at_rest(obs)
 
     def with_goal(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """`obs` (``(..., obs_dim)``) with its goal segments rewritten for `goal` (``(..., 3)``); a copy."""
