@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from robot_meta.runtime import OnnxPolicy
 
 __all__ = ["simulator_for"]
@@ -18,9 +16,11 @@ __all__ = ["simulator_for"]
 def simulator_for(
     policy: OnnxPolicy, env_id: str, split: str, num_tasks: int, seed: int
 ) -> tuple[Any, list[Any]]:
-    """``(env, tasks)``: the discrete-action env `env_id` and `num_tasks` tasks of `split` drawn with `seed`.
+    """``(env, tasks)``: the discrete-action env `env_id` and `num_tasks` tasks of `split` for `seed`.
 
-    The tasks come from the export's train distribution (or the env's preset). ValueError, naming
+    The tasks come from the export's train distribution (or the env's preset), drawn by the K-shot
+    protocol's rule (`robot_meta.meta.eval.units.evaluation_tasks`): evaluation seed `seed` meets the
+    same held-out tasks here as in ``robot-meta evaluate --seeds``. ValueError, naming
     what is wrong, if they cannot be set up or the env does not match the export's observations and
     actions.
     """
@@ -28,6 +28,7 @@ def simulator_for(
 
     from robot_meta._registration import ENV_FAMILIES
     from robot_meta.envs import TaskDistribution
+    from robot_meta.meta.eval.units import evaluation_tasks
 
     dist_doc = policy.manifest.train_distribution
     try:
@@ -37,7 +38,7 @@ def simulator_for(
             dist = TaskDistribution.preset(ENV_FAMILIES[env_id])
         else:
             raise ValueError(f"the manifest has no task distribution and {env_id!r} has no preset")
-        tasks = dist.split(split).sample(num_tasks, np.random.default_rng(seed))  # type: ignore[arg-type]
+        tasks = evaluation_tasks(dist.split(split), seed, num_tasks)  # type: ignore[arg-type]
         env = gym.make(env_id, action_mode="discrete")
     except (ValueError, KeyError, gym.error.Error) as exc:
         raise ValueError(f"cannot set up {env_id} / split {split!r}: {exc}") from None

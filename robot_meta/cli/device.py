@@ -47,7 +47,13 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         "--tasks", type=int, default=5, metavar="T", help="tasks drawn from the split (default: %(default)s)"
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the task draw and the resets (default: %(default)s)"
+        "--seed",
+        type=int,
+        default=0,
+        help=(
+            "evaluation seed: the held-out tasks and first resets that `robot-meta evaluate --seeds` "
+            "gives it (default: %(default)s)"
+        ),
     )
     p.add_argument(
         "--rate",
@@ -110,6 +116,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     import numpy as np
 
     from robot_meta.adapt import simulator_for
+    from robot_meta.meta.eval.units import unit_seeds
 
     env_id = args.env or policy.manifest.env_id
     try:
@@ -139,8 +146,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         )
 
     try:
+        # the protocol's units: task i's first reset takes the env seed `robot-meta evaluate` gives it
+        firsts = [unit_seeds(args.seed, i)[0] for i in range(len(tasks))]
         report = run_trials(
-            policy, env, tasks, episodes=args.episodes, seed=args.seed, config=ctrl, on_task=show
+            policy, env, tasks, episodes=args.episodes, seed=firsts, config=ctrl, on_task=show
         )
     finally:
         env.close()

@@ -92,18 +92,26 @@ def run_trials(
     tasks: Sequence[Any],
     *,
     episodes: int = 2,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     config: ControllerConfig | None = None,
     on_task: Callable[[int, TaskTrial], None] | None = None,
 ) -> TrialsReport:
-    """Run `episodes` (>= 2) episodes per task; the first reset of task i is seeded with ``seed + i``."""
+    """Run `episodes` (>= 2) episodes per task; the first reset of task i is seeded with ``seed + i``,
+    or with ``seed[i]`` when `seed` is a sequence (one per task, e.g. the K-shot protocol's unit
+    seeds, `robot_meta.meta.eval.units.unit_seeds`)."""
     if episodes < 2:
         raise ValueError(f"episodes={episodes}: need at least 2 per task (one before, one after adaptation)")
+    if isinstance(seed, int):
+        seeds = [seed + i for i in range(len(tasks))]
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != len(tasks):
+            raise ValueError(f"{len(seeds)} seeds for {len(tasks)} tasks: give one first-reset seed per task")
     controller = AdaptiveController(policy, env, config or ControllerConfig())
     out = TrialsReport()
     for i, task in enumerate(tasks):
         policy.reset_adaptation()
-        rep: ControllerReport = controller.run(episodes=episodes, seed=seed + i, options={"task": task})
+        rep: ControllerReport = controller.run(episodes=episodes, seed=seeds[i], options={"task": task})
         out.ticks += rep.ticks
         out.missed_ticks += rep.missed_ticks
         if rep.interrupted or len(rep.episodes) < episodes:

@@ -76,6 +76,26 @@ def test_adapt_command_prints_success_before_and_after(
     assert off["success_before"] == doc["success_before"] and off["return_before"] == doc["return_before"]
 
 
+def test_adapt_command_meets_the_protocols_held_out_tasks_and_starts(
+    smoke_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``robot-meta adapt --seed S`` plays the units of ``robot-meta evaluate --seeds S``: the same
+    tasks (`evaluation_tasks`) and first resets (`unit_seeds`), so its first, not-yet-adapted
+    episodes return exactly what the protocol's K = 0 episodes return for the same export."""
+    from robot_meta.meta.eval import evaluate
+
+    out_json = tmp_path / "adapt.json"
+    args = ["adapt", str(smoke_export), "--split", "test", "--episodes", "2", "--tasks", "3", "--seed", "4"]
+    assert main([*args, "--rate", "0", "--no-adapt", "--json", str(out_json)]) == 0
+    capsys.readouterr()
+    device = json.loads(out_json.read_text())
+    res = evaluate(smoke_export, "test", shots=(0,), episodes=1, seeds=(4,), num_tasks=3, plot=False)
+    (method,) = res.methods.values()  # the export itself
+    k0 = method.per_k[0]
+    assert device["return_before"] == pytest.approx(k0.ret, abs=1e-4)
+    assert device["success_before"] == pytest.approx(k0.success)
+
+
 def test_controller_runs_ticks_against_the_panda_env(smoke_export: Path) -> None:
     policy = AdaptivePolicy.load(smoke_export)
     env = gym.make(ENV_ID, action_mode="discrete")

@@ -131,6 +131,21 @@ def test_run_trials_before_after(policy: AdaptivePolicy) -> None:
     assert report.trials[0].adaptations == 2
 
 
+def test_run_trials_seeds_each_tasks_first_reset(policy: AdaptivePolicy) -> None:
+    """``seed=int``: task i's first reset takes seed + i; a sequence gives each task its own (the
+    protocol's unit seeds, as ``robot-meta adapt`` passes them); later resets stay unseeded."""
+    cfg = ControllerConfig(rate_hz=0)
+    env = LineEnv()
+    run_trials(policy, env, ["a", "b"], episodes=2, seed=7, config=cfg)
+    assert [s for s, _ in env.resets] == [7, None, 8, None]
+    env = LineEnv()
+    run_trials(policy, env, ["a", "b"], episodes=2, seed=[901, 33], config=cfg)
+    assert [s for s, _ in env.resets] == [901, None, 33, None]
+    assert [o["task"] for _, o in env.resets] == ["a", "a", "b", "b"]
+    with pytest.raises(ValueError, match="3 seeds for 2 tasks"):
+        run_trials(policy, LineEnv(), ["a", "b"], episodes=2, seed=[1, 2, 3], config=cfg)
+
+
 def test_gc_is_frozen_only_during_the_run(policy: AdaptivePolicy) -> None:
     import gc
 

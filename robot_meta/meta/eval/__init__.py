@@ -37,11 +37,9 @@ if TYPE_CHECKING:
         control_episodes,
         evaluate,
         evaluate_episodes,
-        evaluation_tasks,
         methods_for_export,
         methods_for_run,
         run_methods,
-        unit_seeds,
     )
     from robot_meta.meta.eval.stats import (
         ControlStats,
@@ -54,6 +52,7 @@ if TYPE_CHECKING:
         mean_ci,
         t_quantile_975,
     )
+    from robot_meta.meta.eval.units import evaluation_tasks, unit_seeds
 
 # Imported on first use (robot_meta._lazy reads the TYPE_CHECKING imports above), so that a light
 # submodule (e.g. robot_meta.meta.eval.kshot) does not load torch.

@@ -66,6 +66,7 @@ from robot_meta.envs.params import SPLITS, Split, TaskDistribution
 from robot_meta.meta.eval.adapters import Adapter, ExportAdapter
 from robot_meta.meta.eval.plots import plot_success
 from robot_meta.meta.eval.stats import EvalResult, MethodResult, UnitResult, aggregate
+from robot_meta.meta.eval.units import evaluation_tasks, unit_seeds
 from robot_meta.meta.rollout import EnvFactory, GymEnvFactory, TaskSampler, cached_env, run_episode
 from robot_meta.meta.work import task_to_dict
 
@@ -155,12 +156,6 @@ def control_episodes(
     return evaluate_episodes(env, task, None, act, episodes)
 
 
-def unit_seeds(seed: int, task_index: int) -> tuple[int, np.random.Generator]:
-    """The unit's env seed and exploration stream (the same for every method: paired comparisons)."""
-    rng = np.random.default_rng([seed, task_index, 1])
-    return int(rng.integers(2**31 - 1)), np.random.default_rng([seed, task_index, 2])
-
-
 @dataclass
 class AdapterMethod(Method):
     """A method given by an `Adapter` per evaluation seed (the default protocol of the module docstring)."""
@@ -225,11 +220,6 @@ class AdapterMethod(Method):
                 seen += len(tr)
                 adapter.adapt()
         return {self.name: out}
-
-
-def evaluation_tasks(tasks: TaskSampler, seed: int, num_tasks: int) -> list[Any]:
-    """The held-out tasks of evaluation seed `seed` (the same for every method)."""
-    return list(tasks.sample(num_tasks, np.random.default_rng([seed, 0x5EED])))
 
 
 def _check_protocol(
