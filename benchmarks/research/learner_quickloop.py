@@ -5,8 +5,10 @@ split with a new task at every reset, then scores it greedily on `--tasks` unsee
 the training distribution (the `test` split's meaning since issue 14) x `--episodes` episodes.
 Variants: `--n-steps N` (SB3's n-step returns), `--decided 1` (the env's `end_when_decided`: the
 episode ends once a struck puck rests, and that step's reward pays what the idle steps would have
-paid), and the usual DQN knobs. One JSON line per run is appended to
-`benchmarks/results/learner_quickloop.jsonl`. About 5 CPU-minutes per 60k-step run on slide.
+paid), and the usual DQN knobs (`--batch`, `--learning-starts` and `--final-eps` came with the
+tuning sweep of `robot_meta.meta.baselines.SB3_TUNED`; `--grad-steps -1` is SB3's "as many as env
+steps"). One JSON line per run, with the per-task success rates, is appended to
+`benchmarks/results/learner_quickloop.jsonl`. About 2-6 CPU-minutes per 60k-step run on slide.
 
     .venv/bin/python benchmarks/research/learner_quickloop.py --tag base
     .venv/bin/python benchmarks/research/learner_quickloop.py --decided 1 --n-steps 10 --tag dec_n10
@@ -88,6 +90,9 @@ def main():
     ap.add_argument("--target", type=int, default=500)
     ap.add_argument("--expl", type=int, default=10000)
     ap.add_argument("--buffer", type=int, default=100000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--learning-starts", type=int, default=1000)
+    ap.add_argument("--final-eps", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", type=int, default=24)
     ap.add_argument("--episodes", type=int, default=4)
@@ -103,6 +108,9 @@ def main():
         hidden=tuple(int(h) for h in args.hidden.split(",")),
         learning_rate=args.lr,
         buffer_size=args.buffer,
+        batch_size=args.batch,
+        learning_starts=args.learning_starts,
+        exploration_final_eps=args.final_eps,
         train_freq=args.train_freq,
         gradient_steps=args.grad_steps,
         target_update_interval=args.target,
@@ -132,6 +140,7 @@ def main():
         **vars(args),
         "success": sr,
         "ci95": 1.96 * se,
+        "per_task": per,
         "train_cpu_s": train_cpu,
         "total_cpu_s": time.process_time() - t0,
         "wall_s": time.time() - w0,

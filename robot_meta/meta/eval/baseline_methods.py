@@ -20,6 +20,7 @@ from robot_meta.meta.baselines import (
     ObsStats,
     SB3DQNConfig,
     make_sb3_dqn,
+    sb3_config_for_env,
 )
 from robot_meta.meta.dqn import InnerDQN
 from robot_meta.meta.eval.adapters import ReptileAdapter, ShotRecorder, greedy_action
@@ -85,7 +86,9 @@ class ScratchMethod(Method):
     One training run per unit up to the largest budget, evaluated greedily (on a separate env) each
     time it reaches a budget; K = 0 evaluates the untrained network (0 transitions). `obs_stats`
     (e.g. `observation_stats` of the train distribution, as the other baselines use) normalises
-    the observations; None trains on raw observations.
+    the observations; None trains on raw observations. `config` defaults to the tuned row
+    (`robot_meta.meta.baselines.SB3_TUNED`) of the family of `env_factory`'s ``env_id`` (a
+    `GymEnvFactory`), the plain `SB3DQNConfig()` for a factory without a package env id.
     """
 
     def __init__(
@@ -101,7 +104,7 @@ class ScratchMethod(Method):
         self.obs_stats = obs_stats
         self.episode_steps = int(episode_steps)
         self.multipliers = tuple(int(m) for m in multipliers)
-        base = config or SB3DQNConfig()
+        base = config or sb3_config_for_env(getattr(env_factory, "env_id", None))
         self.config = dataclasses.replace(base, learning_starts=min(base.learning_starts, 100))
 
     @property

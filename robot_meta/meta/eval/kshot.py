@@ -83,7 +83,8 @@ class Budget:
     baseline_steps: int = 160_000
     """Env steps of the domain-rand and oracle SB3 DQNs (about the meta runs' env steps)."""
     baseline_overrides: dict[str, Any] = field(default_factory=dict)
-    """`SB3DQNConfig` overrides of the domain-rand / oracle policies."""
+    """`SB3DQNConfig` overrides of the SB3 baselines, applied on top of the family's tuned row
+    (`robot_meta.meta.baselines.SB3_TUNED`)."""
     shots: tuple[int, ...] = (0, 1, 5, 10)
     num_tasks: int = 8
     """Held-out tasks per seed."""
@@ -193,10 +194,10 @@ def train_baseline(
     """Train (resume, or skip) the domain-rand / oracle policy of a seed; returns its Q-network and wall time."""
     import dataclasses
 
-    from robot_meta.meta.baselines import SB3DQNConfig, load_baseline, train_policy_baseline
+    from robot_meta.meta.baselines import load_baseline, train_policy_baseline, tuned_sb3_config
 
     out = store.run_dir(family, kind, seed)
-    cfg = dataclasses.replace(SB3DQNConfig(), **budget.baseline_overrides)
+    cfg = dataclasses.replace(tuned_sb3_config(family), **budget.baseline_overrides)
     path = train_policy_baseline(
         kind,  # type: ignore[arg-type]
         out,
@@ -218,7 +219,7 @@ def compute_cell(
 
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import load_run
-    from robot_meta.meta.baselines import SB3DQNConfig, baseline_env, eval_env_factory, observation_stats
+    from robot_meta.meta.baselines import baseline_env, eval_env_factory, observation_stats, tuned_sb3_config
     from robot_meta.meta.eval.baseline_methods import ScratchMethod, finetune_method, policy_method
     from robot_meta.meta.eval.protocol import Method, evaluation_tasks, methods_for_run
     from robot_meta.meta.registry import ALGO_NAMES
@@ -239,7 +240,7 @@ def compute_cell(
         methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]
     elif cell == "scratch":
         # the same kind of fixed normaliser as the other baselines: train-distribution statistics
-        cfg = dataclasses.replace(SB3DQNConfig(), **budget.baseline_overrides)
+        cfg = dataclasses.replace(tuned_sb3_config(family), **budget.baseline_overrides)
         stats_env = baseline_env("domain-rand", env_id, family)
         stats = observation_stats(stats_env, cfg.obs_stats_steps, seed) if cfg.obs_stats_steps > 0 else None
         stats_env.close()
