@@ -356,6 +356,9 @@ class ContextDQNConfig(_OuterDQNConfig):
     hindsight_fraction: float = 0.0
     """Fraction of TD samples whose goal is relabelled to one their episode achieved later (HER's
     ``future``, `robot_meta.meta.hindsight`; the encoder's context is never relabelled; 0 = off)."""
+    episode_start_fraction: float = 0.0
+    """Fraction of TD samples replaced by the first transition of their episode (the decision step,
+    e.g. slide's first strike, is then more of each batch; 0 = uniform sampling)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -365,6 +368,7 @@ class ContextDQNConfig(_OuterDQNConfig):
         self._in_range("teacher_dropout", 0.0, 1.0)
         self._in_range("encoder_visits", 0.0, 1.0)
         self._in_range("hindsight_fraction", 0.0, 1.0)
+        self._in_range("episode_start_fraction", 0.0, 1.0)
         self._in_range("advantage_alpha", 0.0, 1.0)
         if not self.encoder_hidden or any(
             isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.encoder_hidden

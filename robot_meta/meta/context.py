@@ -199,10 +199,12 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
     def _td_batch(self, tasks: Sequence[int]) -> tuple[Batch, Tensor | float]:
         """A ``(B, batch_size)`` TD batch of `tasks` and the bootstrap discounts (n-step when ``n_step > 1``)."""
         cfg = self.config
-        if cfg.n_step == 1 and self.hindsight is None:
+        if cfg.n_step == 1 and self.hindsight is None and cfg.episode_start_fraction == 0:
             return stack_batches([self.replay[t].sample(cfg.batch_size, self.rng) for t in tasks]), cfg.gamma
         parts = [
-            self.replay[t].sample_nstep(cfg.batch_size, cfg.n_step, cfg.gamma, self.rng, self.hindsight)
+            self.replay[t].sample_nstep(
+                cfg.batch_size, cfg.n_step, cfg.gamma, self.rng, self.hindsight, cfg.episode_start_fraction
+            )
             for t in tasks
         ]
         return stack_batches([p[0] for p in parts]), torch.from_numpy(np.stack([p[1] for p in parts]))

@@ -148,6 +148,7 @@ class ReplayBuffer:
         gamma: float,
         rng: np.random.Generator,
         hindsight: tuple[HindsightGoals, float] | None = None,
+        start_fraction: float = 0.0,
     ) -> tuple[Transitions, np.ndarray]:
         """`n` n-step transitions drawn uniformly with replacement, and their bootstrap discounts.
 
@@ -164,13 +165,25 @@ class ReplayBuffer:
         episode (from ``i`` itself to the episode's last stored transition; HER's ``future``): its
         observations, every reward of the window and the terminations (a relabelled success ends the
         window) are those of the new goal (`HindsightGoals`). Two more draws of `n` floats from `rng`.
+
+        ``start_fraction``: each drawn transition, with this probability, is replaced by the first
+        stored transition of its episode (its decision step: in slide, the first strike), so that
+        the rare decisions of an episode take a larger share of the batch. One more draw of `n`
+        floats from `rng` when it is > 0 (none at 0: the default draws are unchanged).
         """
+        if not 0.0 <= start_fraction <= 1.0:
+            raise ValueError(f"start_fraction must be in [0, 1], got {start_fraction}")
         if n_step < 1:
             raise ValueError(f"n_step must be >= 1, got {n_step}")
         if self._size == 0:
             raise ValueError("cannot sample from an empty ReplayBuffer: collect transitions first")
         data, cap = self._storage(), self.capacity
         logical = rng.integers(0, self._size, size=n)  # 0 = oldest
+        if start_fraction > 0:
+            last = self._episode_last()
+            starts = np.flatnonzero(np.r_[True, last[:-1] != last[1:]])  # first of each stored episode
+            first = starts[np.searchsorted(starts, logical, side="right") - 1]
+            logical = np.where(rng.random(n) < start_fraction, first, logical)
         start = self._pos - self._size
         phys = (start + logical) % cap
         # the window: from i over its episode's successors, at most n_step (cached episode ends)

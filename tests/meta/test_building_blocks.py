@@ -93,6 +93,30 @@ def test_nstep_sampling_sums_along_episodes_and_stops_at_their_ends() -> None:
         buf.sample_nstep(1, 0, g, np.random.default_rng(0))
 
 
+def test_start_fraction_draws_episode_starts_and_keeps_their_nstep_windows() -> None:
+    """``start_fraction`` replaces that share of the draws by their episode's first transition (the
+    decision step); the windows stay the episode's own; at 0 the draws are bitwise the default's."""
+    g = 0.9
+    buf = ReplayBuffer(capacity=64, obs_dim=1)
+    for base in (0.0, 100.0, 200.0):  # three 10-step episodes, starts 0, 100, 200
+        buf.add(_episode(base, 10, terminal=True))
+    plain, _ = buf.sample_nstep(4000, 3, g, np.random.default_rng(0))
+    again, _ = buf.sample_nstep(4000, 3, g, np.random.default_rng(0), start_fraction=0.0)
+    np.testing.assert_array_equal(plain.obs, again.obs)
+    tr, disc = buf.sample_nstep(4000, 3, g, np.random.default_rng(0), start_fraction=0.5)
+    starts = np.isin(tr.obs[:, 0], (0.0, 100.0, 200.0))
+    # uniform: 1 in 10 draws is a start; with half the draws moved to their start: 0.5 + 0.5 / 10
+    assert np.mean(np.isin(plain.obs[:, 0], (0.0, 100.0, 200.0))) == pytest.approx(0.1, abs=0.02)
+    assert starts.mean() == pytest.approx(0.55, abs=0.03)
+    # a start's window is its own episode's first three steps: rewards 10 * obs
+    o = tr.obs[starts, 0]
+    np.testing.assert_allclose(tr.rewards[starts], 10 * (o + g * (o + 1) + g**2 * (o + 2)), rtol=1e-6)
+    np.testing.assert_array_equal(tr.next_obs[starts, 0], o + 3)
+    assert np.all(disc[starts] == np.float32(g**3))
+    with pytest.raises(ValueError, match="start_fraction must be in"):
+        buf.sample_nstep(1, 3, g, np.random.default_rng(0), start_fraction=1.5)
+
+
 def test_nstep_sampling_follows_the_ring_across_the_wrap() -> None:
     buf = ReplayBuffer(capacity=5, obs_dim=1)
     buf.add(_episode(0.0, 3, terminal=False))
