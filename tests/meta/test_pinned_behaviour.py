@@ -3,7 +3,10 @@
 `tests/meta/pinned_behaviour.json` was written by this module (``python tests/meta/test_pinned_behaviour.py
 --write`` from the repository root) with the code as it was *before* the algorithm registry and the
 split of the evaluation module (issue 13). The test recomputes everything on the toy family and
-demands the same sha256 of every trained state dict, the same K-shot success rates and returns of
+demands the same trained weights (every tensor's sum, absolute sum and first values to 1e-5, relative or absolute: the
+sha256 of the state dicts is recorded too, but bitwise weights hold only on one CPU type - the pin's
+AMD EPYC and an Intel Xeon differ by ~1e-7 after training, measured 2026-12-02, while every K-shot
+number stayed identical), the same K-shot success rates and returns of
 every method (meta-dqn, reptile, reptile-head, context, the fine-tuning baseline), the same export
 adaptation entries and the same on-device adapted Q-values. Regenerate it only for a change that is
 *meant* to alter behaviour, and say so in the commit.
@@ -43,6 +46,16 @@ def _state_sha(modules: dict[str, torch.nn.Module]) -> str:
     return h.hexdigest()
 
 
+def _state_fingerprint(modules: dict[str, torch.nn.Module]) -> dict[str, list[float]]:
+    """Per tensor: sum, absolute sum and the first 4 values (float64), to compare with a tolerance."""
+    out: dict[str, list[float]] = {}
+    for name in sorted(modules):
+        for key, tensor in sorted(modules[name].state_dict().items()):
+            x = tensor.detach().cpu().double().flatten()
+            out[f"{name}.{key}"] = [float(x.sum()), float(x.abs().sum()), *map(float, x[:4])]
+    return out
+
+
 def _numbers(methods: dict[str, Any]) -> dict[str, Any]:
     return {
         name: {
@@ -79,6 +92,7 @@ def compute(root: Path) -> dict[str, Any]:
         export = export_run(run_dir, root / f"{algo}-export", config=ExportConfig(parity_samples=64))
         out[algo] = {
             "state_sha256": _state_sha(trainer.policy_modules()),
+            "state_fingerprint": _state_fingerprint(trainer.policy_modules()),
             "methods": _numbers(result.methods),
             "adaptation": export.manifest["adaptation"],
             "device_q": _device(root / f"{algo}-export"),
@@ -96,7 +110,10 @@ def test_same_seeds_same_weights_and_kshot_numbers(tmp_path: Path) -> None:
     expected = json.loads(PINNED.read_text())
     got = json.loads(json.dumps(compute(tmp_path)))
     for algo in ALGO_NAMES:
-        assert got[algo]["state_sha256"] == expected[algo]["state_sha256"], algo
+        want, have = expected[algo]["state_fingerprint"], got[algo]["state_fingerprint"]
+        assert sorted(have) == sorted(want), algo
+        for key in want:
+            np.testing.assert_allclose(have[key], want[key], rtol=1e-5, atol=1e-5, err_msg=f"{algo} {key}")
         assert got[algo]["methods"] == expected[algo]["methods"], algo
         for key, value in expected[algo]["adaptation"].items():
             assert got[algo]["adaptation"][key] == value, (algo, key)
