@@ -20,11 +20,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robot_meta._registration import ENV_IDS
+
+if TYPE_CHECKING:
+    from robot_meta.meta.baselines import SB3DQNConfig
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,13 @@ class Budget:
     episodes: int = 5
     """Greedy evaluation episodes per unit and K."""
     seeds: tuple[int, ...] = (0, 1, 2)
+
+    def baseline_config(self, family: str) -> SB3DQNConfig:
+        """The `SB3DQNConfig` of this budget's SB3 baselines on `family`: the family's tuned row
+        (`robot_meta.meta.baselines.SB3_TUNED`) with `baseline_overrides` on top."""
+        from robot_meta.meta.baselines import tuned_sb3_config
+
+        return replace(tuned_sb3_config(family), **self.baseline_overrides)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -192,12 +202,11 @@ def train_baseline(
     budget: Budget, family: str, kind: str, seed: int, store: KShotStore
 ) -> tuple[Any, float | None]:
     """Train (resume, or skip) the domain-rand / oracle policy of a seed; returns its Q-network and wall time."""
-    import dataclasses
 
-    from robot_meta.meta.baselines import load_baseline, train_policy_baseline, tuned_sb3_config
+    from robot_meta.meta.baselines import load_baseline, train_policy_baseline
 
     out = store.run_dir(family, kind, seed)
-    cfg = dataclasses.replace(tuned_sb3_config(family), **budget.baseline_overrides)
+    cfg = budget.baseline_config(family)
     path = train_policy_baseline(
         kind,  # type: ignore[arg-type]
         out,
@@ -215,11 +224,10 @@ def compute_cell(
     budget_name: str, family: str, cell: str, seed: int, store: KShotStore
 ) -> tuple[dict[str, Any], Path]:
     """Train what the cell needs and evaluate it on the seed's held-out tasks."""
-    import dataclasses
 
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import load_run
-    from robot_meta.meta.baselines import baseline_env, eval_env_factory, observation_stats, tuned_sb3_config
+    from robot_meta.meta.baselines import baseline_env, eval_env_factory, observation_stats
     from robot_meta.meta.eval.baseline_methods import ScratchMethod, finetune_method, policy_method
     from robot_meta.meta.eval.protocol import Method, evaluation_tasks, methods_for_run
     from robot_meta.meta.registry import ALGO_NAMES
@@ -240,7 +248,7 @@ def compute_cell(
         methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]
     elif cell == "scratch":
         # the same kind of fixed normaliser as the other baselines: train-distribution statistics
-        cfg = dataclasses.replace(tuned_sb3_config(family), **budget.baseline_overrides)
+        cfg = budget.baseline_config(family)
         stats_env = baseline_env("domain-rand", env_id, family)
         stats = observation_stats(stats_env, cfg.obs_stats_steps, seed) if cfg.obs_stats_steps > 0 else None
         stats_env.close()
