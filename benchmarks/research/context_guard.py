@@ -17,12 +17,12 @@ run (``context_quickloop.py --out DIR`` keeps ``DIR/run``):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from rows import append_row, success_columns
 
 from robot_meta.envs import TaskDistribution
 from robot_meta.meta import load_run, run_methods
@@ -125,17 +125,11 @@ def main() -> None:
         "seed": cfg.seed,
         "eval_seed": args.seed,
     }
-    for name, m in res.items():
-        for k, st in sorted(m.per_k.items()):
-            row[f"{name}_k{k}"] = round(100 * st.success, 1)
-            row[f"{name}_k{k}_ci"] = [round(100 * st.ci_low, 1), round(100 * st.ci_high, 1)]
+    row.update(success_columns(res))
     chosen = [c for a in made for c in a.chosen]
     row["guard_inferred_fraction"] = round(float(np.mean(chosen)), 3) if chosen else None
     row["cpu_s"] = round(time.process_time() - t0)
-    print(json.dumps(row), flush=True)
-    out = Path(__file__).resolve().parents[1] / "results" / "context_guard.jsonl"
-    with open(out, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_row("context_guard", row)
 
 
 if __name__ == "__main__":

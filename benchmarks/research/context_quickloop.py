@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rows import append_row, success_columns
 
 from robot_meta.envs import TaskDistribution
 from robot_meta.export import export_run
@@ -103,17 +104,7 @@ def main() -> None:
     row: dict[str, object] = {
         "tag": args.tag, "family": family, "split": args.split, "budget": "full", "overrides": overrides
     }  # fmt: skip
-    for name, m in methods.items():
-        for k, st in sorted(m.per_k.items()):
-            row[f"{name}_k{k}"] = round(100 * st.success, 1)
-            row[f"{name}_k{k}_ci"] = [round(100 * st.ci_low, 1), round(100 * st.ci_high, 1)]
-            if st.control is not None:  # the paired no-adaptation control on the same episodes
-                row[f"{name}_k{k}_not_adapted"] = round(100 * st.control.success, 1)
-                row[f"{name}_k{k}_paired_gain"] = round(100 * st.control.gain, 1)
-                row[f"{name}_k{k}_paired_gain_ci"] = [
-                    round(100 * st.control.gain_ci_low, 1),
-                    round(100 * st.control.gain_ci_high, 1),
-                ]
+    row.update(success_columns(methods))
     row.update(
         env_steps=res.env_steps,
         updates=res.updates,
@@ -121,10 +112,7 @@ def main() -> None:
         cpu_s=round(time.process_time() - t0),
     )
     row["train_success_post_last"] = res.metrics.get("meta/success_post")
-    print(json.dumps(row), flush=True)
-    out = Path(__file__).resolve().parents[1] / "results" / "context_quickloop.jsonl"
-    with open(out, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_row("context_quickloop", row)
 
 
 if __name__ == "__main__":

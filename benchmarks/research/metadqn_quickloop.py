@@ -13,12 +13,12 @@ budget costs about 13-15 CPU-minutes of training on slide.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from rows import append_row, success_columns
 
 from robot_meta.export import export_run
 from robot_meta.meta import evaluate, make_algorithm, make_config, parse_override
@@ -64,10 +64,7 @@ def main() -> None:
         "tag": args.tag, "family": family, "split": args.split, "budget": args.budget, "seed": args.seed,
         "inner_rule": cfg.inner_rule, "overrides": overrides,
     }  # fmt: skip
-    for name, m in methods.items():
-        for k, st in sorted(m.per_k.items()):
-            row[f"{name}_k{k}"] = round(100 * st.success, 1)
-            row[f"{name}_k{k}_ci"] = [round(100 * st.ci_low, 1), round(100 * st.ci_high, 1)]
+    row.update(success_columns(methods))
     row.update(
         env_steps=res.env_steps,
         updates=res.updates,
@@ -76,10 +73,7 @@ def main() -> None:
     )
     row["train_success_pre_last"] = res.metrics.get("meta/success_pre")
     row["train_success_post_last"] = res.metrics.get("meta/success_post")
-    print(json.dumps(row), flush=True)
-    out = Path(__file__).resolve().parents[1] / "results" / "metadqn_quickloop.jsonl"
-    with open(out, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_row("metadqn_quickloop", row)
 
 
 if __name__ == "__main__":

@@ -359,12 +359,23 @@ class ContextDQNConfig(_OuterDQNConfig):
     episode_start_fraction: float = 0.0
     """Fraction of TD samples replaced by the first transition of their episode (the decision step,
     e.g. slide's first strike, is then more of each batch; 0 = uniform sampling)."""
+    outcome_weight: float = 0.0
+    """Weight of an auxiliary outcome loss: a linear head on the Q-network's trunk predicts, for every
+    action, how far taking it moves the achieved goal (the object) by ``outcome_horizon`` steps later
+    or the episode's end, trained by mean squared error on the taken action (a z-conditioned model of
+    the task's physics that shapes the trunk TD reads; needs an achieved goal in the observation, so
+    not reach; 0 = off)."""
+    outcome_horizon: int = 50
+    """Steps after an action at which its outcome (the achieved-goal displacement) is read."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive(
-            "latent_dim", "context_size", "batch_size", "n_step", "teacher_hidden", "regression_weight"
-        )
+            "latent_dim", "context_size", "batch_size", "n_step", "teacher_hidden", "regression_weight",
+            "outcome_horizon",
+        )  # fmt: skip
+        if not self.outcome_weight >= 0:  # NaN fails too
+            raise _fail(type(self).__name__, "outcome_weight", self.outcome_weight, "must be >= 0")
         self._in_range("teacher_dropout", 0.0, 1.0)
         self._in_range("encoder_visits", 0.0, 1.0)
         self._in_range("hindsight_fraction", 0.0, 1.0)

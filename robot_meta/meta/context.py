@@ -53,7 +53,10 @@ from robot_meta.runtime.manifest import ENCODER_FILE, ContextSpec, pack_transiti
 if TYPE_CHECKING:
     from robot_meta.meta.run import TrainedRun
 
-__all__ = ["ContextDQN"]
+__all__ = ["OUTCOME_SCALE", "ContextDQN"]
+
+OUTCOME_SCALE = 0.1
+"""Metres per unit of the outcome head's output (slide's puck travels up to about 1 m)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,13 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
             self.teacher = TaskEmbedding(self.param_vectors, cfg.latent_dim, cfg.teacher_hidden)
             self.target_teacher = copy.deepcopy(self.teacher).requires_grad_(False)
             params += list(self.teacher.parameters())
+        self.outcome: tuple[HindsightGoals, nn.Linear] | None = None
+        if cfg.outcome_weight > 0:
+            goals = HindsightGoals.for_env(cached_env(self.env_factory), "outcome_weight")
+            width = goals.achieved.stop - goals.achieved.start
+            head = nn.Linear(self.qnet.feature_dim, self.n_actions * width)
+            self.outcome = (goals, head)
+            params += list(head.parameters())
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
         self.hindsight: tuple[HindsightGoals, float] | None = None
         if cfg.hindsight_fraction > 0:
@@ -248,6 +258,10 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
             if regression is not None:
                 loss = loss + cfg.regression_weight * regression
                 scalars["losses/regression"] = float(regression.detach())
+            if self.outcome is not None:
+                outcome = self._outcome_loss(tasks, z)
+                loss = loss + cfg.outcome_weight * outcome
+                scalars["losses/outcome"] = float(outcome.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             scalars["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
@@ -262,6 +276,28 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + v
         return {k: v / cfg.updates_per_iteration for k, v in sums.items()}
+
+    def outcome_shift(self, obs: Tensor, z: Tensor) -> Tensor:
+        """Predicted achieved-goal displacement ``(..., n_actions, goal_dim)`` in metres after
+        ``outcome_horizon`` steps, for every action (``outcome_weight > 0`` only)."""
+        if self.outcome is None:
+            raise ValueError("this ContextDQN has no outcome model: train it with outcome_weight > 0")
+        head = self.outcome[1]
+        pred: Tensor = head(self.qnet.features(obs, z)).unflatten(-1, (self.n_actions, -1))
+        return pred * OUTCOME_SCALE
+
+    def _outcome_loss(self, tasks: Sequence[int], z: Tensor) -> Tensor:
+        """Mean squared error of the outcome head on the taken actions of a fresh draw of each task's
+        replay, with the TD batch's z (gradients reach the trunk and z), in units of `OUTCOME_SCALE`."""
+        assert self.outcome is not None
+        cfg, goals = self.config, self.outcome[0]
+        parts = [self.replay[t].sample_outcome(cfg.batch_size, cfg.outcome_horizon, self.rng) for t in tasks]
+        batch = stack_batches([p[0] for p in parts])
+        later = torch.from_numpy(np.stack([p[1] for p in parts]))
+        shift = (later[..., goals.achieved] - batch.obs[..., goals.achieved]) / OUTCOME_SCALE
+        pred = self.outcome[1](self.qnet.features(batch.obs, z)).unflatten(-1, (self.n_actions, -1))
+        index = batch.actions[..., None, None].expand(*batch.actions.shape, 1, pred.shape[-1])
+        return F.mse_loss(pred.gather(-2, index).squeeze(-2), shift)
 
     def _teacher_z(
         self, tasks: Sequence[int], packed: Tensor, mask: Tensor, shape: torch.Size
@@ -290,6 +326,8 @@ class ContextDQN(MetaTrainer[ContextDQNConfig]):
         }
         if self.teacher is not None and self.target_teacher is not None:
             models.update(teacher=self.teacher, target_teacher=self.target_teacher)
+        if self.outcome is not None:
+            models["outcome"] = self.outcome[1]
         return models
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:

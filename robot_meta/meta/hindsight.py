@@ -63,17 +63,21 @@ class HindsightGoals:
     """Sparse reward (0 on success, else -1) instead of the dense ``-distance``."""
 
     @classmethod
-    def for_env(cls, env: Any) -> HindsightGoals:
-        """The relabelling of a `RobotTaskEnv` (or a wrapper of one); a ValueError says why not."""
+    def for_env(cls, env: Any, setting: str = "hindsight_fraction") -> HindsightGoals:
+        """The goal layout of a `RobotTaskEnv` (or a wrapper of one); a ValueError says why not.
+
+        `setting` names the option that asked for it (the error tells the user to set it to 0);
+        only relabelling (``hindsight_fraction``) refuses ``end_when_decided`` envs.
+        """
         base = getattr(env, "unwrapped", env)
         task = getattr(base, "task", None)
         layout = getattr(base, "observation_layout", None)
         if task is None or layout is None:
             raise ValueError(
-                f"hindsight goal relabelling needs a robot_meta env (a task and an observation_layout); "
-                f"got {type(base).__name__}: set hindsight_fraction=0"
+                f"{setting} needs a robot_meta env (a task and an observation_layout); "
+                f"got {type(base).__name__}: set {setting}=0"
             )
-        if getattr(base, "end_when_decided", False):
+        if setting == "hindsight_fraction" and getattr(base, "end_when_decided", False):
             raise ValueError(
                 "hindsight goal relabelling cannot be combined with end_when_decided=True: its terminal "
                 "reward pays the idle steps of the original goal; set one of them off"
@@ -81,9 +85,9 @@ class HindsightGoals:
         seg = _segments(layout)
         if "goal_position" not in seg or "object_position" not in seg:
             raise ValueError(
-                f"hindsight goal relabelling needs the achieved goal in the observation; the "
+                f"{setting} needs the achieved goal in the observation; the "
                 f"{getattr(base, 'family', '?')} family's observation has {[n for n, _ in layout]} "
-                "(reach hides its tool tip): set hindsight_fraction=0 for it"
+                f"(reach hides its tool tip): set {setting}=0 for it"
             )
         settle = getattr(task, "settle_speed", None)
         return cls(

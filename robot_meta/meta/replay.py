@@ -218,6 +218,25 @@ class ReplayBuffer:
         out = Transitions(obs, data.actions[phys], rewards.astype(np.float32), next_obs, terminated)
         return out, np.power(gamma, length).astype(np.float32)
 
+    def sample_outcome(
+        self, n: int, horizon: int, rng: np.random.Generator
+    ) -> tuple[Transitions, np.ndarray]:
+        """`n` transitions drawn uniformly with replacement, each with the observation its episode reached
+        `horizon` steps later: ``next_obs`` of the transition ``min(i + horizon - 1, episode's last stored
+        one)`` (`horizon` = 1 gives the transition's own ``next_obs``). One draw of `n` integers from `rng`.
+        """
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty ReplayBuffer: collect transitions first")
+        data, cap = self._storage(), self.capacity
+        logical = rng.integers(0, self._size, size=n)
+        later = np.minimum(logical + horizon - 1, self._episode_last()[logical])
+        start = self._pos - self._size
+        phys = (start + logical) % cap
+        drawn = Transitions(*(getattr(data, f)[phys] for f in Transitions._fields))
+        return drawn, data.next_obs[(start + later) % cap]
+
     def _episode_last(self) -> np.ndarray:
         """Per stored transition (logical index, 0 = oldest), the logical index of its episode's last one."""
         if self._last is None:

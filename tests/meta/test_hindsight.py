@@ -156,3 +156,34 @@ def test_run_episode_transitions_feed_the_relabelling() -> None:
     finally:
         env.close()
     np.testing.assert_allclose(tr.obs[:, goals.goal], np.broadcast_to(tr.obs[0, goals.goal], (len(tr), 3)))
+
+
+def test_sample_outcome_reads_the_episode_horizon_steps_later_and_never_past_its_end() -> None:
+    buf, _, first, second = _buffer_of_two_episodes()
+    n1, n2 = len(first), len(second)
+    for horizon in (1, 7, 200):
+        drawn, later = buf.sample_outcome(256, horizon, np.random.default_rng(3))
+        idx = np.random.default_rng(3).integers(0, len(buf), size=256)
+        for k, i in enumerate(idx):
+            ep, lo, end = (first, 0, n1 - 1) if i < n1 else (second, n1, n1 + n2 - 1)
+            np.testing.assert_array_equal(drawn.obs[k], ep.obs[i - lo])
+            np.testing.assert_array_equal(later[k], ep.next_obs[min(i + horizon - 1, end) - lo])
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        buf.sample_outcome(4, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="empty ReplayBuffer"):
+        ReplayBuffer(10, 3).sample_outcome(4, 5, np.random.default_rng(0))
+
+
+def test_the_outcome_model_takes_the_goal_layout_and_names_its_own_setting() -> None:
+    reach = gym.make("robot_meta/PandaReach-v0")
+    decided = gym.make("robot_meta/PandaSlide-v0", end_when_decided=True)
+    try:
+        with pytest.raises(ValueError, match="outcome_weight=0"):
+            HindsightGoals.for_env(reach, "outcome_weight")
+        # an outcome model only reads the achieved goal: episodes that end when decided are fine
+        goals = HindsightGoals.for_env(decided, "outcome_weight")
+        names = [name for name, _ in decided.unwrapped.observation_layout]
+        assert goals.achieved == slice(6, 9) and names[2] == "object_position"
+    finally:
+        reach.close()
+        decided.close()
