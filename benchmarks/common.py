@@ -176,11 +176,13 @@ def update_markdown_section(
     command: str | None = None,
     date: str | None = None,
     path: Path = BENCHMARKS_MD,
+    provenance: str | None = None,
 ) -> Path:
     """Replace the section ``NAME`` of BENCHMARKS.md with `body` plus the command and the date.
 
     The section lies between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->``;
-    it is appended at the end of the file (created if missing) the first time.
+    it is appended at the end of the file (created if missing) the first time. `provenance`
+    (markdown) replaces the one-command line when the figures come from several commands.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"section name {name!r} must be letters, digits, '_', '.' or '-'")
@@ -191,10 +193,8 @@ def update_markdown_section(
         f"{k} {v}" for k, v in pkgs.items() if k in ("pybullet", "gymnasium", "panda-gym")
     )
     footer = (
-        f"Command: `{command if command is not None else command_line()}`  \n"
-        f"Date: {date or now_utc()} · Machine: {machine} · "
-        f"Raw numbers: `benchmarks/results/{name}.json`"
-    )
+        provenance or f"Command: `{command if command is not None else command_line()}`"
+    ) + f"  \nDate: {date or now_utc()} · Machine: {machine} · Raw numbers: `benchmarks/results/{name}.json`"
     section = f"{start}\n{body.strip()}\n\n{footer}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)

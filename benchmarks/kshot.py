@@ -33,6 +33,7 @@ BENCHMARKS.md; ``small`` writes ``kshot_small_<family>.json`` and the ``kshot_sm
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -183,6 +184,33 @@ def _verdict(x: bool | None) -> str:
     return "n/a" if x is None else ("**met**" if x else "**missed**")
 
 
+def cell_provenance(store: KShotStore, budget: str, families: list[str], seeds: tuple[int, ...]) -> str:
+    """Markdown: every command that computed a cached cell of the table, with the cells it computed.
+
+    Each cell file keeps its own command (since 2026-12-03; older cells say where to look), so a
+    call that adds one cell does not erase where the others came from.
+    """
+    by_cmd: dict[str, list[str]] = {}
+    for family in families:
+        for cell in CELLS:
+            for seed in seeds:
+                path = store.cell_path(budget, family, cell, seed)
+                if not path.exists():
+                    continue
+                doc = json.loads(path.read_text())
+                key = doc.get("command") or ""
+                by_cmd.setdefault(key, []).append(
+                    f"{family} {cell} seed {seed} ({str(doc.get('date', '?'))[:10]})"
+                )
+    parts = [f"`{c}`: {', '.join(cells)}" for c, cells in by_cmd.items() if c]
+    if "" in by_cmd:
+        parts.append(
+            "computed before cell files kept their command (see this section's history in git): "
+            + ", ".join(by_cmd[""])
+        )
+    return "Commands, per cell: " + "; ".join(parts) if parts else "No cell computed yet"
+
+
 def write_family(budget_name: str, family: str, res: dict[str, Any], command: str) -> Path:
     from robot_meta.meta.eval import plot_success
 
@@ -284,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s / %s / seed %d ...", f, c, s)
             data, partial = compute_cell(budget_name, f, c, s, store)
             data["cell_seconds"] = time.perf_counter() - t1  # this call only (a resumed cell: its last part)
+            data["command"] = cmd.replace(
+                " --compute-only", ""
+            )  # what computed it (a --jobs worker: its family's share)
             write_json(cell_path(budget_name, f, c, s), _clean(data))
             partial.unlink(missing_ok=True)
             log.info("%s / %s / seed %d done in %.0f s", f, c, s, time.perf_counter() - t1)
@@ -312,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     body = "#### K-shot adaptation on held-out tasks\n\n" + "\n\n".join(parts)
     print("\n" + body + "\n")
     if not args.no_markdown:
-        update_markdown_section(section, body, cmd, now_utc(), path=BENCHMARKS_MD)
+        provenance = cell_provenance(store, budget_name, reported, report_seeds)
+        update_markdown_section(section, body, cmd, now_utc(), path=BENCHMARKS_MD, provenance=provenance)
         log.info("updated the %s section of BENCHMARKS.md", section)
     return 0
 
