@@ -14,11 +14,12 @@ the chase left to the run's Q-network.
    fingertips) is the strike whose predicted travel is nearest the goal's distance, with z from the
    encoder and from the teacher.
 
-3. ``ParticlePlanner`` (the result, BENCHMARKS.md 2026-12-03): no Q-network; a posterior over
-   train-task particles reweighted by each shot's observed first-strike travel picks the strike,
-   then the arm holds. ``--features params`` fits the travel model on the task parameters (RUN then
-   only caches the collected strikes); ``--only-particles`` scores it (and the true-parameter
-   planner) alone, with the paired no-adaptation control.
+3. The package's strike planner (``robot_meta.meta.strike``; the result, BENCHMARKS.md 2026-12-03, and
+   its benchmark ``benchmarks/strike_planner.py``): no Q-network; a posterior over train-task
+   particles reweighted by each shot's observed first-strike travel picks the strike, then the arm
+   holds. ``--only-particles`` scores it (and the true-parameter planner) alone, with the paired
+   no-adaptation control; ``--features params`` fits this script's travel model on the task
+   parameters instead of the run's teacher z.
 
 One JSON line per run goes to ``benchmarks/results/strike_model.jsonl``.
 
@@ -47,9 +48,10 @@ from rows import append_row, success_columns
 from robot_meta.envs import TaskDistribution
 from robot_meta.meta import run_methods
 from robot_meta.meta.context import ContextDQN
-from robot_meta.meta.eval.adapters import ContextAdapter, ShotRecorder
+from robot_meta.meta.eval.adapters import ContextAdapter, StrikeAdapter
 from robot_meta.meta.eval.protocol import AdapterMethod
 from robot_meta.meta.rollout import GymEnvFactory
+from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_planner
 
 FAR = np.array([-0.3, 0.25, 0.0])
 # OBJECT_LAYOUT offsets (robot_meta/envs/tasks/base.py)
@@ -185,65 +187,6 @@ class PrivilegedPlanner(_Planner, PrivilegedZ):
         return PrivilegedZ.act(self, obs, greedy) if a is None else a
 
 
-class ParticlePlanner(ShotRecorder):
-    """The strike by a posterior over train-task particles, updated from the shots' own strikes.
-
-    Particles are the teacher's z of M train-split tasks (the prior); every shot episode's first strike
-    and the puck's travel until it rests reweight them by a Gaussian likelihood of the travel model's
-    prediction. At an episode's start it plays the strike most likely to land (the posterior share of
-    particles whose predicted travel is within `window` of the goal's distance), then holds.
-    No Q-network: a model-based first decision, as a calibrated scripted controller would take it.
-    """
-
-    def __init__(
-        self, model: TravelModel, strikes: list[int], particles: torch.Tensor, sigma: float, window: float
-    ) -> None:
-        super().__init__(0.0)
-        self.strikes, self.sigma, self.window = strikes, sigma, window
-        self.pred = np.stack([model.travel(z, len(strikes)) for z in particles])  # (M, strikes)
-        self.logw = np.zeros(len(particles))
-        self.pending: tuple[int, float] | None = None
-        self.planned = 0
-        self.struck = False
-
-    def begin(self, task: Any, rng: np.random.Generator) -> None:
-        self._begin(rng)
-        self.logw[:] = 0.0
-        self.pending = None
-
-    def observe(
-        self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
-    ) -> None:
-        if action in self.strikes and at_start(obs):
-            self.pending = (self.strikes.index(action), float(obs[OBJ_POS][0]))
-        if self.pending is not None and (terminated or np.linalg.norm(next_obs[OBJ_VEL]) < 0.02):
-            k, x0 = self.pending
-            fell = next_obs[OBJ_POS][2] < obs[OBJ_POS][2] - 0.05
-            travel = 1.0 if fell else float(next_obs[OBJ_POS][0] - x0)
-            self.logw += -0.5 * ((self.pred[:, k] - travel) / self.sigma) ** 2
-            self.logw -= self.logw.max()
-            self.pending = None
-
-    def adapt(self) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, greedy: bool) -> int:
-        if not at_start(obs):
-            return 0  # hold: a slide is one strike
-        need = float(obs[GOAL][0] - obs[OBJ_POS][0])
-        w = np.exp(self.logw)
-        lands = (w[:, None] * (np.abs(self.pred - need) < self.window)).sum(0) / w.sum()
-        self.planned += 1
-        return self.strikes[int(np.argmax(lands))]
-
-    def act_unadapted(self, obs: np.ndarray) -> int:
-        saved, self.logw = self.logw, np.zeros_like(self.logw)
-        try:
-            return self.act(obs, True)
-        finally:
-            self.logw = saved
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
@@ -302,13 +245,17 @@ def main() -> None:
 
     f = GymEnvFactory(env_id)
     assert trainer.teacher is not None
-    ptasks = TaskDistribution.preset("slide").split("train").sample(args.particles, np.random.default_rng(7))
-    particles = torch.from_numpy(np.stack([featurize(t) for t in ptasks]))
     resid = float(np.sqrt(np.mean((model.predict(x) - y) ** 2)))
+    # the posterior planner is the package's (`robot_meta.meta.strike`, `robot_meta.runtime.strike`);
+    # rows before 2026-12-03 13:00 came from this script's first copy of it (same rule, its own fit)
+    strike_planner, _ = fit_strike_planner(
+        StrikePlannerConfig(
+            first_strikes=args.strikes, particles=args.particles, sigma=args.sigma, seed=1000 + args.seed
+        )
+    )
 
-    def particle(_s: Any) -> ParticlePlanner:
-        made.append(ParticlePlanner(model, strikes, particles, args.sigma, 0.06))  # type: ignore[arg-type]
-        return made[-1]  # type: ignore[return-value]
+    def particle(_s: Any) -> StrikeAdapter:
+        return StrikeAdapter(strike_planner)
 
     methods = [AdapterMethod(f"particle-hold-s{args.sigma:g}", particle, f)]
     privileged = [AdapterMethod("privileged-planner-hold", planner(PrivilegedPlanner, True), f)]

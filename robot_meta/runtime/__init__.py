@@ -59,6 +59,7 @@ from robot_meta.runtime.policy import (
     TransitionError,
 )
 from robot_meta.runtime.session import RuntimeLoadError, inference_session
+from robot_meta.runtime.strike import StrikeLayout, StrikePlanner
 from robot_meta.runtime.trials import TaskTrial, TrialsReport, run_trials
 
 __all__ = [
@@ -86,6 +87,8 @@ __all__ = [
     "OnnxPolicy",
     "RuntimeLoadError",
     "StepEnv",
+    "StrikeLayout",
+    "StrikePlanner",
     "TaskTrial",
     "TransitionError",
     "TrialsReport",

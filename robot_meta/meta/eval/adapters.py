@@ -10,7 +10,9 @@ are built from:
   fresh Adam state per unit; also the fine-tuning baseline);
 - `ContextAdapter`: z re-inferred after every shot step; evaluation uses z of the latest shots;
 - `ExportAdapter`: an export directory under the on-device runtime (`AdaptivePolicy`), so the
-  protocol scores exactly what ships.
+  protocol scores exactly what ships;
+- `StrikeAdapter`: the runtime's few-shot strike planner (`robot_meta.runtime.strike`), a posterior
+  over particle tasks updated by each shot's observed strike.
 
 Every adapter also acts as the policy was before any shot (`Adapter.act_unadapted`: the
 meta-trained head, the meta-initialisation, the prior z, the runtime's meta-trained state), for
@@ -32,6 +34,7 @@ from robot_meta.meta.dqn import InnerDQN, epsilon_greedy, hard_update, inner_dqn
 from robot_meta.meta.replay import Transitions
 from robot_meta.policies import ContextEncoder, QNetwork
 from robot_meta.runtime.manifest import pack_transitions
+from robot_meta.runtime.strike import StrikePlanner
 
 if TYPE_CHECKING:
     from robot_meta.runtime import AdaptivePolicy
@@ -43,6 +46,7 @@ __all__ = [
     "HeadAdapter",
     "ReptileAdapter",
     "ShotRecorder",
+    "StrikeAdapter",
     "greedy_action",
     "head_basis",
 ]
@@ -329,3 +333,30 @@ class ExportAdapter:
     def act_unadapted(self, obs: np.ndarray) -> int:
         """Greedy with the runtime's meta-trained state (`AdaptivePolicy.meta_q_values`)."""
         return greedy_action(np.asarray(self.policy.meta_q_values(np.asarray(obs, np.float32))).reshape(-1))
+
+
+class StrikeAdapter:
+    """A `StrikePlanner` under the protocol: the shots' strikes move its posterior; no exploration
+    (the planner's own choice is informative, and it holds after the strike)."""
+
+    uses_shots = True
+
+    def __init__(self, planner: StrikePlanner) -> None:
+        self.planner = copy.deepcopy(planner)  # one per unit: the protocol's units never share a posterior
+
+    def begin(self, task: Any, rng: np.random.Generator) -> None:
+        self.planner.reset_adaptation()
+
+    def observe(
+        self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
+    ) -> None:
+        self.planner.observe(obs, action, reward, next_obs, terminated)
+
+    def adapt(self) -> None:
+        pass  # the posterior moves in `observe`, once the struck object rests
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        return self.planner.act(obs)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        return self.planner.act_prior(obs)

@@ -1,0 +1,138 @@
+"""Slide's few-shot strike planner (`robot_meta.meta.strike` + `robot_meta.runtime.strike`) on the
+`kshot` units, beside the `kshot` cells of the same seeds.
+
+Fits the planner per seed (first strikes on train tasks, travel model, particle table), saves it and
+loads it back as the device does (`StrikePlanner.load`, sha256 checked), and scores it by the
+package's K-shot protocol (`run_methods`, with the paired no-adaptation control) on exactly the units
+of `benchmarks/kshot.py --budget full` (test split, 8 tasks per seed, 5 episodes, K = 0, 1, 5, 10),
+so its rows sit beside the domain-rand, oracle and context cells of those seeds. Writes
+``benchmarks/results/strike_planner.json`` and the ``strike_planner`` section of BENCHMARKS.md.
+About 3.5 CPU-minutes per seed (``--quick``: one seed, 2 tasks, K = 0, 1, a small fit).
+
+    .venv/bin/python benchmarks/strike_planner.py              # seeds 0-2
+    .venv/bin/python benchmarks/strike_planner.py --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, command_line, markdown_table, update_markdown_section, write_results
+
+CELLS = RESULTS_DIR / "kshot_cells" / "v2" / "full" / "slide"
+
+
+def cell_success(cell: str, seed: int) -> dict[int, float] | None:
+    """Mean success per K of a cached `kshot` cell (its main method), or None if not computed."""
+    path = CELLS / f"{cell}-seed{seed}.json"
+    if not path.exists():
+        return None
+    rows = json.loads(path.read_text())["methods"].get(cell, [])
+    out: dict[int, list[float]] = {}
+    for r in rows:
+        out.setdefault(int(r["k"]), []).append(float(r["success"]))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--quick", action="store_true", help="one seed, 2 tasks, K = 0, 1, a small fit")
+    ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args()
+    import torch
+
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.meta import run_methods
+    from robot_meta.meta.eval.adapters import StrikeAdapter
+    from robot_meta.meta.eval.protocol import AdapterMethod
+    from robot_meta.meta.rollout import GymEnvFactory
+    from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_planner
+    from robot_meta.runtime import StrikePlanner
+
+    torch.set_num_threads(1)
+    seeds = (0,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
+    shots, tasks_per_seed, episodes = ((0, 1), 2, 2) if args.quick else ((0, 1, 5, 10), 8, 5)
+    fit_kw: dict[str, Any] = dict(first_strikes=60, particles=32, fit_steps=300) if args.quick else {}
+    tasks = TaskDistribution.preset("slide").split("test")
+    per_seed: list[dict[str, Any]] = []
+    for seed in seeds:
+        t0 = time.process_time()
+        planner, info = fit_strike_planner(StrikePlannerConfig(seed=1000 + seed, **fit_kw))
+        t_fit = time.process_time() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            planner.save(tmp, provenance=info)
+            device = StrikePlanner.load(tmp)  # what a controller loads
+        env = GymEnvFactory("robot_meta/PandaSlide-v0")
+        method = AdapterMethod("strike-planner", lambda _s, d=device: StrikeAdapter(d), env)
+        res = run_methods(
+            [method], tasks, shots=shots, episodes=episodes, seeds=(seed,), num_tasks=tasks_per_seed,
+            progress=False,
+        )["strike-planner"]  # fmt: skip
+        row: dict[str, Any] = {"seed": seed, "fit": info, "fit_cpu_s": round(t_fit)}
+        for k, st in sorted(res.per_k.items()):
+            row[f"k{k}"] = {"success": st.success, "ci": [st.ci_low, st.ci_high]}
+            if st.control is not None:
+                row[f"k{k}"].update(
+                    not_adapted=st.control.success,
+                    paired_gain=st.control.gain,
+                    paired_gain_ci=[st.control.gain_ci_low, st.control.gain_ci_high],
+                )
+        row["cells"] = {c: cell_success(c, seed) for c in ("domain-rand", "oracle", "context")}
+        row["cpu_s"] = round(time.process_time() - t0)
+        per_seed.append(row)
+        print(json.dumps(row), flush=True)
+    if args.quick:
+        return
+    write_results("strike_planner", {"shots": list(shots), "seeds": list(seeds), "per_seed": per_seed})
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.0f} %"
+
+    def gain(r: dict[str, Any]) -> str:
+        g, (lo, hi) = r["paired_gain"], r["paired_gain_ci"]
+        return f"{100 * g:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}]"
+
+    table = []
+    for r in per_seed:
+        cells = r["cells"]
+        table.append([
+            r["seed"], *[pct(r[f"k{k}"]["success"]) for k in shots],
+            *[gain(r[f"k{k}"]) for k in shots if k],
+            pct((cells["domain-rand"] or {}).get(0)), pct((cells["oracle"] or {}).get(0)),
+            " / ".join(pct((cells["context"] or {}).get(k)) for k in shots) if cells["context"] else "-",
+        ])  # fmt: skip
+    mean = {k: float(np.mean([r[f"k{k}"]["success"] for r in per_seed])) for k in shots}
+    dr = [r["cells"]["domain-rand"][0] for r in per_seed if r["cells"]["domain-rand"]]
+    table.append(["mean", *[pct(mean[k]) for k in shots], *["" for k in shots if k],
+                  pct(float(np.mean(dr)) if dr else None), "", ""])  # fmt: skip
+    headers = ["seed", *[f"K={k}" for k in shots], *[f"paired gain K={k}" for k in shots if k],
+               "domain-rand (kshot cell)", "oracle (kshot cell)", "context (kshot cell, same K)"]  # fmt: skip
+    body = (
+        "#### Few-shot strike planner on slide's held-out tasks (the `kshot` units)\n\n"
+        "A travel model fitted on 1,300 random first strikes on train tasks, tabulated on 512 train-task "
+        "particles; each shot's observed travel reweights them (numpy, `StrikePlanner`, loaded from its "
+        "saved files as on a controller); the strike most likely to land, then hold. Same tasks, starts "
+        "and goals as the `kshot` cells of each seed; paired gain: adapted minus the prior's choice on "
+        "the same episodes, with its 95 % interval.\n\n" + markdown_table(headers, table)
+    )
+    if dr:
+        body += (
+            f"\n\nK=1 - domain-rand = {100 * (mean[1] - float(np.mean(dr))):+.0f} points (issue 16 target "
+            f">= +20); K=5 - domain-rand = {100 * (mean.get(5, float('nan')) - float(np.mean(dr))):+.0f} points."
+        )
+    if not args.no_markdown:
+        update_markdown_section("strike_planner", body, command_line())
+
+
+if __name__ == "__main__":
+    main()

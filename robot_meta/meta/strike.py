@@ -1,0 +1,155 @@
+"""Fit the few-shot strike planner (`robot_meta.runtime.strike.StrikePlanner`) for a one-strike family.
+
+1. `collect_first_strikes`: random first strikes on fresh train-split tasks, one per task from the
+   env's start state, then the hold action until the object rests (the goal moved out of reach, so
+   no success ends the episode early); the input is (task parameters, strike column / (S - 1)), the
+   target the object's travel along +x (`OFF_TABLE_TRAVEL` if it leaves the table).
+2. A small MLP regresses travel on those inputs (plain MSE, Adam).
+3. The planner's table: the MLP's prediction for `particles` train-split tasks x every strike.
+
+    planner, info = fit_strike_planner(StrikePlannerConfig(seed=0))
+    planner.save("exports/slide-strike", provenance=info)
+
+BENCHMARKS.md ("A learned strike model with a posterior from the shots", 2026-12-03) has its figures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from robot_meta.runtime.strike import OFF_TABLE_TRAVEL, StrikeLayout, StrikePlanner
+
+__all__ = ["StrikePlannerConfig", "collect_first_strikes", "fit_strike_planner", "strike_columns"]
+
+log = logging.getLogger(__name__)
+
+#: Where the goal is moved while collecting: behind the start, out of any strike's reach.
+_FAR_GOAL = (-0.3, 0.25, 0.0)
+
+
+@dataclass(frozen=True)
+class StrikePlannerConfig:
+    """Sizes of one strike-planner fit."""
+
+    env_id: str = "robot_meta/PandaSlide-v0"
+    """A family whose discrete actions include strikes (velocity actions along +x)."""
+    preset: str = "slide"
+    """`TaskDistribution.preset` whose ``train`` split supplies the strikes and the particles."""
+    first_strikes: int = 1300
+    """Collected first strikes (one per fresh task): about what a `full` ContextDQN run sees."""
+    particles: int = 512
+    """Train-split tasks in the posterior's table."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden widths of the travel model."""
+    fit_steps: int = 4000
+    """Adam steps of the travel model."""
+    batch_size: int = 128
+    """Samples per Adam step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    sigma: float = 0.04
+    """Likelihood std (m) of an observed travel around a particle's prediction."""
+    window: float = 0.06
+    """A strike lands on a particle when its predicted travel is this close (m) to the goal's distance."""
+    settle_steps: int = 30
+    """Hold steps after a collected strike, at most, for the object to come to rest."""
+    seed: int = 0
+    """Seeds the collection, the particles and the fit."""
+
+    def __post_init__(self) -> None:
+        for name in ("first_strikes", "particles", "fit_steps", "batch_size", "settle_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("lr", "sigma", "window"):
+            v = float(getattr(self, name))
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)}")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
+
+
+def strike_columns(env: Any) -> list[int]:
+    """The discrete action indices of an env's strikes (velocity actions), in order."""
+    actions = getattr(env.unwrapped.task, "discrete_actions", ())
+    strikes = [i for i, a in enumerate(actions) if getattr(a, "velocity", None) is not None]
+    if not strikes:
+        raise ValueError(f"{env.unwrapped.spec.id if env.unwrapped.spec else env}: no strike actions; "
+                         "the strike planner is for families that strike (slide, push)")  # fmt: skip
+    return strikes
+
+
+def collect_first_strikes(cfg: StrikePlannerConfig) -> tuple[np.ndarray, np.ndarray, list[int], StrikeLayout]:
+    """``(inputs, travel, strikes, layout)`` of `cfg.first_strikes` random first strikes."""
+    import gymnasium as gym
+
+    import robot_meta  # noqa: F401  (registers the env ids)
+    from robot_meta.envs import TaskDistribution
+
+    env = gym.make(cfg.env_id, action_mode="discrete")
+    try:
+        u: Any = env.unwrapped
+        strikes = strike_columns(env)
+        layout = StrikeLayout.from_observation_layout(u.observation_layout)
+        pos, vel = layout.object_position, layout.object_velocity
+        rng = np.random.default_rng(cfg.seed)
+        xs, ys = [], []
+        for task in TaskDistribution.preset(cfg.preset).split("train").sample(cfg.first_strikes, rng):
+            k = int(rng.integers(len(strikes)))
+            obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)), options={"task": task})
+            u.task.goal = np.array(_FAR_GOAL)
+            x0, z0 = float(obs[pos]), float(obs[pos + 2])
+            obs, _, term, trunc, _ = env.step(strikes[k])
+            for _ in range(cfg.settle_steps):
+                if term or trunc or np.linalg.norm(obs[vel : vel + 3]) < 0.02:
+                    break
+                obs, _, term, trunc, _ = env.step(0)
+            fell = float(obs[pos + 2]) < z0 - 0.05
+            xs.append(np.r_[task.to_vector(), k / max(len(strikes) - 1, 1)])
+            ys.append(OFF_TABLE_TRAVEL if fell else float(obs[pos] - x0))
+    finally:
+        env.close()
+    return np.asarray(xs, np.float32), np.asarray(ys, np.float32), strikes, layout
+
+
+def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[str, Any]]:
+    """Collect, fit the travel model, and tabulate it on `cfg.particles` train-split tasks.
+
+    Returns the planner and what a caller records beside it (the config, the strikes fitted, the
+    travel model's RMSE on them in metres)."""
+    import torch
+
+    from robot_meta.envs import TaskDistribution
+
+    x, y, strikes, layout = collect_first_strikes(cfg)
+    g = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    mu, sd = xt.mean(0), xt.std(0) + 1e-6
+    widths = [x.shape[1], *cfg.hidden]
+    layers: list[torch.nn.Module] = []
+    for a, b in itertools.pairwise(widths):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], 1))
+    opt = torch.optim.Adam(net.parameters(), cfg.lr)
+    for _ in range(cfg.fit_steps):
+        idx = torch.randint(0, len(xt), (cfg.batch_size,), generator=g)
+        loss = ((net((xt[idx] - mu) / sd).squeeze(-1) - yt[idx]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    rng = np.random.default_rng(cfg.seed + 1)
+    tasks = TaskDistribution.preset(cfg.preset).split("train").sample(cfg.particles, rng)
+    n = len(strikes)
+    cols = np.arange(n, dtype=np.float32) / max(n - 1, 1)
+    q = np.array([np.r_[t.to_vector(), c] for t in tasks for c in cols], np.float32)
+    with torch.inference_mode():
+        table = net((torch.from_numpy(q) - mu) / sd).squeeze(-1).numpy().reshape(len(tasks), n)
+        rmse = float(torch.sqrt((((net((xt - mu) / sd).squeeze(-1)) - yt) ** 2).mean()))
+    log.info("strike planner: %d strikes fitted, train RMSE %.3f m, %d particles", len(x), rmse, len(tasks))
+    planner = StrikePlanner(table, strikes, layout, sigma=cfg.sigma, window=cfg.window)
+    return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse}

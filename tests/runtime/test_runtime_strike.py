@@ -1,0 +1,118 @@
+"""StrikePlanner (numpy only): the posterior moves the strike where the observed travel says, holds
+after the strike, refuses bad input, and round-trips through its files with a hash check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_meta.runtime import ObservationError, StrikeLayout, StrikePlanner, TransitionError
+from robot_meta.runtime.strike import OFF_TABLE_TRAVEL, STRIKE_FILE
+
+# a 15-value observation: ee velocity, object position, object velocity, goal, object - ee
+LAYOUT = StrikeLayout(
+    ee_velocity=0, object_position=3, object_velocity=6, goal_position=9, object_minus_ee=12
+)
+STRIKES = [11, 12, 13]
+# particle A: a slippery table, particle B: twice as slippery
+TABLE = np.array([[0.10, 0.30, 0.50], [0.30, 0.50, 0.70]])
+
+
+def obs(x: float = -0.1, goal_dx: float = 0.5, moving: bool = False, z: float = 0.02) -> np.ndarray:
+    o = np.zeros(15)
+    o[3:6] = [x, 0.0, z]
+    o[6] = 0.3 if moving else 0.0
+    o[9:12] = [x + goal_dx, 0.0, 0.02]
+    o[12:15] = [0.05, 0.0, 0.0]  # fingertips 5 cm behind the object
+    return o
+
+
+def planner(**kw: float) -> StrikePlanner:
+    return StrikePlanner(TABLE, STRIKES, LAYOUT, sigma=0.04, window=0.06, **kw)  # type: ignore[arg-type]
+
+
+def shot(p: StrikePlanner, column: int, travel: float, z_end: float = 0.02) -> None:
+    start = obs()
+    p.observe(start, STRIKES[column], 0.0, obs(moving=True), False)  # in flight: no update yet
+    p.observe(obs(moving=True), 0, 0.0, obs(x=-0.1 + travel, z=z_end), False)  # at rest
+
+
+def test_one_shot_moves_the_strike_to_the_one_that_lands() -> None:
+    p = planner()
+    # prior: each particle lands with a different strike; the tie goes to the first (B's 0.50)
+    assert p.act(obs()) == STRIKES[1]
+    np.testing.assert_allclose(p.landing_share(0.5), [0.0, 0.5, 0.5])
+    shot(p, 0, 0.10)  # the slowest strike went 10 cm: the table is A
+    assert p.observed == 1
+    assert p.posterior()[0] > 0.999  # exp(-0.5 * (0.2 / 0.04)^2) = 3.7e-6 for B
+    assert p.act(obs()) == STRIKES[2]
+    assert p.act_prior(obs()) == STRIKES[1]  # the prior choice is still there, state unchanged
+    assert p.posterior()[0] > 0.999
+    p.reset_adaptation()
+    np.testing.assert_allclose(p.posterior(), [0.5, 0.5])
+    assert p.observed == 0
+
+
+def test_holds_away_from_the_start_state() -> None:
+    p = planner(hold_action=0)
+    assert p.act(obs(moving=True)) == 0
+    far = obs()
+    far[12] = 0.3  # the arm is 30 cm behind the object: not the strike pose
+    assert p.act(far) == 0
+
+
+def test_a_strike_off_the_table_counts_as_far() -> None:
+    table = np.array([[0.2, 0.4, OFF_TABLE_TRAVEL], [0.2, OFF_TABLE_TRAVEL, OFF_TABLE_TRAVEL]])
+    p = StrikePlanner(table, STRIKES, LAYOUT)
+    shot(p, 1, 0.3, z_end=-0.5)  # the middle strike dropped the object off the edge
+    assert p.posterior()[1] > 0.999
+
+
+def test_bad_input_is_refused() -> None:
+    p = planner()
+    bad = obs()
+    bad[4] = np.nan
+    with pytest.raises(ObservationError, match="non-finite"):
+        p.act(bad)
+    with pytest.raises(ObservationError, match="at least 15"):
+        p.act(np.zeros(5))
+    with pytest.raises(TransitionError, match="reward"):
+        p.observe(obs(), STRIKES[0], float("nan"), obs(), False)
+    with pytest.raises(ValueError, match="table"):
+        StrikePlanner(np.zeros(3), [1, 2, 3], LAYOUT)
+    with pytest.raises(ValueError, match="non-finite"):
+        StrikePlanner(np.array([[0.1, np.inf, 0.3]]), STRIKES, LAYOUT)
+    with pytest.raises(ValueError, match="distinct"):
+        StrikePlanner(TABLE, [1, 1, 2], LAYOUT)
+    with pytest.raises(ValueError, match="sigma"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, sigma=0.0)
+    with pytest.raises(ValueError, match="object_minus_ee"):
+        StrikeLayout.from_observation_layout([("ee_velocity", 3), ("object_position", 3)])
+
+
+def test_layout_from_an_observation_layout() -> None:
+    layout = StrikeLayout.from_observation_layout(
+        [("ee_position", 3), ("ee_velocity", 3), ("object_position", 3), ("object_quaternion", 4),
+         ("object_velocity", 3), ("object_angular_velocity", 3), ("goal_position", 3),
+         ("object_minus_ee", 3), ("goal_minus_object", 3)]
+    )  # fmt: skip
+    assert layout == StrikeLayout(3, 6, 13, 19, 22)
+
+
+def test_save_load_round_trip_and_corruption(tmp_path: Path) -> None:
+    p = planner()
+    p.save(tmp_path, provenance={"seed": 0})
+    q = StrikePlanner.load(tmp_path)
+    np.testing.assert_array_equal(q.travel, p.travel)
+    assert (q.strikes, q.layout, q.sigma, q.window) == (p.strikes, p.layout, p.sigma, p.window)
+    shot(q, 0, 0.10)
+    assert q.act(obs()) == STRIKES[2]
+    raw = bytearray((tmp_path / STRIKE_FILE).read_bytes())
+    raw[-40] ^= 0xFF
+    (tmp_path / STRIKE_FILE).write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="sha256"):
+        StrikePlanner.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no strike planner"):
+        StrikePlanner.load(tmp_path / "missing")
