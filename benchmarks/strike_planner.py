@@ -1,4 +1,4 @@
-"""Slide's few-shot strike planner (`robot_meta.meta.strike` + `robot_meta.runtime.strike`) on the
+"""The few-shot strike planner (`robot_meta.meta.strike` + `robot_meta.runtime.strike`) on the
 `kshot` units, beside the `kshot` cells of the same seeds.
 
 Fits the planner per seed (first strikes on train tasks, travel model, particle table), saves it and
@@ -11,6 +11,7 @@ About 3.5 CPU-minutes per seed (``--quick``: one seed, 2 tasks, K = 0, 1, a smal
 
     .venv/bin/python benchmarks/strike_planner.py              # seeds 0-2
     .venv/bin/python benchmarks/strike_planner.py --seeds 0
+    .venv/bin/python benchmarks/strike_planner.py --family push
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, command_line, markdown_table, update_markdown_section, write_results
 
-CELLS = RESULTS_DIR / "kshot_cells" / "v2" / "full" / "slide"
+CELLS = RESULTS_DIR / "kshot_cells" / "v2" / "full"
+ENV_IDS = {"slide": "robot_meta/PandaSlide-v0", "push": "robot_meta/PandaPush-v0"}
 
 
-def cell_success(cell: str, seed: int) -> dict[int, float] | None:
+def cell_success(family: str, cell: str, seed: int) -> dict[int, float] | None:
     """Mean success per K of a cached `kshot` cell (its main method), or None if not computed."""
-    path = CELLS / f"{cell}-seed{seed}.json"
+    path = CELLS / family / f"{cell}-seed{seed}.json"
     if not path.exists():
         return None
     rows = json.loads(path.read_text())["methods"].get(cell, [])
@@ -46,6 +48,7 @@ def cell_success(cell: str, seed: int) -> dict[int, float] | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--family", choices=sorted(ENV_IDS), default="slide", help="a family that strikes")
     ap.add_argument("--quick", action="store_true", help="one seed, 2 tasks, K = 0, 1, a small fit")
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args()
@@ -63,16 +66,19 @@ def main() -> None:
     seeds = (0,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
     shots, tasks_per_seed, episodes = ((0, 1), 2, 2) if args.quick else ((0, 1, 5, 10), 8, 5)
     fit_kw: dict[str, Any] = dict(first_strikes=60, particles=32, fit_steps=300) if args.quick else {}
-    tasks = TaskDistribution.preset("slide").split("test")
+    family = args.family
+    tasks = TaskDistribution.preset(family).split("test")
     per_seed: list[dict[str, Any]] = []
     for seed in seeds:
         t0 = time.process_time()
-        planner, info = fit_strike_planner(StrikePlannerConfig(seed=1000 + seed, **fit_kw))
+        planner, info = fit_strike_planner(
+            StrikePlannerConfig(env_id=ENV_IDS[family], preset=family, seed=1000 + seed, **fit_kw)
+        )
         t_fit = time.process_time() - t0
         with tempfile.TemporaryDirectory() as tmp:
             planner.save(tmp, provenance=info)
             device = StrikePlanner.load(tmp)  # what a controller loads
-        env = GymEnvFactory("robot_meta/PandaSlide-v0")
+        env = GymEnvFactory(ENV_IDS[family])
         method = AdapterMethod("strike-planner", lambda _s, d=device: StrikeAdapter(d), env)
         res = run_methods(
             [method], tasks, shots=shots, episodes=episodes, seeds=(seed,), num_tasks=tasks_per_seed,
@@ -87,13 +93,14 @@ def main() -> None:
                     paired_gain=st.control.gain,
                     paired_gain_ci=[st.control.gain_ci_low, st.control.gain_ci_high],
                 )
-        row["cells"] = {c: cell_success(c, seed) for c in ("domain-rand", "oracle", "context")}
+        row["cells"] = {c: cell_success(family, c, seed) for c in ("domain-rand", "oracle", "context")}
         row["cpu_s"] = round(time.process_time() - t0)
         per_seed.append(row)
         print(json.dumps(row), flush=True)
     if args.quick:
         return
-    write_results("strike_planner", {"shots": list(shots), "seeds": list(seeds), "per_seed": per_seed})
+    name = "strike_planner" if family == "slide" else f"strike_planner_{family}"
+    write_results(name, {"family": family, "shots": list(shots), "seeds": list(seeds), "per_seed": per_seed})
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.0f} %"
@@ -118,7 +125,7 @@ def main() -> None:
     headers = ["seed", *[f"K={k}" for k in shots], *[f"paired gain K={k}" for k in shots if k],
                "domain-rand (kshot cell)", "oracle (kshot cell)", "context (kshot cell, same K)"]  # fmt: skip
     body = (
-        "#### Few-shot strike planner on slide's held-out tasks (the `kshot` units)\n\n"
+        f"#### Few-shot strike planner on {family}'s held-out tasks (the `kshot` units)\n\n"
         "A travel model fitted on 1,300 random first strikes on train tasks, tabulated on 512 train-task "
         "particles; each shot's observed travel reweights them (numpy, `StrikePlanner`, loaded from its "
         "saved files as on a controller); the strike most likely to land, then hold. Same tasks, starts "
@@ -131,7 +138,7 @@ def main() -> None:
             f">= +20); K=5 - domain-rand = {100 * (mean.get(5, float('nan')) - float(np.mean(dr))):+.0f} points."
         )
     if not args.no_markdown:
-        update_markdown_section("strike_planner", body, command_line())
+        update_markdown_section(name, body, command_line())
 
 
 if __name__ == "__main__":

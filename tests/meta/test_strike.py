@@ -3,6 +3,8 @@ seeded, the table has one row per particle, and one real shot moves the posterio
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -69,3 +71,22 @@ def test_one_real_shot_updates_the_posterior() -> None:
 def test_config_refuses_bad_values(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         StrikePlannerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_kshot_cell_fits_once_and_resumes_from_the_saved_planner(tmp_path: Path) -> None:
+    from robot_meta.meta.eval import kshot
+
+    store = kshot.KShotStore(tmp_path / "cells", tmp_path / "runs")
+    data, _ = kshot.compute_cell("small", "slide", kshot.STRIKE_CELL, 0, store)
+    units = data["methods"][kshot.STRIKE_CELL]
+    assert {u["k"] for u in units} == {0, 1} and len(units) == 2 * 2  # small: 2 tasks x K in {0, 1}
+    assert all("control_success" in u for u in units if u["k"] == 1)  # the paired control ran
+    saved = store.run_dir("slide", kshot.STRIKE_CELL, 0)
+    first, fit_s = kshot.train_strike_planner(kshot.BUDGETS["small"], "slide", 0, store)
+    mtime = (saved / "strike_fit.json").stat().st_mtime_ns
+    again, fit_s2 = kshot.train_strike_planner(kshot.BUDGETS["small"], "slide", 0, store)
+    assert (saved / "strike_fit.json").stat().st_mtime_ns == mtime and fit_s2 == fit_s  # loaded, not refitted
+    np.testing.assert_array_equal(first.travel, again.travel)
+    assert first.travel.shape == (16, 10)
+    with pytest.raises(ValueError, match="no strike actions"):
+        kshot.train_strike_planner(kshot.BUDGETS["small"], "reach", 0, store)

@@ -37,6 +37,7 @@ __all__ = [
     "BUDGETS",
     "FAMILY_ENVS",
     "Budget",
+    "STRIKE_CELL",
     "KShotStore",
     "cells",
     "clean_json",
@@ -44,6 +45,7 @@ __all__ = [
     "compute_in_parallel",
     "train_baseline",
     "train_meta",
+    "train_strike_planner",
     "write_json",
 ]
 
@@ -64,13 +66,38 @@ BASELINE_CELLS: dict[str, tuple[str, ...]] = {
 }
 #: Every baseline method; every other method of a table is a meta method.
 BASELINE_METHODS = frozenset(n for names in BASELINE_CELLS.values() for n in names)
+#: The few-shot strike planner's cell (`robot_meta.meta.strike`; families with strike actions).
+STRIKE_CELL = "strike-planner"
 
 
 def cells() -> tuple[str, ...]:
-    """Every cell, in table order: the registered meta algorithms, then the baselines."""
+    """Every cell, in table order: the registered meta algorithms, the strike planner, the baselines."""
     from robot_meta.meta.registry import ALGO_NAMES
 
-    return (*ALGO_NAMES, *BASELINE_CELLS)
+    return (*ALGO_NAMES, STRIKE_CELL, *BASELINE_CELLS)
+
+
+def train_strike_planner(budget: Budget, family: str, seed: int, store: KShotStore) -> tuple[Any, float]:
+    """Fit (or load the saved) strike planner of a seed; returns it, loaded from its files, and the fit's CPU time.
+
+    The fit is seeded ``1000 + seed`` (the collection's tasks are then not the evaluation's, which are
+    drawn by seed); `benchmarks/strike_planner.py` uses the same seeds.
+    """
+    from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_planner
+    from robot_meta.runtime.strike import STRIKE_FILE, StrikePlanner
+
+    out = store.run_dir(family, STRIKE_CELL, seed)
+    info_path = out / "strike_fit.json"
+    if not (out / STRIKE_FILE).exists() or not info_path.exists():
+        cfg = StrikePlannerConfig(
+            env_id=FAMILY_ENVS[family], preset=family, seed=1000 + seed, **budget.strike_overrides
+        )
+        t0 = time.process_time()
+        planner, info = fit_strike_planner(cfg)
+        info["fit_cpu_seconds"] = time.process_time() - t0
+        planner.save(out, provenance=info)
+        write_json(info_path, clean_json(info))  # written last: its presence marks a complete fit
+    return StrikePlanner.load(out), float(json.loads(info_path.read_text())["fit_cpu_seconds"])
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,8 @@ class Budget:
     episodes: int = 5
     """Greedy evaluation episodes per unit and K."""
     seeds: tuple[int, ...] = (0, 1, 2)
+    strike_overrides: dict[str, Any] = field(default_factory=dict)
+    """`StrikePlannerConfig` overrides of the ``strike-planner`` cell (the default fit is `full`'s)."""
 
     def baseline_config(self, family: str) -> SB3DQNConfig:
         """The `SB3DQNConfig` of this budget's SB3 baselines on `family`: the family's tuned row
@@ -110,6 +139,7 @@ BUDGETS: dict[str, Budget] = {
     "small": Budget(
         meta_budget="smoke",
         meta_overrides={"meta_iterations": 6, "num_tasks": 8, "meta_batch_size": 4, "learning_starts": 400},
+        strike_overrides={"first_strikes": 40, "particles": 16, "fit_steps": 200},
         baseline_steps=2_500,
         baseline_overrides={"learning_starts": 500, "exploration_steps": 1_500, "obs_stats_steps": 500},
         shots=(0, 1),
@@ -243,6 +273,12 @@ def compute_cell(
     elif cell in ("domain-rand", "oracle"):
         model, train_seconds = train_baseline(budget, family, cell, seed, store)
         methods = [policy_method(cell, lambda _s: model, eval_env_factory(cell, env_id))]
+    elif cell == STRIKE_CELL:
+        from robot_meta.meta.eval.adapters import StrikeAdapter
+        from robot_meta.meta.eval.protocol import AdapterMethod
+
+        planner, train_seconds = train_strike_planner(budget, family, seed, store)
+        methods = [AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(planner), GymEnvFactory(env_id))]
     elif cell == "finetune":
         model, train_seconds = train_baseline(budget, family, "domain-rand", seed, store)
         methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]
