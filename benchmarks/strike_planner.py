@@ -51,11 +51,17 @@ def main() -> None:
     ap.add_argument("--family", choices=sorted(ENV_IDS), default="slide", help="a family that strikes")
     ap.add_argument("--quick", action="store_true", help="one seed, 2 tasks, K = 0, 1, a small fit")
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="StrikePlannerConfig override (an ablation: results go to strike_planner_ablation.jsonl, "
+        "BENCHMARKS.md is left alone)",
+    )  # fmt: skip
     args = ap.parse_args()
     import torch
 
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta import run_methods
+    from robot_meta.meta.config import parse_override
     from robot_meta.meta.eval.adapters import StrikeAdapter
     from robot_meta.meta.eval.protocol import AdapterMethod
     from robot_meta.meta.rollout import GymEnvFactory
@@ -66,6 +72,8 @@ def main() -> None:
     seeds = (0,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
     shots, tasks_per_seed, episodes = ((0, 1), 2, 2) if args.quick else ((0, 1, 5, 10), 8, 5)
     fit_kw: dict[str, Any] = dict(first_strikes=60, particles=32, fit_steps=300) if args.quick else {}
+    overrides = dict(parse_override(StrikePlannerConfig, item) for item in args.set)  # type: ignore[arg-type]
+    fit_kw.update(overrides)
     family = args.family
     tasks = TaskDistribution.preset(family).split("test")
     per_seed: list[dict[str, Any]] = []
@@ -98,6 +106,11 @@ def main() -> None:
         per_seed.append(row)
         print(json.dumps(row), flush=True)
     if args.quick:
+        return
+    if overrides:  # an ablation: one line per run beside the main results, which stay as they are
+        with open(RESULTS_DIR / "strike_planner_ablation.jsonl", "a") as fh:
+            fh.write(json.dumps({"family": family, "overrides": overrides, "command": command_line(),
+                                 "per_seed": per_seed}) + "\n")  # fmt: skip
         return
     name = "strike_planner" if family == "slide" else f"strike_planner_{family}"
     write_results(name, {"family": family, "shots": list(shots), "seeds": list(seeds), "per_seed": per_seed})
