@@ -21,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, command_line, markdown_table, update_markdown_section, write_results
 
 CELLS = RESULTS_DIR / "kshot_cells" / "v2" / "full"
-ENV_IDS = {"slide": "robot_meta/PandaSlide-v0", "push": "robot_meta/PandaPush-v0"}
+FAMILIES = ("push", "slide")  # the families that strike
 
 
 def cell_success(family: str, cell: str, seed: int) -> dict[int, float] | None:
@@ -48,7 +49,7 @@ def cell_success(family: str, cell: str, seed: int) -> dict[int, float] | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--family", choices=sorted(ENV_IDS), default="slide", help="a family that strikes")
+    ap.add_argument("--family", choices=FAMILIES, default="slide", help="a family that strikes")
     ap.add_argument("--quick", action="store_true", help="one seed, 2 tasks, K = 0, 1, a small fit")
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument(
@@ -63,35 +64,33 @@ def main() -> None:
     from robot_meta.meta import run_methods
     from robot_meta.meta.config import parse_override
     from robot_meta.meta.eval.adapters import StrikeAdapter
+    from robot_meta.meta.eval.kshot import BUDGETS, FAMILY_ENVS, STRIKE_CELL, KShotStore, train_strike_planner
     from robot_meta.meta.eval.protocol import AdapterMethod
     from robot_meta.meta.rollout import GymEnvFactory
-    from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_planner
-    from robot_meta.runtime import StrikePlanner
+    from robot_meta.meta.strike import StrikePlannerConfig
 
     torch.set_num_threads(1)
     seeds = (0,) if args.quick else tuple(int(s) for s in args.seeds.split(","))
     shots, tasks_per_seed, episodes = ((0, 1), 2, 2) if args.quick else ((0, 1, 5, 10), 8, 5)
-    fit_kw: dict[str, Any] = dict(first_strikes=60, particles=32, fit_steps=300) if args.quick else {}
     overrides = dict(parse_override(StrikePlannerConfig, item) for item in args.set)  # type: ignore[arg-type]
-    fit_kw.update(overrides)
+    base = BUDGETS["small" if args.quick else "full"]
+    budget = replace(base, strike_overrides={**base.strike_overrides, **overrides})
     family = args.family
     tasks = TaskDistribution.preset(family).split("test")
     per_seed: list[dict[str, Any]] = []
     for seed in seeds:
         t0 = time.process_time()
-        planner, info = fit_strike_planner(
-            StrikePlannerConfig(env_id=ENV_IDS[family], preset=family, seed=1000 + seed, **fit_kw)
-        )
-        t_fit = time.process_time() - t0
+        # the kshot cell's fit (seed 1000 + seed), saved and loaded back as a controller does
         with tempfile.TemporaryDirectory() as tmp:
-            planner.save(tmp, provenance=info)
-            device = StrikePlanner.load(tmp)  # what a controller loads
-        env = GymEnvFactory(ENV_IDS[family])
-        method = AdapterMethod("strike-planner", lambda _s, d=device: StrikeAdapter(d), env)
+            store = KShotStore(cells_dir=Path(tmp), runs_dir=Path(tmp))
+            device, t_fit = train_strike_planner(budget, family, seed, store)
+            info = json.loads((store.run_dir(family, STRIKE_CELL, seed) / "strike_fit.json").read_text())
+        env = GymEnvFactory(FAMILY_ENVS[family])
+        method = AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(device), env)  # noqa: B023 (used in this iteration)
         res = run_methods(
             [method], tasks, shots=shots, episodes=episodes, seeds=(seed,), num_tasks=tasks_per_seed,
             progress=False,
-        )["strike-planner"]  # fmt: skip
+        )[STRIKE_CELL]  # fmt: skip
         row: dict[str, Any] = {"seed": seed, "fit": info, "fit_cpu_s": round(t_fit)}
         for k, st in sorted(res.per_k.items()):
             row[f"k{k}"] = {"success": st.success, "ci": [st.ci_low, st.ci_high]}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_meta.runtime.strike import OFF_TABLE_TRAVEL, StrikeLayout, StrikePlanner
+from robot_meta.runtime.strike import FALL_DROP, OFF_TABLE_TRAVEL, REST_SPEED, StrikeLayout, StrikePlanner
 
 __all__ = ["StrikePlannerConfig", "collect_first_strikes", "fit_strike_planner", "strike_columns"]
 
@@ -105,10 +105,10 @@ def collect_first_strikes(cfg: StrikePlannerConfig) -> tuple[np.ndarray, np.ndar
             x0, z0 = float(obs[pos]), float(obs[pos + 2])
             obs, _, term, trunc, _ = env.step(strikes[k])
             for _ in range(cfg.settle_steps):
-                if term or trunc or np.linalg.norm(obs[vel : vel + 3]) < 0.02:
+                if term or trunc or np.linalg.norm(obs[vel : vel + 3]) < REST_SPEED:
                     break
                 obs, _, term, trunc, _ = env.step(0)
-            fell = float(obs[pos + 2]) < z0 - 0.05
+            fell = float(obs[pos + 2]) < z0 - FALL_DROP
             xs.append(np.r_[task.to_vector(), k / max(len(strikes) - 1, 1)])
             ys.append(OFF_TABLE_TRAVEL if fell else float(obs[pos] - x0))
     finally:

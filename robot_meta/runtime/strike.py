@@ -33,11 +33,23 @@ import numpy as np
 from robot_meta.runtime.manifest import sha256_file
 from robot_meta.runtime.policy import ObservationError, TransitionError
 
-__all__ = ["OFF_TABLE_TRAVEL", "STRIKE_FILE", "STRIKE_FORMAT", "StrikeLayout", "StrikePlanner"]
+__all__ = [
+    "FALL_DROP",
+    "OFF_TABLE_TRAVEL",
+    "REST_SPEED",
+    "STRIKE_FILE",
+    "STRIKE_FORMAT",
+    "StrikeLayout",
+    "StrikePlanner",
+]
 
 #: The travel (m) a strike that sends the object off the table counts as, in the model's training
 #: targets and in the posterior's likelihood alike (beyond any goal: "too far").
 OFF_TABLE_TRAVEL = 1.0
+#: Object speed (m/s) below which a struck object counts as at rest (its travel is then read).
+REST_SPEED = 0.02
+#: A struck object whose height fell this far (m) below its start left the table.
+FALL_DROP = 0.05
 
 STRIKE_FILE = "strike_planner.npz"
 STRIKE_FORMAT = 1
@@ -86,7 +98,7 @@ class StrikePlanner:
         sigma: float = 0.04,
         window: float = 0.06,
         hold_action: int = 0,
-        rest_speed: float = 0.02,
+        rest_speed: float = REST_SPEED,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -126,7 +138,9 @@ class StrikePlanner:
 
     def at_start(self, obs: np.ndarray) -> bool:
         """Object and arm at rest, the fingertips just behind (-x) the object: where a strike is played."""
-        x = self._check(obs, "obs")
+        return self._at_start(self._check(obs, "obs"))
+
+    def _at_start(self, x: np.ndarray) -> bool:  # `at_start` on a checked observation
         rel = self._vec(x, "object_minus_ee")
         return bool(
             np.linalg.norm(self._vec(x, "object_velocity")) < 0.005
@@ -142,10 +156,11 @@ class StrikePlanner:
         out: np.ndarray = w / w.sum()
         return out
 
-    def landing_share(self, need: float) -> np.ndarray:
-        """Per strike, the posterior share of particles whose predicted travel is within `window` of `need`."""
+    def landing_share(self, need: float, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per strike, the share of particles (by `weights`, default the posterior) whose predicted
+        travel is within `window` of `need`."""
         hit = np.abs(self.travel - float(need)) < self.window
-        out: np.ndarray = self.posterior() @ hit
+        out: np.ndarray = (self.posterior() if weights is None else weights) @ hit
         return out
 
     def act(self, obs: np.ndarray) -> int:
@@ -158,11 +173,10 @@ class StrikePlanner:
 
     def _act(self, obs: np.ndarray, weights: np.ndarray) -> int:
         x = self._check(obs, "obs")
-        if not self.at_start(x):
+        if not self._at_start(x):
             return self.hold_action
         need = float(self._vec(x, "goal_position")[0] - self._vec(x, "object_position")[0])
-        share = weights @ (np.abs(self.travel - need) < self.window)
-        return self.strikes[int(np.argmax(share))]
+        return self.strikes[int(np.argmax(self.landing_share(need, weights)))]
 
     def observe(
         self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
@@ -171,7 +185,7 @@ class StrikePlanner:
         o, n = self._check(obs, "obs"), self._check(next_obs, "next_obs")
         if not np.isfinite(reward):
             raise TransitionError(f"reward must be finite, got {reward}")
-        if int(action) in self.strikes and self.at_start(o):
+        if int(action) in self.strikes and self._at_start(o):
             pos = self._vec(o, "object_position")
             self._pending = (self.strikes.index(int(action)), float(pos[0]), float(pos[2]))
         if self._pending is None:
@@ -179,7 +193,7 @@ class StrikePlanner:
         if terminated or np.linalg.norm(self._vec(n, "object_velocity")) < self.rest_speed:
             col, x0, z0 = self._pending
             pos = self._vec(n, "object_position")
-            fell = pos[2] < z0 - 0.05  # off the table
+            fell = pos[2] < z0 - FALL_DROP  # off the table
             travel = OFF_TABLE_TRAVEL if fell else float(pos[0] - x0)
             self.log_weights += -0.5 * ((self.travel[:, col] - travel) / self.sigma) ** 2
             self.log_weights -= self.log_weights.max()

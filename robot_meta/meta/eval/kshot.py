@@ -28,6 +28,7 @@ from robot_meta._registration import ENV_IDS
 
 if TYPE_CHECKING:
     from robot_meta.meta.baselines import SB3DQNConfig
+    from robot_meta.runtime.strike import StrikePlanner
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,9 @@ def cells() -> tuple[str, ...]:
     return (*ALGO_NAMES, STRIKE_CELL, *BASELINE_CELLS)
 
 
-def train_strike_planner(budget: Budget, family: str, seed: int, store: KShotStore) -> tuple[Any, float]:
+def train_strike_planner(
+    budget: Budget, family: str, seed: int, store: KShotStore
+) -> tuple[StrikePlanner, float]:
     """Fit (or load the saved) strike planner of a seed; returns it, loaded from its files, and the fit's CPU time.
 
     The fit is seeded ``1000 + seed`` (the collection's tasks are then not the evaluation's, which are
