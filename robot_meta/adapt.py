@@ -6,19 +6,26 @@ Gymnasium and the PyBullet envs, which a controller does not have.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from robot_meta.runtime import OnnxPolicy
 
 __all__ = ["simulator_for"]
 
 
 def simulator_for(
-    policy: OnnxPolicy, env_id: str, split: str, num_tasks: int, seed: int
+    env_id: str,
+    split: str,
+    num_tasks: int,
+    seed: int,
+    *,
+    train_distribution: Mapping[str, Any] | None,
+    n_actions: int,
+    obs_dim: int | None = None,
 ) -> tuple[Any, list[Any]]:
     """``(env, tasks)``: the discrete-action env `env_id` and `num_tasks` tasks of `split` for `seed`.
 
-    The tasks come from the export's train distribution (or the env's preset), drawn by the K-shot
+    The tasks come from the policy's train distribution (``TaskDistribution.to_dict()``; else the
+    env's preset), drawn by the K-shot
     protocol's rule (`robot_meta.meta.eval.units.evaluation_tasks`): evaluation seed `seed` meets the
     same held-out tasks here as in ``robot-meta evaluate --seeds``. ValueError, naming
     what is wrong, if they cannot be set up or the env does not match the export's observations and
@@ -30,7 +37,7 @@ def simulator_for(
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta.eval.units import evaluation_tasks
 
-    dist_doc = policy.manifest.train_distribution
+    dist_doc = train_distribution
     try:
         if isinstance(dist_doc, dict) and "train" in dist_doc:
             dist = TaskDistribution.from_dict(dist_doc)
@@ -42,13 +49,12 @@ def simulator_for(
         env = gym.make(env_id, action_mode="discrete")
     except (ValueError, KeyError, gym.error.Error) as exc:
         raise ValueError(f"cannot set up {env_id} / split {split!r}: {exc}") from None
-    if (
-        env.observation_space.shape != (policy.obs_dim,)
-        or getattr(env.action_space, "n", None) != policy.n_actions
-    ):
+    if (obs_dim is not None and env.observation_space.shape != (obs_dim,)) or getattr(
+        env.action_space, "n", None
+    ) != n_actions:
         env.close()
         raise ValueError(
             f"{env_id} has observations {env.observation_space.shape} and {getattr(env.action_space, 'n', '?')} "
-            f"actions but the export expects ({policy.obs_dim},) and {policy.n_actions}: pass the env it was trained on"
+            f"actions but the policy expects ({obs_dim or '?'},) and {n_actions}: pass the env it was trained on"
         )
     return env, list(tasks)

@@ -1,24 +1,26 @@
 """`make demo`: the package end to end, and adaptation shown paying on tasks the policy never saw.
 
-1. **Train** a short ContextDQN run on the slide family's train split, to show the path:
-   ``robot-meta train --algo context --env robot_meta/PandaSlide-v0 --budget small --out OUT/run``
-   (a few minutes; re-running resumes, a finished run is not trained again).
-2. **Export** it: ``robot-meta export OUT/run --out OUT/export`` (ONNX + manifest, checker and
-   torch<->onnxruntime parity gate).
-3. **Adapt on the device** the policy the package ships, ``robot_meta/pretrained/slide-context``:
-   made by the documented ``--budget full`` command recorded in its ``provenance.json`` (about 12
-   CPU-minutes, too long for a first run), its files checked against their recorded sha256. The
-   numpy + onnxruntime runtime runs the 100 Hz control loop on held-out tasks of the test split
-   (unseen masses, frictions, shapes and surfaces) with the simulator standing in for the robot:
-   the first episode of each task acts with the prior z (*before*), the encoder then re-infers z
-   from the latest transitions in the background at every episode end (*after*). The same tasks
-   from the same start states are run again with adaptation switched off (*not adapted*), so the
-   gain printed is adaptation's, not episode-to-episode luck.
-4. The short run of step 1, adapted the same way on the same tasks (it trained for minutes).
-5. **Report** of the pretrained run (``robot-meta report``): curves, success vs K, and a GIF of one
-   held-out task before and after one shot, acted by the runtime.
+1. **Train** the few-shot strike planner on the slide family's train split, the documented `full`
+   fit: ``robot-meta train --algo strike-planner --env robot_meta/PandaSlide-v0 --budget full
+   --seed S --out OUT/strike`` (about 3 CPU-minutes: random first strikes on train tasks, a travel
+   model, its table on 512 train-task particles; re-running loads the complete fit).
+2. **Adapt on the device**: the saved planner, loaded as a controller loads it (numpy only, every
+   file checked against its sha256), runs the 100 Hz control loop on held-out tasks of the test
+   split (unseen masses, frictions, shapes and surfaces) with the simulator standing in for the
+   robot. The first episode of each task plays the prior's strike (*before*); at every episode's
+   end the background thread reweights the particles by the strike's observed travel, and the next
+   episode plays the strike most likely to land (*after 1, 2, ... shots*). The same tasks from the
+   same start states are run again with adaptation switched off (*not adapted*), so the gain printed
+   is adaptation's, not episode-to-episode luck. Exactly ``robot-meta adapt OUT/strike --tasks N
+   --episodes E --seed S`` (and the same with ``--no-adapt``).
+3. **The K-shot protocol** on the same planner and seed (``robot-meta evaluate OUT/strike --shots
+   0,1,3,5``): the simulator-side figures the benchmarks report, written to ``OUT/strike/eval.json``.
+4. **Report** (``robot-meta report OUT/strike``): the travel table, success vs K, and a GIF of one
+   held-out task before and after one shot.
 
-Everything printed is also written to ``OUT/demo.json``. About 8-10 minutes on 2 cores.
+Everything printed is also written to ``OUT/demo.json``. About 5 minutes on 2 cores after install.
+The Q-network path (``robot-meta train --algo context``, ``robot-meta export``, ``robot-meta adapt``
+on the ONNX export) is in the README; the shipped ``robot_meta/pretrained/slide-context`` is one.
 """
 
 from __future__ import annotations
@@ -36,84 +38,92 @@ log = logging.getLogger(__name__)
 
 ENV_ID = "robot_meta/PandaSlide-v0"
 PRESET = "slide"
-ALGO = "context"
+ALGO = "strike-planner"
+#: The K values of step 3 (the protocol's shots).
+PROTOCOL_SHOTS = (0, 1, 3, 5)
 
 
 def run_demo(
     out: str | Path = "demo_out",
     seed: int = 0,
     n_tasks: int = 30,
-    episodes: int = 3,
-    budget: str = "small",
+    episodes: int = 6,
+    budget: str = "full",
     rate_hz: float = 100.0,
-    pretrained: str | Path | None = None,
+    protocol_tasks: int = 10,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train -> export -> adapt (pretrained and short run) -> report; `echo` prints the lines. Returns the results.
+    """Train -> adapt on the device -> K-shot protocol -> report; `echo` prints the lines. Returns the results.
 
     Args:
-        out: output folder (run, export, report, ``demo.json``).
-        seed: seed of the short run and of the held-out tasks.
-        n_tasks: held-out test tasks the policies are adapted on.
-        episodes: episodes per task (1 before adaptation, the rest after).
-        budget: budget of the short run.
+        out: output folder (``strike/`` with the planner, its ``eval.json`` and ``report/``, ``demo.json``).
+        seed: seed of the fit and evaluation seed of the held-out tasks.
+        n_tasks: held-out test tasks adapted on in the device loop.
+        episodes: episodes per task (1 before adaptation, the rest after 1, 2, ... shots).
+        budget: the fit's budget (``smoke``, ``small``, ``full``).
         rate_hz: control rate of the device loop (0: as fast as the simulator runs).
-        pretrained: the pretrained run to adapt (default: the one shipped with the package).
+        protocol_tasks: held-out tasks of step 3 (the K-shot protocol).
     """
     import torch
 
     import robot_meta  # noqa: F401  (registers the env ids)
-    from robot_meta.export import export_run
-    from robot_meta.meta import make_config, train_run
-    from robot_meta.pretrained import pretrained_path, verify
+    from robot_meta.meta.eval import evaluate
+    from robot_meta.meta.strike import fit_strike_run, strike_config
+    from robot_meta.report import write_report
 
     out_dir = Path(out)
-    run_dir, export_dir = out_dir / "run", out_dir / "export"
+    run_dir = out_dir / "strike"
     out_dir.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     torch.set_num_threads(1)
 
-    echo(
-        f"[1/5] train a short run: robot-meta train --algo {ALGO} --env {ENV_ID} --budget {budget} "
-        f"--seed {seed} --out {run_dir}"
+    train_cmd = (
+        f"robot-meta train --algo {ALGO} --env {ENV_ID} --budget {budget} --seed {seed} --out {run_dir}"
     )
+    echo(f"[1/4] train: {train_cmd}")
     t0 = time.perf_counter()
-    config = make_config(ALGO, budget=budget, env_id=ENV_ID, preset=PRESET, seed=seed)  # type: ignore[arg-type]
-    result = train_run(config, run_dir)
+    planner, info = fit_strike_run(strike_config(budget, env_id=ENV_ID, preset=PRESET, seed=seed), run_dir)
     t_train = time.perf_counter() - t0
-    echo(f"      {result.iterations} meta-iterations, {result.env_steps} env steps in {t_train:.0f} s")
-
-    echo(f"[2/5] export: robot-meta export {run_dir} --out {export_dir}")
-    t0 = time.perf_counter()
-    exported = export_run(run_dir, export_dir, command=f"robot-meta export {run_dir} --out {export_dir}")
-    par = exported.parity["policy_default_head"]
-    t_export = time.perf_counter() - t0
+    n_part, n_strikes = planner.travel.shape
     echo(
-        f"      {', '.join(exported.manifest['files'])} + manifest.json; parity on {par['samples']} observations: "
-        f"max |dQ| {par['max_abs_diff_q']:.1e}, greedy mismatches {par['greedy_mismatches']} ({t_export:.0f} s)"
+        f"      {info['first_strikes']} random first strikes on train tasks, travel model RMSE "
+        f"{info['train_rmse_m']:.3f} m, table of {n_part} particles x {n_strikes} strikes "
+        f"({info['fit_cpu_seconds']:.0f} CPU-s; {t_train:.0f} s now)"
     )
 
-    shipped = Path(pretrained) if pretrained is not None else pretrained_path()
-    record = verify(shipped)
+    adapt_cmd = f"robot-meta adapt {run_dir} --tasks {n_tasks} --episodes {episodes} --seed {seed}"
+    echo(f"[2/4] adapt on the device (numpy only, {rate_hz:g} Hz): {adapt_cmd} (and with --no-adapt)")
+    t0 = time.perf_counter()
+    device = _device_trials(run_dir, seed, n_tasks, episodes, rate_hz, echo)
+    t_device = time.perf_counter() - t0
+
     echo(
-        f"[3/5] adapt on the device: the pretrained policy {shipped} (files verified against provenance.json), "
-        f"made by `{record['commands'][0]}`"
+        f"[3/4] the K-shot protocol, same planner: robot-meta evaluate {run_dir} --shots "
+        f"{','.join(map(str, PROTOCOL_SHOTS))} --seeds {seed} --tasks {protocol_tasks} --episodes 2"
     )
     t0 = time.perf_counter()
-    main = _device_trials(shipped / "export", seed, n_tasks, episodes, rate_hz, echo)
-    t_main = time.perf_counter() - t0
+    res = evaluate(
+        run_dir, "test", shots=PROTOCOL_SHOTS, episodes=2, seeds=(seed,), num_tasks=protocol_tasks,
+        progress=False,
+    )  # fmt: skip
+    (method,) = res.methods.values()
+    protocol = {int(k): st.success for k, st in sorted(method.per_k.items())}
+    protocol_gain = {int(k): st.control.gain for k, st in method.per_k.items() if st.control is not None}
+    t_protocol = time.perf_counter() - t0
+    echo(
+        "      success by K: "
+        + ", ".join(
+            f"K={k} {100 * v:.0f} %"
+            + (f" (paired gain {100 * protocol_gain[k]:+.0f})" if k in protocol_gain else "")
+            for k, v in protocol.items()
+        )
+        + f" on {protocol_tasks} tasks ({t_protocol:.0f} s)"
+    )
 
-    echo(f"[4/5] adapt the short run of step 1 the same way: {export_dir}")
+    report_dir = run_dir / "report"
+    echo(f"[4/4] report: robot-meta report {run_dir}")
     t0 = time.perf_counter()
-    short = _device_trials(export_dir, seed, n_tasks, episodes, rate_hz, echo, per_task=False)
-    t_short = time.perf_counter() - t0
-
-    report_dir = out_dir / "report"
-    echo(f"[5/5] report: robot-meta report {shipped} --out {report_dir}")
-    from robot_meta.report import write_report
-
-    t0 = time.perf_counter()
-    page = write_report(shipped, report_dir, seed=seed)
+    page = write_report(run_dir, report_dir, seed=seed, progress=False)
     t_report = time.perf_counter() - t0
     echo(f"      report: {page} ({t_report:.0f} s)")
     results: dict[str, Any] = {
@@ -122,12 +132,16 @@ def run_demo(
         "budget": budget,
         "seed": seed,
         "run_dir": str(run_dir),
-        "export_dir": str(export_dir),
-        "pretrained": {"path": str(shipped), "commands": record["commands"], "date": record.get("date")},
-        "train": {"iterations": result.iterations, "env_steps": result.env_steps, "seconds": t_train},
-        "export": {"parity": exported.parity, "seconds": t_export},
-        "adapt": {**main, "episodes_per_task": episodes, "rate_hz": rate_hz, "seconds": t_main},
-        "adapt_short_run": {**short, "seconds": t_short},
+        "commands": {"train": train_cmd, "adapt": adapt_cmd},
+        "train": {**info, "seconds": t_train},
+        "adapt": {**device, "episodes_per_task": episodes, "rate_hz": rate_hz, "seconds": t_device},
+        "protocol": {
+            "shots": list(PROTOCOL_SHOTS),
+            "tasks": protocol_tasks,
+            "success": protocol,
+            "paired_gain": protocol_gain,
+            "seconds": t_protocol,
+        },
         "report": {"path": str(page), "seconds": t_report},
         "wall_time_s": time.perf_counter() - t_all,
     }
@@ -137,26 +151,33 @@ def run_demo(
 
 
 def _device_trials(
-    export_dir: Path,
+    policy_dir: Path,
     seed: int,
     n_tasks: int,
     episodes: int,
     rate_hz: float,
     echo: Callable[[str], None],
-    *,
-    per_task: bool = True,
 ) -> dict[str, Any]:
-    """The export's control loop on `n_tasks` held-out tasks, with and without adaptation (same starts)."""
-    import gymnasium as gym
+    """The device loop on `n_tasks` held-out tasks, with and without adaptation (same tasks and starts,
+    drawn as ``robot-meta adapt --seed`` draws them)."""
     import numpy as np
 
-    from robot_meta.envs import TaskDistribution
+    from robot_meta.adapt import simulator_for
     from robot_meta.meta.eval.stats import mean_ci
-    from robot_meta.runtime import AdaptivePolicy, ControllerConfig, TaskTrial, run_trials
+    from robot_meta.meta.eval.units import unit_seeds
+    from robot_meta.runtime import ControllerConfig, StrikePlanner, TaskTrial, load_device_policy, run_trials
 
-    policy = AdaptivePolicy.load(export_dir)
-    tasks = TaskDistribution.preset(PRESET).split("test").sample(n_tasks, np.random.default_rng(seed + 1))
-    env = gym.make(ENV_ID, action_mode="discrete")
+    policy = load_device_policy(policy_dir)
+    assert isinstance(policy, StrikePlanner)
+    env, tasks = simulator_for(
+        ENV_ID,
+        "test",
+        n_tasks,
+        seed,
+        train_distribution=policy.train_distribution,
+        n_actions=policy.n_actions,
+    )
+    firsts = [unit_seeds(seed, i)[0] for i in range(len(tasks))]
 
     def show(i: int, t: TaskTrial) -> None:
         p = t.task
@@ -166,11 +187,11 @@ def _device_trials(
 
     try:
         adapted = run_trials(
-            policy, env, tasks, episodes=episodes, seed=seed + 1000,
-            config=ControllerConfig(rate_hz=rate_hz), on_task=show if per_task else None,
+            policy, env, tasks, episodes=episodes, seed=firsts, config=ControllerConfig(rate_hz=rate_hz),
+            on_task=show,
         )  # fmt: skip
         off = run_trials(
-            policy, env, tasks, episodes=episodes, seed=seed + 1000,
+            policy, env, tasks, episodes=episodes, seed=firsts,
             config=ControllerConfig(rate_hz=rate_hz, adapt_at_episode_end=False, adapt_every=0),
         )  # fmt: skip
     finally:
@@ -179,18 +200,31 @@ def _device_trials(
     per_off = [float(np.mean(t.success_after)) for t in off.trials]
     # paired over tasks: the mean per-task difference with its 95 % Student-t interval
     gain, lo, hi = mean_ci([a - b for a, b in zip(per_after, per_off, strict=True)])
+    # success after k shots (episode k + 1 of every task), adapted and not
+    by_shot = [float(np.mean([t.success_after[k] for t in adapted.trials])) for k in range(episodes - 1)]
+    by_shot_off = [float(np.mean([t.success_after[k] for t in off.trials])) for k in range(episodes - 1)]
     n_after = sum(len(t.success_after) for t in adapted.trials)
     echo(
-        f"      success on {len(adapted.trials)} held-out tasks (episodes 2-{episodes} of each, {n_after} in all): "
-        f"adapted {adapted.success_after:.0%}, not adapted {off.success_after:.0%} (same tasks and start states), "
-        f"gain {100 * gain:+.0f} points [95 % CI {100 * lo:+.0f}, {100 * hi:+.0f}]; first episodes (prior z, other start states) "
-        f"{adapted.success_before:.0%}; missed ticks {adapted.missed_ticks} of {adapted.ticks} at {rate_hz:g} Hz"
+        f"      success on {len(adapted.trials)} held-out tasks: before adaptation (first episodes, the prior) "
+        f"{adapted.success_before:.0%}; after adaptation (episodes 2-{episodes}, after 1-{episodes - 1} shots, "
+        f"{n_after} episodes) {adapted.success_after:.0%}; not adapted (same tasks and start states) "
+        f"{off.success_after:.0%}; gain {100 * gain:+.0f} points [95 % CI {100 * lo:+.0f}, {100 * hi:+.0f}]"
+    )
+    echo(
+        "      by shots seen: "
+        + ", ".join(
+            f"{k + 1}: {100 * a:.0f} % (not adapted {100 * b:.0f} %)"
+            for k, (a, b) in enumerate(zip(by_shot, by_shot_off, strict=True))
+        )
+        + f"; missed ticks {adapted.missed_ticks} of {adapted.ticks} at {rate_hz:g} Hz"
     )
     return {
         **adapted.summary(),
         "success_not_adapted": off.success_after,
         "gain": gain,
         "gain_ci": [lo, hi],
+        "success_by_shots": by_shot,
+        "success_by_shots_not_adapted": by_shot_off,
         "per_task_after": per_after,
         "per_task_not_adapted": per_off,
     }

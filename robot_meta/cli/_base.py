@@ -37,8 +37,9 @@ class _Registered:
 
 def _algo_names() -> Sequence[str]:
     from robot_meta.meta.registry import ALGO_NAMES
+    from robot_meta.meta.strike import STRIKE_ALGO
 
-    return ALGO_NAMES
+    return (*ALGO_NAMES, STRIKE_ALGO)  # the strike planner trains by `robot-meta train` too (no Q-network)
 
 
 def _split_names() -> Sequence[str]:

@@ -25,7 +25,11 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="example: robot-meta adapt runs/slide-export --env robot_meta/PandaSlide-v0 --split test --episodes 3",
     )
-    p.add_argument("export_dir", metavar="DIR", help="export directory written by `robot-meta export`")
+    p.add_argument(
+        "export_dir",
+        metavar="DIR",
+        help="export directory written by `robot-meta export`, or a saved strike planner (strike_planner.json)",
+    )
     p.add_argument(
         "--env", metavar="ID", help="Gymnasium id of the simulator (default: the manifest's env id)"
     )
@@ -88,7 +92,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         ControllerConfig,
         ManifestError,
         RuntimeLoadError,
+        StrikePlanner,
         TaskTrial,
+        is_strike_planner_dir,
+        load_device_policy,
         run_trials,
     )
 
@@ -105,34 +112,42 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        policy = AdaptivePolicy.load(args.export_dir, AdaptConfig(method=args.method))
+        strike = is_strike_planner_dir(args.export_dir)
+        policy = load_device_policy(args.export_dir, None if strike else AdaptConfig(method=args.method))
+        context = isinstance(policy, AdaptivePolicy) and policy.manifest.context is not None
         ctrl = (
             ControllerConfig(rate_hz=args.rate, adapt_every=0, adapt_at_episode_end=False)
             if args.no_adapt
-            else ControllerConfig(rate_hz=args.rate, adapt_every=1 if policy.manifest.context else 0)
+            else ControllerConfig(rate_hz=args.rate, adapt_every=1 if context else 0)
         )
-    except (ManifestError, RuntimeLoadError, ValueError) as exc:
+    except (ManifestError, RuntimeLoadError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     import numpy as np
 
     from robot_meta.adapt import simulator_for
     from robot_meta.meta.eval.units import unit_seeds
 
-    env_id = args.env or policy.manifest.env_id
+    if isinstance(policy, StrikePlanner):
+        kind, env_id, dist, obs_dim = "strike-planner", policy.env_id, policy.train_distribution, None
+        rule = "the particle posterior moves after every episode"
+    else:
+        m = policy.manifest
+        kind, env_id, dist, obs_dim = m.algo, m.env_id, m.train_distribution, policy.obs_dim
+        rule = "z re-inferred after every tick" if context else f"{policy.config.method} head adaptation"
+    env_id = args.env or env_id
+    if not env_id:
+        raise CliError(f"{args.export_dir} does not record its env: pass --env ID")
     try:
-        env, tasks = simulator_for(policy, env_id, args.split, args.tasks, args.seed)
+        env, tasks = simulator_for(
+            env_id, args.split, args.tasks, args.seed,
+            train_distribution=dist, n_actions=policy.n_actions, obs_dim=obs_dim,
+        )  # fmt: skip
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(
-        f"{policy.manifest.algo} policy from {args.export_dir} on {env_id}, split {args.split}: "
+        f"{kind} policy from {args.export_dir} on {env_id}, split {args.split}: "
         f"{args.tasks} tasks x {args.episodes} episodes at {args.rate:g} Hz ("
-        + (
-            "adaptation switched off: the control run"
-            if args.no_adapt
-            else "z re-inferred after every tick"
-            if policy.manifest.context
-            else f"{policy.config.method} head adaptation"
-        )
+        + ("adaptation switched off: the control run" if args.no_adapt else rule)
         + ")"
     )
 
@@ -169,7 +184,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
             "episodes": args.episodes,
             "seed": args.seed,
             "rate_hz": args.rate,
-            "method": args.method,
+            "method": "posterior" if strike else args.method,
             "adaptation": not args.no_adapt,
         }
         with open(args.json, "w") as fh:

@@ -45,6 +45,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "three algorithms: meta-dqn (MAML over the device's head adaptation rule), reptile (first-order "
             "meta-learning over per-task DQN) or context (a task encoder conditions the Q-network). The run "
             "directory gets config.json, checkpoint.pt and TensorBoard logs (tensorboard --logdir RUN). "
+            "--algo strike-planner (families that strike: slide, push) instead fits a travel model on random "
+            "first strikes and tabulates it on train-task particles; RUN then holds the planner's table "
+            "(strike_planner.npz + .json), which `robot-meta adapt RUN` runs on the device. "
             "Running the same command on an existing RUN resumes it exactly where it stopped."
         ),
         epilog="example: robot-meta train --algo meta-dqn --env robot_meta/PandaPush-v0 --budget small --out runs/push",
@@ -117,6 +120,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         checks.check_output_dir(args.out, "--out")
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    from robot_meta.meta.strike import STRIKE_ALGO
+
+    if args.algo == STRIKE_ALGO:
+        return _train_strike_planner(args)
     from robot_meta.meta import CheckpointError, ResourceError, RunConfigMismatchError, config_from_options
 
     try:
@@ -165,6 +172,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.out,
         f"({summary})" if summary else "",
     )
+    return 0
+
+
+def _train_strike_planner(args: argparse.Namespace) -> int:
+    """``--algo strike-planner``: fit the few-shot strike planner into RUN (a complete fit is loaded)."""
+    from robot_meta.meta.config import parse_override
+    from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_run, strike_config
+
+    try:
+        checks.check_seed(args.seed)
+        if args.backend not in (None, "local") or args.workers not in (None, 1) or args.ray_address:
+            raise ValueError(
+                "--algo strike-planner fits in this process: drop --backend, --workers and --ray-address"
+            )
+        overrides = dict(parse_override(StrikePlannerConfig, item) for item in args.overrides)  # type: ignore[arg-type]
+        cfg = strike_config(
+            args.budget, env_id=args.env, preset=args.preset, seed=args.seed, overrides=overrides
+        )
+    except (ValueError, TypeError) as exc:
+        raise CliError(str(exc)) from None
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        planner, info = fit_strike_run(cfg, args.out)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    log.info(
+        "strike-planner: %d first strikes, travel RMSE %.3f m, %d particles x %d strikes in %.0f CPU-s -> %s "
+        "(robot-meta adapt %s runs it on the device loop)",
+        info["first_strikes"], info["train_rmse_m"], planner.travel.shape[0], planner.travel.shape[1],
+        info["fit_cpu_seconds"], args.out, args.out,
+    )  # fmt: skip
     return 0
 
 

@@ -10,26 +10,62 @@
     planner, info = fit_strike_planner(StrikePlannerConfig(seed=0))
     planner.save("exports/slide-strike", provenance=info)
 
+    planner, info = fit_strike_run(strike_config("full", seed=0), "runs/slide-strike")  # resumable
+
+``robot-meta train --algo strike-planner --env robot_meta/PandaSlide-v0 --budget full --out DIR``
+runs `fit_strike_run`; ``robot-meta adapt DIR`` and ``robot-meta evaluate DIR`` take its directory.
+
 BENCHMARKS.md ("A learned strike model with a posterior from the shots", 2026-12-03) has its figures.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
-from dataclasses import asdict, dataclass
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robot_meta.runtime.strike import FALL_DROP, OFF_TABLE_TRAVEL, REST_SPEED, StrikeLayout, StrikePlanner
 
-__all__ = ["StrikePlannerConfig", "collect_first_strikes", "fit_strike_planner", "strike_columns"]
+__all__ = [
+    "FIT_FILE",
+    "STRIKE_ALGO",
+    "STRIKE_BUDGETS",
+    "StrikeFitMismatchError",
+    "StrikePlannerConfig",
+    "collect_first_strikes",
+    "fit_strike_planner",
+    "fit_strike_run",
+    "strike_columns",
+    "strike_config",
+]
 
 log = logging.getLogger(__name__)
 
 #: Where the goal is moved while collecting: behind the start, out of any strike's reach.
 _FAR_GOAL = (-0.3, 0.25, 0.0)
+#: The method's name (``robot-meta train --algo``, the K-shot cell).
+STRIKE_ALGO = "strike-planner"
+#: `StrikePlannerConfig` overrides per budget: smoke = seconds (checks the machinery), small = about
+#: a CPU-minute, full = the defaults (about 3 CPU-minutes, the figures in BENCHMARKS.md).
+STRIKE_BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": {"first_strikes": 40, "particles": 16, "fit_steps": 200},
+    "small": {"first_strikes": 400, "particles": 256, "fit_steps": 2000},
+    "full": {},
+}
+#: Written last into a fit's directory: the config, the fit's figures and CPU time (a complete fit).
+FIT_FILE = "strike_fit.json"
+
+
+class StrikeFitMismatchError(ValueError):
+    """The directory holds a fit of another configuration."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +119,10 @@ def strike_columns(env: Any) -> list[int]:
     return strikes
 
 
-def collect_first_strikes(cfg: StrikePlannerConfig) -> tuple[np.ndarray, np.ndarray, list[int], StrikeLayout]:
-    """``(inputs, travel, strikes, layout)`` of `cfg.first_strikes` random first strikes."""
+def collect_first_strikes(
+    cfg: StrikePlannerConfig,
+) -> tuple[np.ndarray, np.ndarray, list[int], StrikeLayout, int]:
+    """``(inputs, travel, strikes, layout, n_actions)`` of `cfg.first_strikes` random first strikes."""
     import gymnasium as gym
 
     import robot_meta  # noqa: F401  (registers the env ids)
@@ -94,6 +132,7 @@ def collect_first_strikes(cfg: StrikePlannerConfig) -> tuple[np.ndarray, np.ndar
     try:
         u: Any = env.unwrapped
         strikes = strike_columns(env)
+        n_actions = int(env.action_space.n)  # type: ignore[attr-defined]
         layout = StrikeLayout.from_observation_layout(u.observation_layout)
         pos, vel = layout.object_position, layout.object_velocity
         rng = np.random.default_rng(cfg.seed)
@@ -113,7 +152,7 @@ def collect_first_strikes(cfg: StrikePlannerConfig) -> tuple[np.ndarray, np.ndar
             ys.append(OFF_TABLE_TRAVEL if fell else float(obs[pos] - x0))
     finally:
         env.close()
-    return np.asarray(xs, np.float32), np.asarray(ys, np.float32), strikes, layout
+    return np.asarray(xs, np.float32), np.asarray(ys, np.float32), strikes, layout, n_actions
 
 
 def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[str, Any]]:
@@ -125,7 +164,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
 
     from robot_meta.envs import TaskDistribution
 
-    x, y, strikes, layout = collect_first_strikes(cfg)
+    x, y, strikes, layout, n_actions = collect_first_strikes(cfg)
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -151,5 +190,68 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         table = net((torch.from_numpy(q) - mu) / sd).squeeze(-1).numpy().reshape(len(tasks), n)
         rmse = float(torch.sqrt((((net((xt - mu) / sd).squeeze(-1)) - yt) ** 2).mean()))
     log.info("strike planner: %d strikes fitted, train RMSE %.3f m, %d particles", len(x), rmse, len(tasks))
-    planner = StrikePlanner(table, strikes, layout, sigma=cfg.sigma, window=cfg.window)
+    planner = StrikePlanner(
+        table, strikes, layout, sigma=cfg.sigma, window=cfg.window, n_actions=n_actions, env_id=cfg.env_id,
+        train_distribution=TaskDistribution.preset(cfg.preset).to_dict(),
+    )  # fmt: skip
     return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse}
+
+
+def strike_config(
+    budget: str = "full",
+    *,
+    env_id: str | None = None,
+    preset: str | None = None,
+    seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+) -> StrikePlannerConfig:
+    """The `StrikePlannerConfig` of a budget (`STRIKE_BUDGETS`) for an env, with `overrides` on top.
+
+    `preset` defaults to the env's family; ValueError naming the problem for an unknown budget, env
+    or field."""
+    from robot_meta._registration import ENV_FAMILIES
+
+    if budget not in STRIKE_BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}: choose one of {list(STRIKE_BUDGETS)}")
+    kw: dict[str, Any] = dict(STRIKE_BUDGETS[budget])
+    if env_id is not None:
+        kw["env_id"] = env_id
+        if preset is None:
+            if env_id not in ENV_FAMILIES:
+                raise ValueError(
+                    f"unknown env {env_id!r}: choose one of {sorted(ENV_FAMILIES)} (or pass --preset)"
+                )
+            preset = ENV_FAMILIES[env_id]
+    if preset is not None:
+        kw["preset"] = preset
+    names = {f.name for f in fields(StrikePlannerConfig)}
+    unknown = sorted(set(overrides or {}) - names)
+    if unknown:
+        raise ValueError(f"unknown strike-planner field(s) {unknown}: choose from {sorted(names)}")
+    kw.update(overrides or {})
+    return StrikePlannerConfig(seed=seed, **kw)
+
+
+def fit_strike_run(cfg: StrikePlannerConfig, out: str | Path) -> tuple[StrikePlanner, dict[str, Any]]:
+    """Fit the planner into `out` and load it back from its files, as a controller does; a directory
+    that holds a complete fit of the same config is loaded, not refitted (`StrikeFitMismatchError`
+    for another config). ``info`` adds ``fit_cpu_seconds`` to `fit_strike_planner`'s."""
+    d = Path(out)
+    info_path = d / FIT_FILE
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info.get("config") != json.loads(json.dumps(asdict(cfg))):
+            raise StrikeFitMismatchError(
+                f"{d} holds a strike-planner fit of another configuration ({info_path}): pass a new --out, "
+                "or the same budget, seed and overrides to load it"
+            )
+        log.info("strike planner: %s holds a complete fit; loading it", d)
+        return StrikePlanner.load(d), info
+    t0 = time.process_time()
+    planner, info = fit_strike_planner(cfg)
+    info["fit_cpu_seconds"] = time.process_time() - t0
+    planner.save(d, provenance=info)
+    tmp = info_path.with_name(info_path.name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    os.replace(tmp, info_path)  # written last: its presence marks a complete fit
+    return StrikePlanner.load(d), info

@@ -25,7 +25,8 @@ __all__ = ["PRETRAINED_DIR", "PROVENANCE_FILE", "PretrainedError", "file_hashes"
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
 PROVENANCE_FILE = "provenance.json"
-#: The pretrained run `robot-meta demo` adapts: ContextDQN (RMA-style) on the slide family.
+#: The shipped pretrained run: ContextDQN (RMA-style) on the slide family, an ONNX export to try
+#: `robot-meta adapt` on without training (`make demo` fits and adapts the strike planner instead).
 DEFAULT = "slide-context"
 
 

@@ -1,4 +1,5 @@
-"""The figures of a report: training curves, task-parameter coverage and the adaptation GIF."""
+"""The figures of a report: training curves, a strike planner's travel table, task-parameter coverage and the
+adaptation GIF."""
 
 from __future__ import annotations
 
@@ -75,6 +76,30 @@ def plot_training_curves(
         else:
             ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="0.5")
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_travel_table(planner: Any, path: Path, title: str) -> Path:
+    """A `StrikePlanner`'s table: predicted travel per strike, median and 10-90 % band over particles,
+    with a few particles drawn thin (each is one train task)."""
+    plt = _pyplot()
+    travel = np.asarray(planner.travel)
+    x = np.arange(travel.shape[1])
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for row in travel[:: max(1, len(travel) // 12)]:
+        ax.plot(x, row, color="0.6", lw=0.7, alpha=0.7)
+    lo, mid, hi = np.percentile(travel, [10, 50, 90], axis=0)
+    ax.fill_between(x, lo, hi, color="tab:blue", alpha=0.2, label="10-90 % of the particles")
+    ax.plot(x, mid, color="tab:blue", lw=2, label="median particle")
+    ax.set_xticks(x, [str(a) for a in planner.strikes])
+    ax.set_xlabel("strike (discrete action index, slowest to fastest)")
+    ax.set_ylabel("predicted travel of the object, m (1.0 = off the table)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from robot_meta.report.figures import plot_task_coverage, plot_training_curves, write_gif
+from robot_meta.report.figures import plot_task_coverage, plot_training_curves, plot_travel_table, write_gif
 from robot_meta.report.names import (
     ADAPTATION_GIF,
     COVERAGE_PNG,
@@ -22,6 +22,7 @@ from robot_meta.report.names import (
     REPORT_DIR,
     REPORT_HTML,
     SUCCESS_PNG,
+    TRAVEL_PNG,
     ReportError,
 )
 from robot_meta.report.rollout import TASK_RULE, read_scalars, record_adaptation
@@ -136,8 +137,11 @@ def write_report(
         progress: show progress bars (default: when stderr is a terminal).
     """
     from robot_meta.meta.checkpoint import CONFIG_FILE
+    from robot_meta.runtime.strike import is_strike_planner_dir
 
     run = Path(run_dir)
+    if is_strike_planner_dir(run):
+        return _write_strike_report(run, out, gif=gif, seed=seed, gif_size=gif_size, progress=progress)
     if not (run / CONFIG_FILE).is_file():
         raise ReportError(
             f"{run} is not a run directory (no {CONFIG_FILE}): train one first, e.g. "
@@ -168,13 +172,67 @@ def write_report(
         if gif:
             sections["Before and after adaptation"] = _gif_section(run, out_dir, seed, gif_size, show)
             bar.update(1)
-    page = _page(run, info, sections, iterations)
+    return _write_page(out_dir, _page(run, info, sections, iterations))
+
+
+def _write_page(out_dir: Path, page: str) -> Path:
     path = out_dir / REPORT_HTML
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     log.info("report written to %s", path)
     return path
+
+
+def _write_strike_report(
+    run: Path,
+    out: str | Path | None,
+    *,
+    gif: bool,
+    seed: int,
+    gif_size: tuple[int, int],
+    progress: bool | None,
+) -> Path:
+    """The report of a saved strike planner (``robot-meta train --algo strike-planner``): its fit and
+    travel table, success vs K (``eval.json`` of ``robot-meta evaluate``), coverage and the GIF."""
+    from robot_meta.meta.strike import FIT_FILE
+    from robot_meta.runtime.strike import StrikePlanner
+
+    planner = StrikePlanner.load(run)  # sha256 checked, as on a controller
+    try:
+        fit: dict[str, Any] = json.loads((run / FIT_FILE).read_text())
+    except (OSError, ValueError):
+        fit = {}
+    cfg = dict(fit.get("config", {}))
+    info = {"algo": "strike-planner", "env": {"env_id": planner.env_id}, "config": cfg,
+            "task_distribution": planner.train_distribution}  # fmt: skip
+    out_dir = Path(out) if out is not None else run / REPORT_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    plot_travel_table(planner, out_dir / TRAVEL_PNG, f"strike planner on {planner.env_id}")
+    n_part, n_strikes = planner.travel.shape
+    sections = {
+        "The travel model and its particles": (
+            f'<img src="{TRAVEL_PNG}" alt="predicted travel of every strike on the particle tasks">'
+            f"<p class='muted'>A small MLP fitted on {_esc(fit.get('first_strikes', '?'))} random first strikes on "
+            f"train tasks (travel RMSE {fit.get('train_rmse_m', float('nan')):.3f} m, "
+            f"{fit.get('fit_cpu_seconds', float('nan')):.0f} CPU-s), tabulated on {n_part} train-task particles "
+            f"x {n_strikes} strikes. x: the strike (slowest to fastest), y: the object's predicted travel; the band "
+            "holds 80 % of the particles. On the device each shot's observed travel reweights the particles "
+            f"(Gaussian likelihood, sigma {planner.sigma:g} m) and the planner plays the strike that lands within "
+            f"{planner.window:g} m of the goal on the largest posterior share.</p>"
+        ),
+        "Success vs K shots": _eval_section(run / "eval.json", out_dir, run),
+        "Task-parameter coverage": _coverage_section(info, out_dir),
+    }
+    if gif:
+        sections["Before and after adaptation"] = _gif_section(run, out_dir, seed, gif_size, show)
+    summary = (
+        f"<code>strike-planner</code> on <code>{_esc(planner.env_id)}</code>, task preset "
+        f"<code>{_esc(cfg.get('preset', '?'))}</code>, seed {_esc(cfg.get('seed', '?'))}: {n_part} particles x "
+        f"{n_strikes} strikes."
+    )
+    return _write_page(out_dir, _page(run, info, sections, 0, summary=summary))
 
 
 def _curves_section(run: Path, out_dir: Path, title: str, teacher: bool = False) -> tuple[str, int]:
@@ -229,8 +287,13 @@ def _coverage_section(info: Mapping[str, Any], out_dir: Path) -> str:
 def _gif_section(run: Path, out_dir: Path, seed: int, gif_size: tuple[int, int], show: bool) -> str:
     """The before/after adaptation GIF on a held-out task (a run with a checkpoint or an export)."""
     from robot_meta.meta.checkpoint import CHECKPOINT_FILE
+    from robot_meta.runtime.strike import is_strike_planner_dir
 
-    if not ((run / CHECKPOINT_FILE).is_file() or (run / EXPORT_SUBDIR / "manifest.json").is_file()):
+    if not (
+        (run / CHECKPOINT_FILE).is_file()
+        or (run / EXPORT_SUBDIR / "manifest.json").is_file()
+        or is_strike_planner_dir(run)
+    ):
         return '<p class="note">no checkpoint yet: train the run first</p>'
     rollout = record_adaptation(run, seed=seed, size=gif_size, progress=show)
     write_gif(rollout, out_dir / ADAPTATION_GIF)
@@ -239,11 +302,10 @@ def _gif_section(run: Path, out_dir: Path, seed: int, gif_size: tuple[int, int],
         if isinstance(rollout.task, dict)
         else rollout.task
     )
-    acted = (
-        "the on-device runtime of the run's export (numpy + onnxruntime)"
-        if rollout.source == "export"
-        else "the run's checkpoint (torch)"
-    )
+    acted = {
+        "export": "the on-device runtime of the run's export (numpy + onnxruntime)",
+        "strike-planner": "the saved strike planner, numpy only, as on a controller",
+    }.get(rollout.source, "the run's checkpoint (torch)")
     return (
         f'<img src="{ADAPTATION_GIF}" alt="the robot before and after adaptation">'
         f"<p class='muted'><b>Solved before adaptation: {rollout.solved_before} of {rollout.tried} held-out test "
@@ -257,12 +319,14 @@ def _gif_section(run: Path, out_dir: Path, seed: int, gif_size: tuple[int, int],
     )
 
 
-def _page(run: Path, info: Mapping[str, Any], sections: Mapping[str, str], iterations: int) -> str:
+def _page(
+    run: Path, info: Mapping[str, Any], sections: Mapping[str, str], iterations: int, summary: str = ""
+) -> str:
     """The HTML of the page: the run's summary, its configuration and `sections` (title -> HTML)."""
     algo, env_id = info.get("algo", "?"), info.get("env", {}).get("env_id", "?")
     cfg = info.get("config", {})
     when = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-    summary = (
+    summary = summary or (
         f"<code>{_esc(algo)}</code> on <code>{_esc(env_id)}</code>, task preset <code>{_esc(cfg.get('preset', '?'))}</code>, "
         f"seed {_esc(cfg.get('seed', '?'))}, budget <code>{_esc(cfg.get('budget', '?'))}</code>: "
         f"{iterations} of {_esc(cfg.get('meta_iterations', '?'))} meta-iterations logged."

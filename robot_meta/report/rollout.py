@@ -57,7 +57,8 @@ class AdaptationRollout:
     chosen: int = 0
     """Index (from 0) of the task shown among those tried."""
     source: str = ""
-    """What acted: ``checkpoint`` (torch, the run's adapter) or ``export`` (the on-device runtime)."""
+    """What acted: ``checkpoint`` (torch, the run's adapter), ``export`` (the on-device runtime) or
+    ``strike-planner`` (the saved planner, numpy)."""
 
 
 #: How the task shown is chosen among those tried (the report states it).
@@ -100,11 +101,20 @@ def _episode(
 
 def _subject(run_dir: Path) -> tuple[str, str, Any, Any, str]:
     """``(method name, env id, adapter, task distribution, source)`` of a run: its checkpoint's adapter
-    (torch) if it has one, else the on-device runtime of its ``export/`` directory."""
+    (torch) if it has one, else the on-device runtime of its ``export/`` directory; a saved strike
+    planner acts by itself (numpy)."""
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta.checkpoint import CHECKPOINT_FILE
+    from robot_meta.runtime.strike import StrikePlanner, is_strike_planner_dir
 
-    if (run_dir / CHECKPOINT_FILE).is_file():
+    if is_strike_planner_dir(run_dir):
+        from robot_meta.meta.eval.adapters import StrikeAdapter
+
+        planner = StrikePlanner.load(run_dir)
+        adapter: Any = StrikeAdapter(planner)
+        dist_info, preset = planner.train_distribution, None
+        name, env_id, source = "strike-planner", planner.env_id, "strike-planner"
+    elif (run_dir / CHECKPOINT_FILE).is_file():
         from robot_meta.meta import load_run
         from robot_meta.meta.eval import methods_for_run
 
@@ -116,8 +126,8 @@ def _subject(run_dir: Path) -> tuple[str, str, Any, Any, str]:
     elif (run_dir / EXPORT_SUBDIR / "manifest.json").is_file():
         from robot_meta.meta.eval.adapters import ExportAdapter
 
-        adapter = ExportAdapter.load(run_dir / EXPORT_SUBDIR)
-        manifest = adapter.policy.manifest
+        export = ExportAdapter.load(run_dir / EXPORT_SUBDIR)
+        adapter, manifest = export, export.policy.manifest
         dist_info, preset = manifest.train_distribution, None
         name, env_id, source = f"{manifest.algo}-export", manifest.env_id, "export"
     else:

@@ -10,6 +10,8 @@
 
     AdaptiveController(policy, robot, ControllerConfig(rate_hz=100)).run(episodes=10)
 
+    policy = load_device_policy("exports/slide-strike")  # an ONNX export or a StrikePlanner
+
 Install on a controller with ``pip install robot_meta`` (its core dependencies are exactly numpy and onnxruntime).
 """
 
@@ -35,6 +37,7 @@ from robot_meta.runtime.controller import (
     StepEnv,
     realtime_scheduling,
 )
+from robot_meta.runtime.device import DevicePolicy, load_device_policy
 from robot_meta.runtime.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -59,7 +62,7 @@ from robot_meta.runtime.policy import (
     TransitionError,
 )
 from robot_meta.runtime.session import RuntimeLoadError, inference_session
-from robot_meta.runtime.strike import StrikeLayout, StrikePlanner
+from robot_meta.runtime.strike import StrikeLayout, StrikePlanner, is_strike_planner_dir
 from robot_meta.runtime.trials import TaskTrial, TrialsReport, run_trials
 
 __all__ = [
@@ -74,6 +77,7 @@ __all__ = [
     "AdaptivePolicy",
     "ContextHeadRule",
     "ContextSpec",
+    "DevicePolicy",
     "DeviceRule",
     "ControllerConfig",
     "ControllerReport",
@@ -96,6 +100,8 @@ __all__ = [
     "context_td_adapt",
     "huber_loss",
     "inference_session",
+    "is_strike_planner_dir",
+    "load_device_policy",
     "load_manifest",
     "pack_transitions",
     "ridge_adapt",

@@ -10,7 +10,8 @@ scheduled time the ticks in between are *missed* (counted, never replayed in a b
 schedule moves on. Resets are not real-time (the schedule restarts after each reset).
 
 Adaptation never runs on the control thread: the controller wakes a background thread (every
-``adapt_every`` ticks and/or at the end of an episode) which calls `AdaptivePolicy.adapt`; the new
+``adapt_every`` ticks and/or at the end of an episode) which calls the policy's ``adapt`` (a
+`DevicePolicy`: `AdaptivePolicy` or `StrikePlanner`); the new
 head is swapped in atomically and the next tick acts with it. A refused observation (NaN, wrong
 shape) is logged and the last good action is repeated; a refused transition is logged and
 dropped - the loop never crashes on bad data. Ctrl-C (KeyboardInterrupt) or `stop()` ends the loop
@@ -33,7 +34,8 @@ from typing import Any, Protocol, SupportsFloat
 
 import numpy as np
 
-from robot_meta.runtime.policy import AdaptivePolicy, AdaptReport, ObservationError, TransitionError
+from robot_meta.runtime.device import DevicePolicy
+from robot_meta.runtime.policy import AdaptReport, ObservationError, TransitionError
 
 __all__ = [
     "AdaptiveController",
@@ -175,7 +177,7 @@ class ControllerReport:
 class _Adapter:
     """The background thread that runs `policy.adapt()` on request."""
 
-    def __init__(self, policy: AdaptivePolicy, history: int, priority: int = 0) -> None:
+    def __init__(self, policy: DevicePolicy, history: int, priority: int = 0) -> None:
         self.policy = policy
         self.priority = priority
         self.reports: deque[AdaptReport] = deque(maxlen=history)
@@ -290,7 +292,7 @@ def _enter_realtime(priority: int, who: str = "control thread") -> Callable[[], 
 class AdaptiveController:
     """Run `policy` against `env` at a fixed rate, adapting off the hot path (see the module docstring)."""
 
-    def __init__(self, policy: AdaptivePolicy, env: StepEnv, config: ControllerConfig | None = None) -> None:
+    def __init__(self, policy: DevicePolicy, env: StepEnv, config: ControllerConfig | None = None) -> None:
         self.policy = policy
         self.env = env
         self.config = config or ControllerConfig()

@@ -4,16 +4,23 @@ numpy only. The table ``travel[m, s]`` holds a learned model's prediction of how
 metres) strike ``s`` sends the object on particle task ``m`` (particles are train-split tasks; the
 table is built by `robot_meta.meta.strike.fit_strike_planner`). On the device:
 
-- every observed strike from the start state and the object's travel until it rests (or the
-  episode ends) reweights the particles by a Gaussian likelihood ``N(observed; travel[m, s], sigma)``;
+- `observe` records every strike played from the start state and the object's travel until it
+  rests (or the episode ends); `adapt` (the control loop's background thread, at an episode's end)
+  reweights the particles by each recorded travel's Gaussian likelihood
+  ``N(observed; travel[m, s], sigma)``, swapping the new weights in atomically;
 - at an episode's start (object and arm at rest, the fingertips just behind the object) `act`
   plays the strike whose predicted travel lands within ``window`` of the goal for the largest
   posterior share of particles; every other step it holds (a slide is one strike).
 
     planner = StrikePlanner.load("exports/slide-strike")   # verifies the sha256 of its table
     a = planner.act(obs)
-    planner.observe(obs, a, reward, next_obs, terminated)   # the shots: the posterior moves
+    planner.observe(obs, a, reward, next_obs, terminated)   # the shots: strikes and their travel
+    planner.adapt()                                          # the posterior moves (AdaptReport)
     planner.reset_adaptation()                               # back to the prior (a new task)
+
+It is a device policy like `AdaptivePolicy` (``act``, ``observe``, ``adapt``, ``reset_adaptation``,
+``n_actions``, ``adaptations``): `AdaptiveController`, `run_trials` and ``robot-meta adapt`` run it;
+`load_device_policy` loads either from a directory.
 
 BENCHMARKS.md ("A learned strike model with a posterior from the shots", 2026-12-03) measures it on
 slide's held-out tasks: K = 0 / 1 / 5 24 / 43 / 79 % against domain randomisation's 32 %.
@@ -22,7 +29,10 @@ slide's held-out tasks: K = 0 / 1 / 5 24 / 43 / 79 % against domain randomisatio
 from __future__ import annotations
 
 import json
+import math
 import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from robot_meta.runtime.manifest import sha256_file
-from robot_meta.runtime.policy import ObservationError, TransitionError
+from robot_meta.runtime.policy import AdaptReport, ObservationError, TransitionError
 
 __all__ = [
     "FALL_DROP",
@@ -41,6 +51,7 @@ __all__ = [
     "STRIKE_FORMAT",
     "StrikeLayout",
     "StrikePlanner",
+    "is_strike_planner_dir",
 ]
 
 #: The travel (m) a strike that sends the object off the table counts as, in the model's training
@@ -54,6 +65,13 @@ FALL_DROP = 0.05
 STRIKE_FILE = "strike_planner.npz"
 STRIKE_FORMAT = 1
 _META_FILE = "strike_planner.json"
+
+
+def is_strike_planner_dir(directory: str | Path) -> bool:
+    """Whether `directory` holds a saved strike planner (its metadata file)."""
+    return (Path(directory) / _META_FILE).is_file()
+
+
 _LAYOUT_FIELDS = ("ee_velocity", "object_position", "object_velocity", "goal_position", "object_minus_ee")
 
 
@@ -99,6 +117,9 @@ class StrikePlanner:
         window: float = 0.06,
         hold_action: int = 0,
         rest_speed: float = REST_SPEED,
+        n_actions: int | None = None,
+        env_id: str = "",
+        train_distribution: Mapping[str, Any] | None = None,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -117,9 +138,35 @@ class StrikePlanner:
         self.layout = layout
         self.sigma, self.window = float(sigma), float(window)
         self.hold_action, self.rest_speed = int(hold_action), float(rest_speed)
+        used = max(*self.strikes, self.hold_action) + 1
+        self.n_actions = used if n_actions is None else int(n_actions)
+        """Discrete actions of the env (the controller checks its fallback action against it)."""
+        if self.n_actions < used or self.hold_action < 0 or min(self.strikes) < 0:
+            raise ValueError(
+                f"n_actions={self.n_actions}: the strikes {self.strikes} and hold action {self.hold_action} "
+                "must be actions in [0, n_actions)"
+            )
+        self.env_id = str(env_id)
+        """The env the table was fitted on ('' if unknown)."""
+        self.train_distribution = dict(train_distribution) if train_distribution else None
+        """``TaskDistribution.to_dict()`` of the fit's task distribution (None if unknown)."""
         self.log_weights = np.zeros(travel.shape[0])
         self._pending: tuple[int, float, float] | None = None  # (strike column, x0, z0) of a strike in flight
+        self._outcomes: list[tuple[int, float]] = []  # (strike column, travel) recorded, not yet adapted on
+        self._lock = threading.Lock()
         self.observed = 0
+        """Strike outcomes the posterior holds (since load or the last `reset_adaptation`)."""
+        self.adaptations = 0
+        """`adapt` calls that moved the posterior."""
+
+    def __getstate__(self) -> dict[str, Any]:  # copies and pickles carry no lock
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- observation helpers -------------------------------------------------------------------
     def _vec(self, obs: np.ndarray, field: str) -> np.ndarray:
@@ -181,10 +228,25 @@ class StrikePlanner:
     def observe(
         self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
     ) -> None:
-        """Feed one transition; a strike's travel, once the object rests, updates the posterior."""
-        o, n = self._check(obs, "obs"), self._check(next_obs, "next_obs")
-        if not np.isfinite(reward):
+        """Feed one transition; a strike's travel, once the object rests, is recorded for `adapt`."""
+        try:
+            o, n = self._check(obs, "obs"), self._check(next_obs, "next_obs")
+        except ObservationError as exc:
+            raise TransitionError(f"transition refused: {exc}") from None
+        try:
+            r = float(reward)
+        except (TypeError, ValueError):
+            raise TransitionError(f"transition refused: reward {reward!r} is not a number") from None
+        if not math.isfinite(r):
             raise TransitionError(f"reward must be finite, got {reward}")
+        if (
+            isinstance(action, bool)
+            or not isinstance(action, int | np.integer)
+            or not 0 <= action < self.n_actions
+        ):
+            raise TransitionError(
+                f"transition refused: action {action!r} is not an int in [0, {self.n_actions})"
+            )
         if int(action) in self.strikes and self._at_start(o):
             pos = self._vec(o, "object_position")
             self._pending = (self.strikes.index(int(action)), float(pos[0]), float(pos[2]))
@@ -195,16 +257,49 @@ class StrikePlanner:
             pos = self._vec(n, "object_position")
             fell = pos[2] < z0 - FALL_DROP  # off the table
             travel = OFF_TABLE_TRAVEL if fell else float(pos[0] - x0)
-            self.log_weights += -0.5 * ((self.travel[:, col] - travel) / self.sigma) ** 2
-            self.log_weights -= self.log_weights.max()
+            with self._lock:
+                self._outcomes.append((col, travel))
             self._pending = None
-            self.observed += 1
+
+    def adapt(self) -> AdaptReport:
+        """Reweight the particles by the strikes recorded since the last call; the new weights are
+        swapped in atomically (the next `act` plans with them). ``loss_before`` / ``loss_after``: the
+        recorded travels' mean squared error (m^2) under the old and the new posterior mean."""
+        t0 = time.perf_counter()
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return AdaptReport(
+                "posterior", 0, 0, math.nan, math.nan, False, False,
+                "no strike has come to rest since the last adaptation", time.perf_counter() - t0,
+            )  # fmt: skip
+        cols = np.array([c for c, _ in outcomes])
+        seen = np.array([t for _, t in outcomes])
+        w_before = self.posterior()
+        log_w = self.log_weights - 0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)
+        log_w -= log_w.max()
+        w_after = np.exp(log_w)
+        w_after /= w_after.sum()
+
+        def mse(w: np.ndarray) -> float:
+            return float(np.mean((w @ self.travel[:, cols] - seen) ** 2))
+
+        self.log_weights = log_w  # one reference swap: `act` reads either the old or the new weights
+        self.observed += len(outcomes)
+        self.adaptations += 1
+        return AdaptReport(
+            "posterior", len(outcomes), len(outcomes), mse(w_before), mse(w_after), False, True, "",
+            time.perf_counter() - t0,
+        )  # fmt: skip
 
     def reset_adaptation(self) -> None:
         """Back to the prior (uniform over the particles): call it for a new object or surface."""
+        with self._lock:
+            self._outcomes = []
         self.log_weights = np.zeros_like(self.log_weights)
         self._pending = None
         self.observed = 0
+        self.adaptations = 0
 
     # -- files ---------------------------------------------------------------------------------
     def save(self, directory: str | Path, provenance: Mapping[str, Any] | None = None) -> Path:
@@ -223,6 +318,9 @@ class StrikePlanner:
             "window": self.window,
             "hold_action": self.hold_action,
             "rest_speed": self.rest_speed,
+            "n_actions": self.n_actions,
+            "env_id": self.env_id,
+            "train_distribution": self.train_distribution,
             "provenance": dict(provenance or {}),
         }
         tmp_meta = d / (_META_FILE + ".tmp")
@@ -258,4 +356,7 @@ class StrikePlanner:
             window=meta["window"],
             hold_action=meta["hold_action"],
             rest_speed=meta["rest_speed"],
+            n_actions=meta.get("n_actions"),
+            env_id=meta.get("env_id", ""),
+            train_distribution=meta.get("train_distribution"),
         )

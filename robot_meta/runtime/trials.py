@@ -1,4 +1,4 @@
-"""Before/after-adaptation trials of an `AdaptivePolicy` on a set of tasks (``robot-meta adapt``).
+"""Before/after-adaptation trials of a device policy (`AdaptivePolicy`, `StrikePlanner`) on a set of tasks (``robot-meta adapt``).
 
 The protocol mirrors meta-training's task visits: for each task the policy starts from the
 meta-trained head (`AdaptivePolicy.reset_adaptation`), runs its first episode with it ("before"),
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from robot_meta.runtime.controller import AdaptiveController, ControllerConfig, ControllerReport, StepEnv
-from robot_meta.runtime.policy import AdaptivePolicy
+from robot_meta.runtime.device import DevicePolicy
 
 __all__ = ["TaskTrial", "TrialsReport", "run_trials"]
 
@@ -87,7 +87,7 @@ class TrialsReport:
 
 
 def run_trials(
-    policy: AdaptivePolicy,
+    policy: DevicePolicy,
     env: StepEnv,
     tasks: Sequence[Any],
     *,

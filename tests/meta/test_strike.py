@@ -1,8 +1,10 @@
 """Fitting the strike planner on slide: the collected travels follow the strike speed, the fit is
-seeded, the table has one row per particle, and one real shot moves the posterior under the protocol."""
+seeded, the table has one row per particle, one real shot moves the posterior under the protocol,
+and the saved planner runs on the device loop (``robot-meta adapt``) with adaptation on and off."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,8 +24,8 @@ SMALL = StrikePlannerConfig(first_strikes=40, particles=16, fit_steps=300, seed=
 
 
 def test_collected_travel_grows_with_strike_speed() -> None:
-    x, y, strikes, layout = collect_first_strikes(SMALL)
-    assert x.shape[0] == 40 and y.shape == (40,)
+    x, y, strikes, layout, n_actions = collect_first_strikes(SMALL)
+    assert x.shape[0] == 40 and y.shape == (40,) and n_actions == 17
     assert len(strikes) == 10 and layout.object_position == 6
     speed = x[:, -1]
     on_table = y < 0.99
@@ -58,6 +60,7 @@ def test_one_real_shot_updates_the_posterior() -> None:
         obs = nxt
         if term or trunc:
             break
+    adapter.adapt()
     assert adapter.planner.observed == 1
     assert not np.allclose(adapter.planner.posterior(), 1.0 / 16)
     assert adapter.act_unadapted(env.reset(seed=1, options={"task": task})[0]) in strike_columns(env)
@@ -90,3 +93,29 @@ def test_kshot_cell_fits_once_and_resumes_from_the_saved_planner(tmp_path: Path)
     assert first.travel.shape == (16, 10)
     with pytest.raises(ValueError, match="no strike actions"):
         kshot.train_strike_planner(kshot.BUDGETS["small"], "reach", 0, store)
+
+
+def test_robot_meta_adapt_runs_a_saved_planner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from robot_meta.cli import main
+    from robot_meta.meta.eval import evaluate
+
+    planner, info = fit_strike_planner(SMALL)
+    planner.save(tmp_path / "planner", provenance=info)
+    out_json = tmp_path / "adapt.json"
+    args = ["adapt", str(tmp_path / "planner"), "--split", "test", "--episodes", "3", "--tasks", "2"]
+    assert main([*args, "--rate", "0", "--seed", "4", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "strike-planner policy" in text and "robot_meta/PandaSlide-v0" in text
+    on = json.loads(out_json.read_text())
+    # every episode strikes once and the puck comes to rest: one posterior update per episode end
+    assert on["adaptations"] == 2 * 2 and on["method"] == "posterior" and on["rolled_back"] == 0
+    assert main([*args, "--rate", "0", "--seed", "4", "--no-adapt", "--json", str(out_json)]) == 0
+    assert "adaptation switched off" in capsys.readouterr().out
+    off = json.loads(out_json.read_text())
+    assert off["adaptations"] == 0
+    assert (off["success_before"], off["return_before"]) == (on["success_before"], on["return_before"])
+    # the device's first episodes are the torch protocol's K = 0 units of the same evaluation seed
+    res = evaluate(tmp_path / "planner", "test", shots=(0,), episodes=1, seeds=(4,), num_tasks=2, plot=False)
+    (method,) = res.methods.values()
+    assert on["success_before"] == pytest.approx(method.per_k[0].success)
+    assert on["return_before"] == pytest.approx(method.per_k[0].ret, abs=1e-4)

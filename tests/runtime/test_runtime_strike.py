@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robot_meta.runtime import ObservationError, StrikeLayout, StrikePlanner, TransitionError
+from robot_meta.runtime import (
+    AdaptConfig,
+    ObservationError,
+    StrikeLayout,
+    StrikePlanner,
+    TransitionError,
+    is_strike_planner_dir,
+    load_device_policy,
+)
 from robot_meta.runtime.strike import OFF_TABLE_TRAVEL, STRIKE_FILE
 
 # a 15-value observation: ee velocity, object position, object velocity, goal, object - ee
@@ -33,10 +41,12 @@ def planner(**kw: float) -> StrikePlanner:
     return StrikePlanner(TABLE, STRIKES, LAYOUT, sigma=0.04, window=0.06, **kw)  # type: ignore[arg-type]
 
 
-def shot(p: StrikePlanner, column: int, travel: float, z_end: float = 0.02) -> None:
+def shot(p: StrikePlanner, column: int, travel: float, z_end: float = 0.02, adapt: bool = True) -> None:
     start = obs()
-    p.observe(start, STRIKES[column], 0.0, obs(moving=True), False)  # in flight: no update yet
-    p.observe(obs(moving=True), 0, 0.0, obs(x=-0.1 + travel, z=z_end), False)  # at rest
+    p.observe(start, STRIKES[column], 0.0, obs(moving=True), False)  # in flight: nothing recorded yet
+    p.observe(obs(moving=True), 0, 0.0, obs(x=-0.1 + travel, z=z_end), False)  # at rest: recorded
+    if adapt:
+        p.adapt()
 
 
 def test_one_shot_moves_the_strike_to_the_one_that_lands() -> None:
@@ -44,15 +54,31 @@ def test_one_shot_moves_the_strike_to_the_one_that_lands() -> None:
     # prior: each particle lands with a different strike; the tie goes to the first (B's 0.50)
     assert p.act(obs()) == STRIKES[1]
     np.testing.assert_allclose(p.landing_share(0.5), [0.0, 0.5, 0.5])
-    shot(p, 0, 0.10)  # the slowest strike went 10 cm: the table is A
-    assert p.observed == 1
+    shot(p, 0, 0.10, adapt=False)  # the slowest strike went 10 cm: the table is A
+    np.testing.assert_allclose(p.posterior(), [0.5, 0.5])  # observe only records; adapt moves it
+    assert p.act(obs()) == STRIKES[1] and p.observed == 0
+    report = p.adapt()
+    assert report.applied and report.transitions == 1 and not report.rolled_back
+    # the posterior mean's error on the observed travel: prior (0.2 - 0.1)^2 = 0.01, then about 0
+    assert report.loss_before == pytest.approx(0.01) and report.loss_after < 1e-6
+    assert p.observed == 1 and p.adaptations == 1
     assert p.posterior()[0] > 0.999  # exp(-0.5 * (0.2 / 0.04)^2) = 3.7e-6 for B
     assert p.act(obs()) == STRIKES[2]
     assert p.act_prior(obs()) == STRIKES[1]  # the prior choice is still there, state unchanged
     assert p.posterior()[0] > 0.999
+    idle = p.adapt()  # nothing new: nothing applied, and it says why
+    assert not idle.applied and "no strike" in idle.reason and p.adaptations == 1
     p.reset_adaptation()
     np.testing.assert_allclose(p.posterior(), [0.5, 0.5])
-    assert p.observed == 0
+    assert p.observed == 0 and p.adaptations == 0
+
+
+def test_recorded_strikes_are_dropped_by_a_reset() -> None:
+    p = planner()
+    shot(p, 0, 0.10, adapt=False)
+    p.reset_adaptation()  # a new task before the background adaptation ran
+    assert not p.adapt().applied
+    np.testing.assert_allclose(p.posterior(), [0.5, 0.5])
 
 
 def test_holds_away_from_the_start_state() -> None:
@@ -80,6 +106,12 @@ def test_bad_input_is_refused() -> None:
         p.act(np.zeros(5))
     with pytest.raises(TransitionError, match="reward"):
         p.observe(obs(), STRIKES[0], float("nan"), obs(), False)
+    with pytest.raises(TransitionError, match="action"):
+        p.observe(obs(), 99, 0.0, obs(), False)
+    with pytest.raises(TransitionError, match="non-finite"):
+        p.observe(obs(), STRIKES[0], 0.0, bad, False)
+    with pytest.raises(ValueError, match="n_actions"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, n_actions=12)
     with pytest.raises(ValueError, match="table"):
         StrikePlanner(np.zeros(3), [1, 2, 3], LAYOUT)
     with pytest.raises(ValueError, match="non-finite"):
@@ -102,11 +134,18 @@ def test_layout_from_an_observation_layout() -> None:
 
 
 def test_save_load_round_trip_and_corruption(tmp_path: Path) -> None:
-    p = planner()
+    p = StrikePlanner(
+        TABLE, STRIKES, LAYOUT, n_actions=17, env_id="robot_meta/PandaSlide-v0", train_distribution={"a": 1}
+    )
     p.save(tmp_path, provenance={"seed": 0})
-    q = StrikePlanner.load(tmp_path)
+    assert is_strike_planner_dir(tmp_path) and not is_strike_planner_dir(tmp_path / "missing")
+    q = load_device_policy(tmp_path)
+    assert isinstance(q, StrikePlanner)
     np.testing.assert_array_equal(q.travel, p.travel)
     assert (q.strikes, q.layout, q.sigma, q.window) == (p.strikes, p.layout, p.sigma, p.window)
+    assert (q.n_actions, q.env_id, q.train_distribution) == (17, "robot_meta/PandaSlide-v0", {"a": 1})
+    with pytest.raises(ValueError, match="no AdaptConfig"):
+        load_device_policy(tmp_path, AdaptConfig(method="ridge"))
     shot(q, 0, 0.10)
     assert q.act(obs()) == STRIKES[2]
     raw = bytearray((tmp_path / STRIKE_FILE).read_bytes())

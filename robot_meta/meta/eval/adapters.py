@@ -353,7 +353,7 @@ class StrikeAdapter:
         self.planner.observe(obs, action, reward, next_obs, terminated)
 
     def adapt(self) -> None:
-        pass  # the posterior moves in `observe`, once the struck object rests
+        self.planner.adapt()  # the strikes observed in the shot move the posterior
 
     def act(self, obs: np.ndarray, greedy: bool) -> int:
         return self.planner.act(obs)

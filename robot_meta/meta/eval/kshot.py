@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robot_meta._registration import ENV_IDS
+from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_BUDGETS
 
 if TYPE_CHECKING:
     from robot_meta.meta.baselines import SB3DQNConfig
@@ -68,7 +69,7 @@ BASELINE_CELLS: dict[str, tuple[str, ...]] = {
 #: Every baseline method; every other method of a table is a meta method.
 BASELINE_METHODS = frozenset(n for names in BASELINE_CELLS.values() for n in names)
 #: The few-shot strike planner's cell (`robot_meta.meta.strike`; families with strike actions).
-STRIKE_CELL = "strike-planner"
+STRIKE_CELL = STRIKE_ALGO
 
 
 def cells() -> tuple[str, ...]:
@@ -86,21 +87,13 @@ def train_strike_planner(
     The fit is seeded ``1000 + seed`` (the collection's tasks are then not the evaluation's, which are
     drawn by seed); `benchmarks/strike_planner.py` uses the same seeds.
     """
-    from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_planner
-    from robot_meta.runtime.strike import STRIKE_FILE, StrikePlanner
+    from robot_meta.meta.strike import StrikePlannerConfig, fit_strike_run
 
-    out = store.run_dir(family, STRIKE_CELL, seed)
-    info_path = out / "strike_fit.json"
-    if not (out / STRIKE_FILE).exists() or not info_path.exists():
-        cfg = StrikePlannerConfig(
-            env_id=FAMILY_ENVS[family], preset=family, seed=1000 + seed, **budget.strike_overrides
-        )
-        t0 = time.process_time()
-        planner, info = fit_strike_planner(cfg)
-        info["fit_cpu_seconds"] = time.process_time() - t0
-        planner.save(out, provenance=info)
-        write_json(info_path, clean_json(info))  # written last: its presence marks a complete fit
-    return StrikePlanner.load(out), float(json.loads(info_path.read_text())["fit_cpu_seconds"])
+    cfg = StrikePlannerConfig(
+        env_id=FAMILY_ENVS[family], preset=family, seed=1000 + seed, **budget.strike_overrides
+    )
+    planner, info = fit_strike_run(cfg, store.run_dir(family, STRIKE_CELL, seed))
+    return planner, float(info["fit_cpu_seconds"])
 
 
 @dataclass(frozen=True)
@@ -142,7 +135,7 @@ BUDGETS: dict[str, Budget] = {
     "small": Budget(
         meta_budget="smoke",
         meta_overrides={"meta_iterations": 6, "num_tasks": 8, "meta_batch_size": 4, "learning_starts": 400},
-        strike_overrides={"first_strikes": 40, "particles": 16, "fit_steps": 200},
+        strike_overrides=STRIKE_BUDGETS["smoke"],
         baseline_steps=2_500,
         baseline_overrides={"learning_starts": 500, "exploration_steps": 1_500, "obs_stats_steps": 500},
         shots=(0, 1),

@@ -336,7 +336,22 @@ def _is_export_dir(path: Path) -> bool:
 
 def _subject(policy_or_run: Any, env_factory: EnvFactory | None) -> _Subject:
     from robot_meta.meta.run import TrainedRun, load_run
+    from robot_meta.runtime.strike import StrikePlanner, is_strike_planner_dir
 
+    if isinstance(policy_or_run, str | Path) and is_strike_planner_dir(policy_or_run):
+        from robot_meta.meta.eval.adapters import StrikeAdapter
+
+        planner = StrikePlanner.load(policy_or_run)  # the files a controller loads, sha256 checked
+        if not planner.env_id:
+            raise ValueError(
+                f"{policy_or_run}: the strike planner records no env id; refit it with this version"
+            )
+        doc = planner.train_distribution
+        dist = TaskDistribution.from_dict(doc) if isinstance(doc, dict) and "train" in doc else None
+        factory = env_factory if env_factory is not None else GymEnvFactory(planner.env_id)
+        # a fresh copy per unit (StrikeAdapter copies): no posterior is shared between units
+        method = AdapterMethod("strike-planner", lambda _s: StrikeAdapter(planner), factory)
+        return _Subject([method], "strike-planner", planner.env_id, None, dist, 0, Path(policy_or_run))
     if isinstance(policy_or_run, str | Path) and _is_export_dir(Path(policy_or_run)):
         adapter = ExportAdapter.load(policy_or_run)
         m = adapter.policy.manifest

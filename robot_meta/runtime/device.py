@@ -1,0 +1,47 @@
+"""What the control loop drives: the `DevicePolicy` protocol, and `load_device_policy` for a directory.
+
+Two kinds of device policy implement it: `AdaptivePolicy` (an ONNX export: ``manifest.json``, the
+Q-network graph and its head / context rule) and `StrikePlanner` (a one-strike family's travel table
+and its particle posterior: ``strike_planner.json`` + ``strike_planner.npz``). `AdaptiveController`,
+`run_trials` and ``robot-meta adapt`` take either. numpy (+ onnxruntime for an ONNX export) only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from robot_meta.runtime.policy import AdaptConfig, AdaptivePolicy, AdaptReport
+from robot_meta.runtime.strike import StrikePlanner, is_strike_planner_dir
+
+__all__ = ["DevicePolicy", "load_device_policy"]
+
+
+class DevicePolicy(Protocol):
+    """Greedy actions, transitions in, adaptation on request (the control loop's background thread)."""
+
+    n_actions: int
+    adaptations: int
+
+    def act(self, obs: Any) -> int: ...
+
+    def observe(self, obs: Any, action: int, reward: float, next_obs: Any, terminated: bool) -> None: ...
+
+    def adapt(self) -> AdaptReport: ...
+
+    def reset_adaptation(self) -> None: ...
+
+
+def load_device_policy(
+    directory: str | Path, config: AdaptConfig | None = None
+) -> AdaptivePolicy | StrikePlanner:
+    """The device policy saved in `directory`: a `StrikePlanner` where ``strike_planner.json`` is,
+    otherwise an ONNX export (`AdaptivePolicy.load`, adaptation settings `config`). Every file is
+    checked against its recorded sha256 either way."""
+    if is_strike_planner_dir(directory):
+        if config is not None and config != AdaptConfig():
+            raise ValueError(
+                f"{directory} holds a strike planner, whose adaptation is its posterior: it takes no AdaptConfig"
+            )
+        return StrikePlanner.load(directory)
+    return AdaptivePolicy.load(directory, config)
