@@ -92,6 +92,10 @@ class StrikePlannerConfig:
     """Likelihood std (m) of an observed travel around a particle's prediction."""
     window: float = 0.06
     """A strike lands on a particle when its predicted travel is this close (m) to the goal's distance."""
+    lateral: bool = False
+    """`StrikePlanner.lateral`: land within `window` of the goal in the plane, not along x only."""
+    scale_correction: float | None = None
+    """`StrikePlanner.scale_correction`: None, or the pseudo-count of the per-task travel correction."""
     settle_steps: int = 30
     """Hold steps after a collected strike, at most, for the object to come to rest."""
     seed: int = 0
@@ -192,7 +196,8 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
     log.info("strike planner: %d strikes fitted, train RMSE %.3f m, %d particles", len(x), rmse, len(tasks))
     planner = StrikePlanner(
         table, strikes, layout, sigma=cfg.sigma, window=cfg.window, n_actions=n_actions, env_id=cfg.env_id,
-        train_distribution=TaskDistribution.preset(cfg.preset).to_dict(),
+        train_distribution=TaskDistribution.preset(cfg.preset).to_dict(), lateral=cfg.lateral,
+        scale_correction=cfg.scale_correction,
     )  # fmt: skip
     return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse}
 
@@ -240,7 +245,17 @@ def fit_strike_run(cfg: StrikePlannerConfig, out: str | Path) -> tuple[StrikePla
     info_path = d / FIT_FILE
     if info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info.get("config") != json.loads(json.dumps(asdict(cfg))):
+        saved = info.get("config") if isinstance(info.get("config"), dict) else {}
+        names = {f.name for f in fields(StrikePlannerConfig)}
+        try:  # a fit saved before a field existed holds that field's default
+            same = (
+                asdict(StrikePlannerConfig(**{k: v for k, v in saved.items() if k in names}))
+                == json.loads(json.dumps(asdict(cfg)))
+                and set(saved) <= names
+            )
+        except (TypeError, ValueError):
+            same = False
+        if not same:
             raise StrikeFitMismatchError(
                 f"{d} holds a strike-planner fit of another configuration ({info_path}): pass a new --out, "
                 "or the same budget, seed and overrides to load it"

@@ -62,6 +62,9 @@ REST_SPEED = 0.02
 #: A struck object whose height fell this far (m) below its start left the table.
 FALL_DROP = 0.05
 
+#: Travels below this (m) carry no scale information (a strike that hardly moved the object).
+_MIN_TRAVEL = 0.02
+
 STRIKE_FILE = "strike_planner.npz"
 STRIKE_FORMAT = 1
 _META_FILE = "strike_planner.json"
@@ -120,6 +123,8 @@ class StrikePlanner:
         n_actions: int | None = None,
         env_id: str = "",
         train_distribution: Mapping[str, Any] | None = None,
+        lateral: bool = False,
+        scale_correction: float | None = None,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -150,7 +155,19 @@ class StrikePlanner:
         """The env the table was fitted on ('' if unknown)."""
         self.train_distribution = dict(train_distribution) if train_distribution else None
         """``TaskDistribution.to_dict()`` of the fit's task distribution (None if unknown)."""
-        self.log_weights = np.zeros(travel.shape[0])
+        if scale_correction is not None and not (np.isfinite(scale_correction) and scale_correction >= 0):
+            raise ValueError(
+                f"scale_correction must be None (off) or a pseudo-count >= 0, got {scale_correction}"
+            )
+        self.lateral = bool(lateral)
+        """Land within `window` of the goal in the plane (the lateral offset, which a strike along +x
+        cannot change, narrows the window along x), instead of along x only."""
+        self.scale_correction = None if scale_correction is None else float(scale_correction)
+        """None: plan with the particles' predicted travel. A pseudo-count c >= 0: scale each particle's
+        on-table travel by exp(sum of the observed log travel ratios / (observations + c)), so the shots
+        also correct the model's error on this task (c = 0: the full observed ratio)."""
+        self._state = (np.zeros(travel.shape[0]), np.zeros(travel.shape[0]))  # (log weights, log-ratio sums)
+        self._ratios = 0  # observations in the log-ratio sums
         self._pending: tuple[int, float, float] | None = None  # (strike column, x0, z0) of a strike in flight
         self._outcomes: list[tuple[int, float]] = []  # (strike column, travel) recorded, not yet adapted on
         self._lock = threading.Lock()
@@ -158,6 +175,11 @@ class StrikePlanner:
         """Strike outcomes the posterior holds (since load or the last `reset_adaptation`)."""
         self.adaptations = 0
         """`adapt` calls that moved the posterior."""
+
+    @property
+    def log_weights(self) -> np.ndarray:
+        """Unnormalised log posterior weights of the particles (max 0)."""
+        return self._state[0]
 
     def __getstate__(self) -> dict[str, Any]:  # copies and pickles carry no lock
         state = dict(self.__dict__)
@@ -203,10 +225,30 @@ class StrikePlanner:
         out: np.ndarray = w / w.sum()
         return out
 
-    def landing_share(self, need: float, weights: np.ndarray | None = None) -> np.ndarray:
-        """Per strike, the share of particles (by `weights`, default the posterior) whose predicted
-        travel is within `window` of `need`."""
-        hit = np.abs(self.travel - float(need)) < self.window
+    def planned_travel(self, corrected: bool = True) -> np.ndarray:
+        """The table the strike is chosen from: `travel`, with each particle's on-table entries scaled
+        by its correction from the shots when `scale_correction` is set (and `corrected`)."""
+        if self.scale_correction is None or not corrected or not self._ratios:
+            return self.travel
+        scale = np.exp(self._state[1] / (self._ratios + self.scale_correction))
+        on_table = self.travel < OFF_TABLE_TRAVEL
+        out: np.ndarray = np.where(on_table, self.travel * scale[:, None], self.travel)
+        return out
+
+    def landing_share(
+        self,
+        need: float,
+        weights: np.ndarray | None = None,
+        lateral_offset: float = 0.0,
+        corrected: bool = True,
+    ) -> np.ndarray:
+        """Per strike, the share of particles (by `weights`, default the posterior) whose planned travel
+        is within `window` of `need` (with `lateral`: within `window` of the goal in the plane, the
+        object's lateral offset from it being `lateral_offset`)."""
+        w = self.window
+        if self.lateral:
+            w = math.sqrt(max(w * w - float(lateral_offset) ** 2, 0.0))
+        hit = np.abs(self.planned_travel(corrected) - float(need)) < w
         out: np.ndarray = (self.posterior() if weights is None else weights) @ hit
         return out
 
@@ -215,15 +257,16 @@ class StrikePlanner:
         return self._act(obs, self.posterior())
 
     def act_prior(self, obs: np.ndarray) -> int:
-        """`act` as before any observed strike (uniform weights); changes no state."""
-        return self._act(obs, np.full(self.travel.shape[0], 1.0 / self.travel.shape[0]))
+        """`act` as before any observed strike (uniform weights, no correction); changes no state."""
+        return self._act(obs, np.full(self.travel.shape[0], 1.0 / self.travel.shape[0]), corrected=False)
 
-    def _act(self, obs: np.ndarray, weights: np.ndarray) -> int:
+    def _act(self, obs: np.ndarray, weights: np.ndarray, corrected: bool = True) -> int:
         x = self._check(obs, "obs")
         if not self._at_start(x):
             return self.hold_action
-        need = float(self._vec(x, "goal_position")[0] - self._vec(x, "object_position")[0])
-        return self.strikes[int(np.argmax(self.landing_share(need, weights)))]
+        goal, pos = self._vec(x, "goal_position"), self._vec(x, "object_position")
+        share = self.landing_share(float(goal[0] - pos[0]), weights, float(goal[1] - pos[1]), corrected)
+        return self.strikes[int(np.argmax(share))]
 
     def observe(
         self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
@@ -280,11 +323,24 @@ class StrikePlanner:
         log_w -= log_w.max()
         w_after = np.exp(log_w)
         w_after /= w_after.sum()
+        ratios = self._state[1]
+        if self.scale_correction is not None:  # log(observed / predicted) where both stayed on the table
+            pred = self.travel[:, cols]
+            ok = (
+                (pred < OFF_TABLE_TRAVEL)
+                & (pred > _MIN_TRAVEL)
+                & (seen > _MIN_TRAVEL)
+                & (seen < OFF_TABLE_TRAVEL)
+            )
+            ratios = ratios + np.where(
+                ok, np.log(np.maximum(seen, _MIN_TRAVEL) / np.maximum(pred, _MIN_TRAVEL)), 0.0
+            ).sum(1)
+            self._ratios += int(np.sum((seen > _MIN_TRAVEL) & (seen < OFF_TABLE_TRAVEL)))
 
         def mse(w: np.ndarray) -> float:
             return float(np.mean((w @ self.travel[:, cols] - seen) ** 2))
 
-        self.log_weights = log_w  # one reference swap: `act` reads either the old or the new weights
+        self._state = (log_w, ratios)  # one reference swap: `act` reads either the old or the new state
         self.observed += len(outcomes)
         self.adaptations += 1
         return AdaptReport(
@@ -296,7 +352,8 @@ class StrikePlanner:
         """Back to the prior (uniform over the particles): call it for a new object or surface."""
         with self._lock:
             self._outcomes = []
-        self.log_weights = np.zeros_like(self.log_weights)
+        self._state = (np.zeros(self.travel.shape[0]), np.zeros(self.travel.shape[0]))
+        self._ratios = 0
         self._pending = None
         self.observed = 0
         self.adaptations = 0
@@ -318,6 +375,8 @@ class StrikePlanner:
             "window": self.window,
             "hold_action": self.hold_action,
             "rest_speed": self.rest_speed,
+            "lateral": self.lateral,
+            "scale_correction": self.scale_correction,
             "n_actions": self.n_actions,
             "env_id": self.env_id,
             "train_distribution": self.train_distribution,
@@ -357,6 +416,8 @@ class StrikePlanner:
             hold_action=meta["hold_action"],
             rest_speed=meta["rest_speed"],
             n_actions=meta.get("n_actions"),
+            lateral=bool(meta.get("lateral", False)),
+            scale_correction=meta.get("scale_correction"),
             env_id=meta.get("env_id", ""),
             train_distribution=meta.get("train_distribution"),
         )

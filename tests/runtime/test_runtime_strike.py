@@ -135,8 +135,9 @@ def test_layout_from_an_observation_layout() -> None:
 
 def test_save_load_round_trip_and_corruption(tmp_path: Path) -> None:
     p = StrikePlanner(
-        TABLE, STRIKES, LAYOUT, n_actions=17, env_id="robot_meta/PandaSlide-v0", train_distribution={"a": 1}
-    )
+        TABLE, STRIKES, LAYOUT, n_actions=17, env_id="robot_meta/PandaSlide-v0", train_distribution={"a": 1},
+        lateral=True, scale_correction=0.5,
+    )  # fmt: skip
     p.save(tmp_path, provenance={"seed": 0})
     assert is_strike_planner_dir(tmp_path) and not is_strike_planner_dir(tmp_path / "missing")
     q = load_device_policy(tmp_path)
@@ -144,6 +145,7 @@ def test_save_load_round_trip_and_corruption(tmp_path: Path) -> None:
     np.testing.assert_array_equal(q.travel, p.travel)
     assert (q.strikes, q.layout, q.sigma, q.window) == (p.strikes, p.layout, p.sigma, p.window)
     assert (q.n_actions, q.env_id, q.train_distribution) == (17, "robot_meta/PandaSlide-v0", {"a": 1})
+    assert (q.lateral, q.scale_correction) == (True, 0.5)
     with pytest.raises(ValueError, match="no AdaptConfig"):
         load_device_policy(tmp_path, AdaptConfig(method="ridge"))
     shot(q, 0, 0.10)
@@ -155,3 +157,35 @@ def test_save_load_round_trip_and_corruption(tmp_path: Path) -> None:
         StrikePlanner.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="no strike planner"):
         StrikePlanner.load(tmp_path / "missing")
+
+
+def test_lateral_offset_narrows_the_landing_window() -> None:
+    table = np.array([[0.10, 0.30, 0.545]])
+    flat = StrikePlanner(table, STRIKES, LAYOUT, window=0.06)
+    planar = StrikePlanner(table, STRIKES, LAYOUT, window=0.06, lateral=True)
+    # the goal 50 cm ahead and 5 cm aside: along x the fastest strike (54.5 cm) is within 6 cm, but in
+    # the plane it stops sqrt(0.045^2 + 0.05^2) = 6.7 cm from the goal
+    np.testing.assert_allclose(flat.landing_share(0.5, lateral_offset=0.05), [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(planar.landing_share(0.5, lateral_offset=0.05), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(planar.landing_share(0.5, lateral_offset=0.0), [0.0, 0.0, 1.0])
+    o = obs(goal_dx=0.5)
+    o[10] = 0.05  # goal y: 5 cm aside
+    assert planar.act(o) == STRIKES[0]  # no strike lands: the first of the tied ones
+    assert flat.act(o) == STRIKES[2]
+
+
+def test_scale_correction_moves_the_plan_by_the_observed_ratio() -> None:
+    table = np.array([[0.10, 0.30, 0.50]])  # one particle: the model thinks the slowest goes 10 cm
+    p = StrikePlanner(table, STRIKES, LAYOUT, window=0.03, scale_correction=0.0)
+    assert p.act(obs(goal_dx=0.36)) == STRIKES[0]  # nothing lands within 3 cm of 36 cm: the first
+    shot(p, 0, 0.12)  # it went 12 cm: this task slides 1.2x as far as the model says
+    np.testing.assert_allclose(p.planned_travel(), [[0.12, 0.36, 0.60]])
+    assert p.act(obs(goal_dx=0.36)) == STRIKES[1]
+    assert p.act_prior(obs(goal_dx=0.36)) == STRIKES[0]  # the prior plans with the uncorrected table
+    shrunk = StrikePlanner(table, STRIKES, LAYOUT, scale_correction=1.0)
+    shot(shrunk, 0, 0.12)  # one observation against a pseudo-count of 1: half the log ratio
+    np.testing.assert_allclose(shrunk.planned_travel(), table * np.sqrt(1.2))
+    shrunk.reset_adaptation()
+    np.testing.assert_allclose(shrunk.planned_travel(), table)
+    with pytest.raises(ValueError, match="scale_correction"):
+        StrikePlanner(table, STRIKES, LAYOUT, scale_correction=-1.0)

@@ -1,0 +1,87 @@
+"""Ablation (issue 16/17): the strike planner's planning rule on one fitted table per seed.
+
+The fit (`kshot.train_strike_planner`, the `full` budget, seed 1000 + seed) is made once per seed;
+each variant copies the planner, changes only how it plans (``lateral``: land within `window` of the
+goal in the plane, the lateral offset narrowing the window along x; ``scale_correction``: scale each
+particle's on-table travel by the shots' observed travel ratios, a pseudo-count of shrinkage), and is
+scored by the K-shot protocol on the `kshot` units of that seed (test split, 8 tasks, 5 episodes,
+K = 0, 1, 5, 10, with the paired no-adaptation control). One JSON line per (seed, variant) goes to
+``benchmarks/results/strike_rules.jsonl``. Use evaluation seeds outside the table's (3, 4) to choose.
+
+    .venv/bin/python benchmarks/research/strike_rules.py --seeds 3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import RESULTS_DIR, command_line
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "lateral": {"lateral": True},
+    "scale-c1": {"scale_correction": 1.0},
+    "lateral+scale-c1": {"lateral": True, "scale_correction": 1.0},
+    "lateral+scale-c0.3": {"lateral": True, "scale_correction": 0.3},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="3,4")
+    ap.add_argument("--family", default="slide")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    args = ap.parse_args()
+    import torch
+
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.meta import run_methods
+    from robot_meta.meta.eval.adapters import StrikeAdapter
+    from robot_meta.meta.eval.kshot import BUDGETS, FAMILY_ENVS, KShotStore, train_strike_planner
+    from robot_meta.meta.eval.protocol import AdapterMethod
+    from robot_meta.meta.rollout import GymEnvFactory
+
+    torch.set_num_threads(1)
+    tasks = TaskDistribution.preset(args.family).split("test")
+    for seed in (int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            fitted, fit_s = train_strike_planner(
+                BUDGETS["full"], args.family, seed, KShotStore(Path(tmp), Path(tmp))
+            )
+        for name in args.variants.split(","):
+            t0 = time.process_time()
+            planner = copy.deepcopy(fitted)
+            for k, v in VARIANTS[name].items():
+                setattr(planner, k, v)
+            method = AdapterMethod(
+                name, lambda _s, p=planner: StrikeAdapter(p), GymEnvFactory(FAMILY_ENVS[args.family])
+            )  # type: ignore[misc]
+            res = run_methods([method], tasks, shots=(0, 1, 5, 10), episodes=5, seeds=(seed,), num_tasks=8,
+                              progress=False)[name]  # fmt: skip
+            row: dict[str, Any] = {
+                "seed": seed,
+                "variant": name,
+                "settings": VARIANTS[name],
+                "fit_cpu_s": round(fit_s),
+            }
+            for k, st in sorted(res.per_k.items()):
+                row[f"k{k}"] = round(st.success, 4)
+                if st.control is not None:
+                    row[f"gain{k}"] = round(st.control.gain, 4)
+            row["eval_cpu_s"] = round(time.process_time() - t0)
+            row["command"] = command_line()
+            print(json.dumps(row), flush=True)
+            with open(RESULTS_DIR / "strike_rules.jsonl", "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
