@@ -216,3 +216,24 @@ def test_cli_report_bad_input_exits_2(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+def test_strike_planner_report_opens_in_headless_chromium(tmp_path: Path) -> None:
+    """The report of a saved strike planner (what `make demo` shows): its travel table, success vs K
+    from `robot-meta evaluate`, and the GIF acted by the planner, in a real browser."""
+    from robot_meta.meta.eval import evaluate
+    from robot_meta.meta.strike import fit_strike_run, strike_config
+    from robot_meta.report import TRAVEL_PNG
+
+    run = tmp_path / "strike"
+    fit_strike_run(strike_config("smoke", env_id="robot_meta/PandaSlide-v0", seed=0), run)
+    evaluate(run, "test", shots=(0, 1), episodes=1, seeds=(0,), num_tasks=2, plot=False, progress=False)
+    page = write_report(run, gif_size=GIF_SIZE, progress=False)
+    text = page.read_text()
+    assert TRAVEL_PNG in text and SUCCESS_PNG in text and "the saved strike planner, numpy only" in text
+    assert "Solved before adaptation:" in text and "<code>strike-planner</code>" in text
+    for name in (TRAVEL_PNG, SUCCESS_PNG, COVERAGE_PNG, ADAPTATION_GIF):
+        assert (page.parent / name).stat().st_size > 1000, name
+    _require_browser()
+    result = check_page(page)
+    assert result.broken_images == 0 and result.console_errors == (), result

@@ -12,6 +12,9 @@
   greedy) and after adapting on one shot episode (the run's own rule: head TD steps for meta-dqn and
   reptile, the context encoder for context), from the same start state, side by side. Rendered
   headless with PyBullet's TinyRenderer (no display needed);
+- a saved strike planner (``robot-meta train --algo strike-planner``) gets ``travel_table.png`` (its
+  predicted travel per strike over the particles) instead of the training curves, and a GIF acted by
+  the planner (numpy) before and after one shot;
 - ``index.html`` - the page, with relative links only (open it from disk or serve the folder).
 
 `screenshot` takes a PNG of the page with a headless Chromium/Chrome if one is installed
@@ -21,7 +24,7 @@
 from __future__ import annotations
 
 from robot_meta.report.browser import BROWSERS, PageCheck, check_page, find_browser, screenshot
-from robot_meta.report.figures import plot_task_coverage, plot_training_curves, write_gif
+from robot_meta.report.figures import plot_task_coverage, plot_training_curves, plot_travel_table, write_gif
 from robot_meta.report.names import (
     ADAPTATION_GIF,
     COVERAGE_PNG,
@@ -29,6 +32,7 @@ from robot_meta.report.names import (
     REPORT_DIR,
     REPORT_HTML,
     SUCCESS_PNG,
+    TRAVEL_PNG,
     ReportError,
 )
 from robot_meta.report.page import write_report
@@ -41,6 +45,7 @@ __all__ = [
     "REPORT_DIR",
     "REPORT_HTML",
     "SUCCESS_PNG",
+    "TRAVEL_PNG",
     "BROWSERS",
     "AdaptationRollout",
     "PageCheck",
@@ -49,6 +54,7 @@ __all__ = [
     "find_browser",
     "plot_task_coverage",
     "plot_training_curves",
+    "plot_travel_table",
     "read_scalars",
     "record_adaptation",
     "screenshot",

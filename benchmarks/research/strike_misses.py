@@ -1,0 +1,102 @@
+"""Diagnosis (issue 16/17): where a saved strike planner's episodes miss after a few shots.
+
+For `make demo`'s held-out tasks (``evaluation_tasks`` of the test split, evaluation seed `--seed`,
+the first resets `robot-meta adapt` gives them), plays `--episodes` episodes per task with the
+planner adapting after each (as the device loop does) and records per episode: the goal's distance
+along x (`need`) and aside, the strike chosen, its predicted travel under the posterior, the observed
+travel, success and the final distance to the goal. Prints the misses after two or more shots, split
+into "the fastest strike stopped short" and the rest. Writes ``benchmarks/results/strike_misses.json``.
+
+    .venv/bin/robot-meta train --algo strike-planner --env robot_meta/PandaSlide-v0 --budget full --out /tmp/p
+    .venv/bin/python benchmarks/research/strike_misses.py /tmp/p --tasks 30 --episodes 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import RESULTS_DIR, command_line
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("planner", help="a saved strike planner directory")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tasks", type=int, default=30)
+    ap.add_argument("--episodes", type=int, default=6)
+    args = ap.parse_args()
+    import gymnasium as gym
+
+    import robot_meta  # noqa: F401  (registers the env ids)
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.meta.eval.units import evaluation_tasks, unit_seeds
+    from robot_meta.runtime import StrikePlanner
+
+    planner = StrikePlanner.load(args.planner)
+    lay = planner.layout
+    dist = TaskDistribution.from_dict(planner.train_distribution or {})
+    tasks = evaluation_tasks(dist.split("test"), args.seed, args.tasks)
+    env = gym.make(planner.env_id, action_mode="discrete")
+    rows = []
+    try:
+        for i, task in enumerate(tasks):
+            p = copy.deepcopy(planner)
+            p.reset_adaptation()
+            for ep in range(args.episodes):
+                obs, _ = env.reset(
+                    seed=unit_seeds(args.seed, i)[0] if ep == 0 else None, options={"task": task}
+                )
+                gx, ox = float(obs[lay.goal_position]), float(obs[lay.object_position])
+                aside = float(obs[lay.goal_position + 1] - obs[lay.object_position + 1])
+                a = p.act(obs)
+                col = p.strikes.index(a) if a in p.strikes else -1
+                pred = float(p.posterior() @ p.travel[:, col]) if col >= 0 else float("nan")
+                success, done = False, False
+                while not done:
+                    nxt, r, term, trunc, info = env.step(a)
+                    p.observe(obs, a, float(r), nxt, term)
+                    obs, done = nxt, bool(term or trunc)
+                    success = success or bool(info.get("is_success", False))
+                    a = p.act(obs)
+                p.adapt()
+                g, o = (
+                    obs[lay.goal_position : lay.goal_position + 2],
+                    obs[lay.object_position : lay.object_position + 2],
+                )
+                rows.append({
+                    "task": i, "episode": ep, "need": gx - ox, "aside": aside, "strike_column": col,
+                    "predicted": pred, "travel": float(obs[lay.object_position]) - ox, "success": success,
+                    "final_distance": float(np.hypot(*(g - o))),
+                })  # fmt: skip
+    finally:
+        env.close()
+    late = [r for r in rows if r["episode"] >= 2]
+    misses = [r for r in late if not r["success"]]
+    fastest = len(planner.strikes) - 1
+    short = [r for r in misses if r["strike_column"] == fastest and r["travel"] < r["need"] - 0.07]
+    rest = [r for r in misses if r not in short]
+    err = sorted(abs(r["predicted"] - r["travel"]) for r in rest)
+    summary = {
+        "episodes_after_2_or_more_shots": len(late), "misses": len(misses),
+        "fastest_strike_short": len(short), "short_tasks": sorted({r["task"] for r in short}),
+        "other_misses": len(rest),
+        "other_final_distance_m": [min((r["final_distance"] for r in rest), default=None),
+                                   max((r["final_distance"] for r in rest), default=None)],
+        "other_prediction_error_m": {"min": err[0] if err else None, "median": float(np.median(err)) if err else None,
+                                     "max": err[-1] if err else None},
+    }  # fmt: skip
+    print(json.dumps(summary, indent=1))
+    (RESULTS_DIR / "strike_misses.json").write_text(
+        json.dumps({"command": command_line(), "summary": summary, "episodes": rows}, indent=1) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
