@@ -1,9 +1,10 @@
 """Ablation (issue 16/17): the strike planner's planning rule on one fitted table per seed.
 
 The fit (`kshot.train_strike_planner`, the `full` budget, seed 1000 + seed) is made once per seed;
-each variant copies the planner, changes only how it plans (``lateral``: land within `window` of the
+each variant copies the planner, changes only how it plans or shoots (``lateral``: land within `window` of the
 goal in the plane, the lateral offset narrowing the window along x; ``scale_correction``: scale each
-particle's on-table travel by the shots' observed travel ratios, a pseudo-count of shrinkage), and is
+particle's on-table travel by the shots' observed travel ratios, a pseudo-count of shrinkage;
+``probe``: the shots play one fixed strike; ``approach``: a follow-up strike), and is
 scored by the K-shot protocol on the `kshot` units of that seed (test split, 8 tasks, 5 episodes,
 K = 0, 1, 5, 10, with the paired no-adaptation control). One JSON line per (seed, variant) goes to
 ``benchmarks/results/strike_rules.jsonl``. Use evaluation seeds outside the table's (3, 4) to choose.
@@ -31,7 +32,42 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "scale-c1": {"scale_correction": 1.0},
     "lateral+scale-c1": {"lateral": True, "scale_correction": 1.0},
     "lateral+scale-c0.3": {"lateral": True, "scale_correction": 0.3},
+    # the shots (the protocol's exploring episodes) play one fixed probe strike instead of the planner's
+    # choice; the evaluation episodes plan as before
+    "probe-fastest": {"probe": -1},
+    "probe-middle": {"probe": 4},
+    "probe-slowest": {"probe": 0},
+    # an object at rest short of the goal: move behind it and strike again (slide's move actions)
+    "follow-up": {"approach": {"+x": 1, "-x": 2, "+y": 3, "-y": 4}},
 }
+
+
+class ProbeAdapter:
+    """`StrikeAdapter` whose shot episodes play the strike column `probe` at the start state."""
+
+    def __init__(self, planner: Any, probe: int) -> None:
+        from robot_meta.meta.eval.adapters import StrikeAdapter
+
+        self.inner, self.probe = StrikeAdapter(planner), probe
+        self.uses_shots = True
+
+    def begin(self, task: Any, rng: Any) -> None:
+        self.inner.begin(task, rng)
+
+    def observe(self, *a: Any) -> None:
+        self.inner.observe(*a)
+
+    def adapt(self) -> None:
+        self.inner.adapt()
+
+    def act(self, obs: Any, greedy: bool) -> int:
+        p = self.inner.planner
+        if not greedy and p.at_start(obs):
+            return p.strikes[self.probe]
+        return self.inner.act(obs, greedy)
+
+    def act_unadapted(self, obs: Any) -> int:
+        return self.inner.act_unadapted(obs)
 
 
 def main() -> None:
@@ -59,11 +95,15 @@ def main() -> None:
         for name in args.variants.split(","):
             t0 = time.process_time()
             planner = copy.deepcopy(fitted)
-            for k, v in VARIANTS[name].items():
+            settings = dict(VARIANTS[name])
+            probe = settings.pop("probe", None)
+            for k, v in settings.items():
                 setattr(planner, k, v)
-            method = AdapterMethod(
-                name, lambda _s, p=planner: StrikeAdapter(p), GymEnvFactory(FAMILY_ENVS[args.family])
-            )  # type: ignore[misc]
+            factory = GymEnvFactory(FAMILY_ENVS[args.family])
+            if probe is None:
+                method = AdapterMethod(name, lambda _s, p=planner: StrikeAdapter(p), factory)  # type: ignore[misc]
+            else:
+                method = AdapterMethod(name, lambda _s, p=planner, c=probe: ProbeAdapter(p, c), factory)  # type: ignore[misc]
             res = run_methods([method], tasks, shots=(0, 1, 5, 10), episodes=5, seeds=(seed,), num_tasks=8,
                               progress=False)[name]  # fmt: skip
             row: dict[str, Any] = {

@@ -113,6 +113,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     try:
         strike = is_strike_planner_dir(args.export_dir)
+        if strike and args.method != "td":
+            raise ValueError(
+                f"--method {args.method}: {args.export_dir} is a strike planner, whose adaptation is its "
+                "posterior; drop --method"
+            )
         policy = load_device_policy(args.export_dir, None if strike else AdaptConfig(method=args.method))
         context = isinstance(policy, AdaptivePolicy) and policy.manifest.context is not None
         ctrl = (

@@ -64,6 +64,12 @@ FALL_DROP = 0.05
 
 #: Travels below this (m) carry no scale information (a strike that hardly moved the object).
 _MIN_TRAVEL = 0.02
+#: The 1-step moves a follow-up strike's approach uses (`StrikePlanner.approach`).
+APPROACH_MOVES = ("+x", "-x", "+y", "-y")
+_AT_REST = 0.005  # object speed (m/s) below which it counts as at rest for a strike or an approach
+_ALIGNED_Y = 0.008  # lateral offset (m) of the fingertips from the object below which they are aligned
+_BEHIND_X = 0.05  # the approach stops this close (m) behind the object
+_RESET_JUMP = 0.05  # the object moving back this far (m) between transitions marks a reset
 
 STRIKE_FILE = "strike_planner.npz"
 STRIKE_FORMAT = 1
@@ -125,6 +131,7 @@ class StrikePlanner:
         train_distribution: Mapping[str, Any] | None = None,
         lateral: bool = False,
         scale_correction: float | None = None,
+        approach: Mapping[str, int] | None = None,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -166,6 +173,15 @@ class StrikePlanner:
         """None: plan with the particles' predicted travel. A pseudo-count c >= 0: scale each particle's
         on-table travel by exp(sum of the observed log travel ratios / (observations + c)), so the shots
         also correct the model's error on this task (c = 0: the full observed ratio)."""
+        if approach is not None and set(approach) != set(APPROACH_MOVES):
+            raise ValueError(f"approach must map each of {APPROACH_MOVES} to an action, got {dict(approach)}")
+        self.approach = None if approach is None else {k: int(v) for k, v in approach.items()}
+        """None: one strike per episode, then hold. Else the actions of the 1-step moves ``+x``, ``-x``,
+        ``+y``, ``-y``: when the object rests short of the goal the arm moves behind it and strikes
+        again (the follow-up strike is planned like the first; only each episode's first strike is
+        recorded for the posterior)."""
+        self._first_done = False  # this episode's first strike is recorded (follow-ups are not)
+        self._last_x: float | None = None  # the object's x at the latest transition (resets move it back)
         self._state = (np.zeros(travel.shape[0]), np.zeros(travel.shape[0]))  # (log weights, log-ratio sums)
         self._ratios = 0  # observations in the log-ratio sums
         self._pending: tuple[int, float, float] | None = None  # (strike column, x0, z0) of a strike in flight
@@ -212,7 +228,7 @@ class StrikePlanner:
     def _at_start(self, x: np.ndarray) -> bool:  # `at_start` on a checked observation
         rel = self._vec(x, "object_minus_ee")
         return bool(
-            np.linalg.norm(self._vec(x, "object_velocity")) < 0.005
+            np.linalg.norm(self._vec(x, "object_velocity")) < _AT_REST
             and np.linalg.norm(self._vec(x, "ee_velocity")) < 0.02
             and 0.0 < rel[0] < 0.08
             and abs(rel[1]) < 0.01
@@ -262,11 +278,28 @@ class StrikePlanner:
 
     def _act(self, obs: np.ndarray, weights: np.ndarray, corrected: bool = True) -> int:
         x = self._check(obs, "obs")
-        if not self._at_start(x):
-            return self.hold_action
         goal, pos = self._vec(x, "goal_position"), self._vec(x, "object_position")
+        if not self._at_start(x):
+            return self._follow_up(x, float(goal[0] - pos[0]))
         share = self.landing_share(float(goal[0] - pos[0]), weights, float(goal[1] - pos[1]), corrected)
         return self.strikes[int(np.argmax(share))]
+
+    def _follow_up(self, x: np.ndarray, need: float) -> int:
+        """Away from the strike pose: hold, or (with `approach`) move behind an object that rests short."""
+        if (
+            self.approach is None
+            or need <= self.window
+            or np.linalg.norm(self._vec(x, "object_velocity")) >= _AT_REST
+        ):
+            return self.hold_action
+        rel = self._vec(x, "object_minus_ee")
+        if rel[0] <= 0.0:  # the fingertips are level with or past the object: do not push it back
+            return self.hold_action
+        if abs(rel[1]) > _ALIGNED_Y:
+            return self.approach["+y" if rel[1] > 0 else "-y"]
+        if rel[0] > _BEHIND_X:
+            return self.approach["+x"]
+        return self.hold_action  # behind it: hold until the arm is at rest, then `act` strikes
 
     def observe(
         self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
@@ -290,9 +323,14 @@ class StrikePlanner:
             raise TransitionError(
                 f"transition refused: action {action!r} is not an int in [0, {self.n_actions})"
             )
-        if int(action) in self.strikes and self._at_start(o):
+        ox = float(self._vec(o, "object_position")[0])
+        if self._last_x is not None and ox < self._last_x - _RESET_JUMP:  # a reset put the object back
+            self._first_done = False
+        self._last_x = float(self._vec(n, "object_position")[0])
+        if int(action) in self.strikes and self._at_start(o) and not self._first_done:
             pos = self._vec(o, "object_position")
             self._pending = (self.strikes.index(int(action)), float(pos[0]), float(pos[2]))
+            self._first_done = self.approach is not None  # one recorded strike per episode
         if self._pending is None:
             return
         if terminated or np.linalg.norm(self._vec(n, "object_velocity")) < self.rest_speed:
@@ -303,6 +341,8 @@ class StrikePlanner:
             with self._lock:
                 self._outcomes.append((col, travel))
             self._pending = None
+        if terminated:
+            self._first_done = False
 
     def adapt(self) -> AdaptReport:
         """Reweight the particles by the strikes recorded since the last call; the new weights are
@@ -355,6 +395,7 @@ class StrikePlanner:
         self._state = (np.zeros(self.travel.shape[0]), np.zeros(self.travel.shape[0]))
         self._ratios = 0
         self._pending = None
+        self._first_done, self._last_x = False, None
         self.observed = 0
         self.adaptations = 0
 
@@ -377,6 +418,7 @@ class StrikePlanner:
             "rest_speed": self.rest_speed,
             "lateral": self.lateral,
             "scale_correction": self.scale_correction,
+            "approach": self.approach,
             "n_actions": self.n_actions,
             "env_id": self.env_id,
             "train_distribution": self.train_distribution,
@@ -418,6 +460,7 @@ class StrikePlanner:
             n_actions=meta.get("n_actions"),
             lateral=bool(meta.get("lateral", False)),
             scale_correction=meta.get("scale_correction"),
+            approach=meta.get("approach"),
             env_id=meta.get("env_id", ""),
             train_distribution=meta.get("train_distribution"),
         )

@@ -24,8 +24,9 @@ SMALL = StrikePlannerConfig(first_strikes=40, particles=16, fit_steps=300, seed=
 
 
 def test_collected_travel_grows_with_strike_speed() -> None:
-    x, y, strikes, layout, n_actions = collect_first_strikes(SMALL)
+    x, y, strikes, layout, n_actions, approach = collect_first_strikes(SMALL)
     assert x.shape[0] == 40 and y.shape == (40,) and n_actions == 17
+    assert approach == {"+x": 1, "-x": 2, "+y": 3, "-y": 4}  # follow_up (the default): the move actions
     assert len(strikes) == 10 and layout.object_position == 6
     speed = x[:, -1]
     on_table = y < 0.99

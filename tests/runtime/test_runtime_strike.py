@@ -189,3 +189,39 @@ def test_scale_correction_moves_the_plan_by_the_observed_ratio() -> None:
     np.testing.assert_allclose(shrunk.planned_travel(), table)
     with pytest.raises(ValueError, match="scale_correction"):
         StrikePlanner(table, STRIKES, LAYOUT, scale_correction=-1.0)
+
+
+APPROACH = {"+x": 1, "-x": 2, "+y": 3, "-y": 4}
+
+
+def test_follow_up_moves_behind_a_short_object_and_strikes_again() -> None:
+    p = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH)
+    assert StrikePlanner(TABLE, STRIKES, LAYOUT).act(obs(x=0.1, goal_dx=0.3)) in STRIKES  # at the pose
+    short = obs(x=0.1, goal_dx=0.3)
+    short[12] = 0.25  # the object rests 25 cm ahead of the fingertips, 30 cm short of the goal
+    assert StrikePlanner(TABLE, STRIKES, LAYOUT).act(short) == 0  # without approach: hold
+    assert p.act(short) == APPROACH["+x"]
+    aside = short.copy()
+    aside[13] = -0.02  # and 2 cm to the side
+    assert p.act(aside) == APPROACH["-y"]
+    moving = short.copy()
+    moving[6] = 0.2  # still sliding: wait
+    assert p.act(moving) == 0
+    close = short.copy()
+    close[9] = short[3] + 0.04  # within the window of the goal: done
+    assert p.act(close) == 0
+    behind = obs(x=0.1, goal_dx=0.3)  # fingertips 5 cm behind, at rest: the strike pose again
+    assert p.act(behind) == STRIKES[0]  # 30 cm: particle A's middle strike or B's slowest, tie -> first
+
+
+def test_follow_up_strikes_are_not_recorded() -> None:
+    p = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH)
+    shot(p, 0, 0.10, adapt=False)  # the episode's first strike: recorded
+    p.observe(obs(x=0.0), STRIKES[2], 0.0, obs(x=0.0, moving=True), False)  # a follow-up from the pose
+    p.observe(obs(x=0.0, moving=True), 0, 0.0, obs(x=0.4), False)
+    assert p.adapt().transitions == 1
+    p.observe(obs(x=-0.1), 0, 0.0, obs(x=-0.1), False)  # a reset: the object is back at its start
+    shot(p, 0, 0.10, adapt=False)  # the next episode's first strike is recorded again
+    assert p.adapt().transitions == 1
+    with pytest.raises(ValueError, match="approach"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, approach={"+x": 1})
