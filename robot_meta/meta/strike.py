@@ -15,7 +15,7 @@
 ``robot-meta train --algo strike-planner --env robot_meta/PandaSlide-v0 --budget full --out DIR``
 runs `fit_strike_run`; ``robot-meta adapt DIR`` and ``robot-meta evaluate DIR`` take its directory.
 
-BENCHMARKS.md ("A learned strike model with a posterior from the shots", 2026-12-03) has its figures.
+BENCHMARKS.md ("Issue 16: the strike planner as a method, on the device", 2026-12-04) has its figures.
 """
 
 from __future__ import annotations

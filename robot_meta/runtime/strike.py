@@ -4,13 +4,14 @@ numpy only. The table ``travel[m, s]`` holds a learned model's prediction of how
 metres) strike ``s`` sends the object on particle task ``m`` (particles are train-split tasks; the
 table is built by `robot_meta.meta.strike.fit_strike_planner`). On the device:
 
-- `observe` records every strike played from the start state and the object's travel until it
-  rests (or the episode ends); `adapt` (the control loop's background thread, at an episode's end)
+- `observe` records the strike played from the start state and the object's travel until it
+  rests (or the episode ends; with `approach`, only each episode's first strike); `adapt` (the control loop's background thread, at an episode's end)
   reweights the particles by each recorded travel's Gaussian likelihood
   ``N(observed; travel[m, s], sigma)``, swapping the new weights in atomically;
 - at an episode's start (object and arm at rest, the fingertips just behind the object) `act`
   plays the strike whose predicted travel lands within ``window`` of the goal for the largest
-  posterior share of particles; every other step it holds (a slide is one strike).
+  posterior share of particles; every other step it holds, or, with `approach` (the default of a
+  fit), moves the arm behind an object that rests short of the goal, where `act` strikes again.
 
     planner = StrikePlanner.load("exports/slide-strike")   # verifies the sha256 of its table
     a = planner.act(obs)
@@ -22,8 +23,8 @@ It is a device policy like `AdaptivePolicy` (``act``, ``observe``, ``adapt``, ``
 ``n_actions``, ``adaptations``): `AdaptiveController`, `run_trials` and ``robot-meta adapt`` run it;
 `load_device_policy` loads either from a directory.
 
-BENCHMARKS.md ("A learned strike model with a posterior from the shots", 2026-12-03) measures it on
-slide's held-out tasks: K = 0 / 1 / 5 24 / 43 / 79 % against domain randomisation's 32 %.
+BENCHMARKS.md ("Issue 16: the strike planner as a method, on the device", 2026-12-04) measures it on
+slide's held-out tasks: K = 0 / 1 / 5 / 10 26 / 52 / 80 / 82 % against domain randomisation's 32 %.
 """
 
 from __future__ import annotations
