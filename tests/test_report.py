@@ -223,7 +223,7 @@ def test_strike_planner_report_opens_in_headless_chromium(tmp_path: Path) -> Non
     from `robot-meta evaluate`, and the GIF acted by the planner, in a real browser."""
     from robot_meta.meta.eval import evaluate
     from robot_meta.meta.strike import fit_strike_run, strike_config
-    from robot_meta.report import TRAVEL_PNG
+    from robot_meta.report import FIT_CURVE_PNG, TRAVEL_PNG
 
     run = tmp_path / "strike"
     fit_strike_run(strike_config("smoke", env_id="robot_meta/PandaSlide-v0", seed=0), run)
@@ -232,7 +232,8 @@ def test_strike_planner_report_opens_in_headless_chromium(tmp_path: Path) -> Non
     text = page.read_text()
     assert TRAVEL_PNG in text and SUCCESS_PNG in text and "the saved strike planner, numpy only" in text
     assert "Solved before adaptation:" in text and "<code>strike-planner</code>" in text
-    for name in (TRAVEL_PNG, SUCCESS_PNG, COVERAGE_PNG, ADAPTATION_GIF):
+    assert "Learning curve of the travel model" in text and "Adam steps" in text
+    for name in (FIT_CURVE_PNG, TRAVEL_PNG, SUCCESS_PNG, COVERAGE_PNG, ADAPTATION_GIF):
         assert (page.parent / name).stat().st_size > 1000, name
     _require_browser()
     result = check_page(page)

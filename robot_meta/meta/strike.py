@@ -192,7 +192,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
     """Collect, fit the travel model, and tabulate it on `cfg.particles` train-split tasks.
 
     Returns the planner and what a caller records beside it (the config, the strikes fitted, the
-    travel model's RMSE on them in metres)."""
+    travel model's RMSE on them in metres, and its learning curve: ``[Adam step, batch MSE]``)."""
     import torch
 
     from robot_meta.envs import TaskDistribution
@@ -208,12 +208,16 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], 1))
     opt = torch.optim.Adam(net.parameters(), cfg.lr)
-    for _ in range(cfg.fit_steps):
+    curve: list[list[float]] = []  # [Adam step, batch MSE] every ~1 % of the fit: the report's learning curve
+    every = max(1, cfg.fit_steps // 100)
+    for step in range(cfg.fit_steps):
         idx = torch.randint(0, len(xt), (cfg.batch_size,), generator=g)
         loss = ((net((xt[idx] - mu) / sd).squeeze(-1) - yt[idx]) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if step % every == 0 or step == cfg.fit_steps - 1:
+            curve.append([step + 1, float(loss.detach())])
     rng = np.random.default_rng(cfg.seed + 1)
     tasks = TaskDistribution.preset(cfg.preset).split("train").sample(cfg.particles, rng)
     n = len(strikes)
@@ -228,7 +232,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         train_distribution=TaskDistribution.preset(cfg.preset).to_dict(), lateral=cfg.lateral,
         scale_correction=cfg.scale_correction, approach=approach,
     )  # fmt: skip
-    return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse}
+    return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse, "fit_curve": curve}
 
 
 def strike_config(

@@ -12,8 +12,9 @@
   greedy) and after adapting on one shot episode (the run's own rule: head TD steps for meta-dqn and
   reptile, the context encoder for context), from the same start state, side by side. Rendered
   headless with PyBullet's TinyRenderer (no display needed);
-- a saved strike planner (``robot-meta train --algo strike-planner``) gets ``travel_table.png`` (its
-  predicted travel per strike over the particles) instead of the training curves, and a GIF acted by
+- a saved strike planner (``robot-meta train --algo strike-planner``) gets ``fit_curve.png`` (its
+  travel model's learning curve) and ``travel_table.png`` (its predicted travel per strike over the
+  particles) instead of the training curves, and a GIF acted by
   the planner (numpy) before and after one shot;
 - ``index.html`` - the page, with relative links only (open it from disk or serve the folder).
 
@@ -24,11 +25,18 @@
 from __future__ import annotations
 
 from robot_meta.report.browser import BROWSERS, PageCheck, check_page, find_browser, screenshot
-from robot_meta.report.figures import plot_task_coverage, plot_training_curves, plot_travel_table, write_gif
+from robot_meta.report.figures import (
+    plot_fit_curve,
+    plot_task_coverage,
+    plot_training_curves,
+    plot_travel_table,
+    write_gif,
+)
 from robot_meta.report.names import (
     ADAPTATION_GIF,
     COVERAGE_PNG,
     CURVES_PNG,
+    FIT_CURVE_PNG,
     REPORT_DIR,
     REPORT_HTML,
     SUCCESS_PNG,
@@ -42,6 +50,7 @@ __all__ = [
     "ADAPTATION_GIF",
     "COVERAGE_PNG",
     "CURVES_PNG",
+    "FIT_CURVE_PNG",
     "REPORT_DIR",
     "REPORT_HTML",
     "SUCCESS_PNG",
@@ -52,6 +61,7 @@ __all__ = [
     "ReportError",
     "check_page",
     "find_browser",
+    "plot_fit_curve",
     "plot_task_coverage",
     "plot_training_curves",
     "plot_travel_table",

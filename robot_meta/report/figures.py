@@ -82,6 +82,27 @@ def plot_training_curves(
     return path
 
 
+def plot_fit_curve(curve: Sequence[Sequence[float]], path: Path, title: str) -> Path:
+    """A strike planner's learning curve: the travel model's batch MSE against the Adam step."""
+    plt = _pyplot()
+    pts = np.asarray(curve, dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    ax.plot(pts[:, 0], pts[:, 1], color="tab:blue", lw=0.8, alpha=0.5, label="batch")
+    ax.plot(
+        pts[:, 0], _smooth(pts[:, 1], max(1, len(pts) // 10)), color="tab:blue", lw=2, label="moving average"
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam step of the travel model")
+    ax.set_ylabel("squared error of predicted travel, m^2")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_travel_table(planner: Any, path: Path, title: str) -> Path:
     """A `StrikePlanner`'s table: predicted travel per strike, median and 10-90 % band over particles,
     with a few particles drawn thin (each is one train task)."""

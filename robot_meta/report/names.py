@@ -9,6 +9,7 @@ SUCCESS_PNG = "success_vs_k.png"
 COVERAGE_PNG = "task_coverage.png"
 ADAPTATION_GIF = "adaptation.gif"
 TRAVEL_PNG = "travel_table.png"
+FIT_CURVE_PNG = "fit_curve.png"
 #: A run directory's ``robot-meta export`` output; a run without a checkpoint (a shipped pretrained
 #: run) acts through it, on the device's runtime.
 EXPORT_SUBDIR = "export"

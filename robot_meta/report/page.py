@@ -13,12 +13,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from robot_meta.report.figures import plot_task_coverage, plot_training_curves, plot_travel_table, write_gif
+from robot_meta.report.figures import (
+    plot_fit_curve,
+    plot_task_coverage,
+    plot_training_curves,
+    plot_travel_table,
+    write_gif,
+)
 from robot_meta.report.names import (
     ADAPTATION_GIF,
     COVERAGE_PNG,
     CURVES_PNG,
     EXPORT_SUBDIR,
+    FIT_CURVE_PNG,
     REPORT_DIR,
     REPORT_HTML,
     SUCCESS_PNG,
@@ -211,7 +218,20 @@ def _write_strike_report(
     show = sys.stderr.isatty() if progress is None else progress
     plot_travel_table(planner, out_dir / TRAVEL_PNG, f"strike planner on {planner.env_id}")
     n_part, n_strikes = planner.travel.shape
+    curve = fit.get("fit_curve")
+    if curve:
+        plot_fit_curve(curve, out_dir / FIT_CURVE_PNG, "travel model fit (the learning curve)")
+        learning = (
+            f'<img src="{FIT_CURVE_PNG}" alt="learning curve of the travel model">'
+            "<p class='muted'>x: Adam steps of the travel model on the collected first strikes (train tasks); "
+            "y: squared error of its predicted travel on each batch of strikes, m^2 (log scale; thin: per "
+            "batch, thick: moving average). Lower is better: the table below is this model evaluated on the "
+            "particles. There are no episodes here: the planner learns from the shots on the device.</p>"
+        )
+    else:
+        learning = '<p class="note">this fit recorded no learning curve (refit it with this version)</p>'
     sections = {
+        "Learning curve of the travel model": learning,
         "The travel model and its particles": (
             f'<img src="{TRAVEL_PNG}" alt="predicted travel of every strike on the particle tasks">'
             f"<p class='muted'>A small MLP fitted on {_esc(fit.get('first_strikes', '?'))} random first strikes on "
