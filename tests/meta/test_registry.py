@@ -33,7 +33,11 @@ def test_every_registered_algorithm_supplies_the_plugin_interface() -> None:
         assert algorithm(name) is cls
         for hook in ("eval_adapters", "device_rule", "head_rule"):
             assert callable(getattr(cls, hook))
-    assert list(ALGO_CHOICES) == list(ALGO_NAMES)
+    # the command line offers every registered algorithm, and the strike planner (not a registry
+    # algorithm: no Q-network or checkpoint; `robot_meta.meta.strike`)
+    from robot_meta.meta.strike import STRIKE_ALGO
+
+    assert list(ALGO_CHOICES) == [*ALGO_NAMES, STRIKE_ALGO]
     with pytest.raises(
         ValueError, match=r"unknown algorithm 'ppo': choose one of \['meta-dqn', 'reptile', 'context'\]"
     ):
