@@ -297,8 +297,9 @@ def _coverage_section(info: Mapping[str, Any], out_dir: Path) -> str:
         return (
             f'<img src="{COVERAGE_PNG}" alt="task-parameter coverage of train, test and ood">'
             "<p class='muted'>Samples of each split of the run's task distribution in the hidden-parameter "
-            "space. Test regions are disjoint from train (held-out values and shape); ood extrapolates "
-            "beyond the train ranges. Black crosses: the training pool this run actually used.</p>"
+            "space. The test split draws unseen tasks from the train regions (so it is not drawn apart); "
+            "interp holds the intervals between them and a held-out shape; ood extrapolates beyond the "
+            "train ranges. Black crosses: the training pool this run actually used.</p>"
         )
     except (KeyError, TypeError, ValueError) as exc:
         return f'<p class="note">the task distribution of this run is unknown ({_esc(exc)})</p>'
