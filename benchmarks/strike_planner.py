@@ -49,27 +49,14 @@ def cell_success(family: str, cell: str, seed: int) -> dict[int, float] | None:
 def device_trials(planner: Any, family: str, seed: int, num_tasks: int, episodes: int) -> dict[str, Any]:
     """`robot-meta adapt` on the seed's protocol units: the control loop (background adaptation at every
     episode end, `--rate 0`) with adaptation on and off; per unit, success of episodes 2..E (after 1..E-1 shots)."""
-    import copy
-
-    from robot_meta.adapt import simulator_for
+    from robot_meta.adapt import trials_on_and_off
     from robot_meta.meta.eval.kshot import FAMILY_ENVS
-    from robot_meta.meta.eval.units import unit_seeds
-    from robot_meta.runtime import ControllerConfig, run_trials
 
+    reports = trials_on_and_off(
+        planner, FAMILY_ENVS[family], num_tasks, seed, episodes, train_distribution=planner.train_distribution
+    )
     out: dict[str, Any] = {}
-    for name, cfg in (
-        ("adapted", ControllerConfig(rate_hz=0)),
-        ("not_adapted", ControllerConfig(rate_hz=0, adapt_at_episode_end=False, adapt_every=0)),
-    ):
-        env, tasks = simulator_for(
-            FAMILY_ENVS[family], "test", num_tasks, seed,
-            train_distribution=planner.train_distribution, n_actions=planner.n_actions,
-        )  # fmt: skip
-        try:
-            firsts = [unit_seeds(seed, i)[0] for i in range(len(tasks))]
-            rep = run_trials(copy.deepcopy(planner), env, tasks, episodes=episodes, seed=firsts, config=cfg)
-        finally:
-            env.close()
+    for name, rep in zip(("adapted", "not_adapted"), reports, strict=True):
         out[name] = [[bool(s) for s in t.success_after] for t in rep.trials]
         out[f"{name}_first"] = [bool(t.success_before) for t in rep.trials]
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["simulator_for"]
+__all__ = ["simulator_for", "trials_on_and_off"]
 
 
 def simulator_for(
@@ -58,3 +58,39 @@ def simulator_for(
             f"actions but the policy expects ({obs_dim or '?'},) and {n_actions}: pass the env it was trained on"
         )
     return env, list(tasks)
+
+
+def trials_on_and_off(
+    policy: Any,
+    env_id: str,
+    num_tasks: int,
+    seed: int,
+    episodes: int,
+    *,
+    train_distribution: Mapping[str, Any] | None,
+    rate_hz: float = 0.0,
+    split: str = "test",
+    on_task: Any = None,
+) -> tuple[Any, Any]:
+    """``(adapted, not_adapted)`` `TrialsReport` s: ``robot-meta adapt`` and ``robot-meta adapt
+    --no-adapt`` on the same tasks and first resets (evaluation seed `seed`); `on_task` sees the
+    adapted run's tasks."""
+    from robot_meta.meta.eval.units import unit_seeds
+    from robot_meta.runtime import ControllerConfig, run_trials
+
+    env, tasks = simulator_for(
+        env_id, split, num_tasks, seed, train_distribution=train_distribution, n_actions=policy.n_actions
+    )
+    firsts = [unit_seeds(seed, i)[0] for i in range(len(tasks))]
+    try:
+        adapted = run_trials(
+            policy, env, tasks, episodes=episodes, seed=firsts, config=ControllerConfig(rate_hz=rate_hz),
+            on_task=on_task,
+        )  # fmt: skip
+        off = run_trials(
+            policy, env, tasks, episodes=episodes, seed=firsts,
+            config=ControllerConfig(rate_hz=rate_hz, adapt_at_episode_end=False, adapt_every=0),
+        )  # fmt: skip
+    finally:
+        env.close()
+    return adapted, off

@@ -162,22 +162,12 @@ def _device_trials(
     drawn as ``robot-meta adapt --seed`` draws them)."""
     import numpy as np
 
-    from robot_meta.adapt import simulator_for
+    from robot_meta.adapt import trials_on_and_off
     from robot_meta.meta.eval.stats import mean_ci
-    from robot_meta.meta.eval.units import unit_seeds
-    from robot_meta.runtime import ControllerConfig, StrikePlanner, TaskTrial, load_device_policy, run_trials
+    from robot_meta.runtime import StrikePlanner, TaskTrial, load_device_policy
 
     policy = load_device_policy(policy_dir)
     assert isinstance(policy, StrikePlanner)
-    env, tasks = simulator_for(
-        ENV_ID,
-        "test",
-        n_tasks,
-        seed,
-        train_distribution=policy.train_distribution,
-        n_actions=policy.n_actions,
-    )
-    firsts = [unit_seeds(seed, i)[0] for i in range(len(tasks))]
 
     def show(i: int, t: TaskTrial) -> None:
         p = t.task
@@ -185,17 +175,10 @@ def _device_trials(
         after = "".join("S" if s else "." for s in t.success_after)
         echo(f"      task {i + 1:>2} ({desc:<42}) before {'S' if t.success_before else '.'}  after {after}")
 
-    try:
-        adapted = run_trials(
-            policy, env, tasks, episodes=episodes, seed=firsts, config=ControllerConfig(rate_hz=rate_hz),
-            on_task=show,
-        )  # fmt: skip
-        off = run_trials(
-            policy, env, tasks, episodes=episodes, seed=firsts,
-            config=ControllerConfig(rate_hz=rate_hz, adapt_at_episode_end=False, adapt_every=0),
-        )  # fmt: skip
-    finally:
-        env.close()
+    adapted, off = trials_on_and_off(
+        policy, ENV_ID, n_tasks, seed, episodes, train_distribution=policy.train_distribution, rate_hz=rate_hz,
+        on_task=show,
+    )  # fmt: skip
     per_after = [float(np.mean(t.success_after)) for t in adapted.trials]
     per_off = [float(np.mean(t.success_after)) for t in off.trials]
     # paired over tasks: the mean per-task difference with its 95 % Student-t interval
