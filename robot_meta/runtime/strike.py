@@ -68,8 +68,11 @@ _MIN_TRAVEL = 0.02
 #: The 1-step moves a follow-up strike's approach uses (`StrikePlanner.approach`).
 APPROACH_MOVES = ("+x", "-x", "+y", "-y")
 _AT_REST = 0.005  # object speed (m/s) below which it counts as at rest for a strike or an approach
-_ALIGNED_Y = 0.008  # lateral offset (m) of the fingertips from the object below which they are aligned
-_BEHIND_X = 0.05  # the approach stops this close (m) behind the object
+_ARM_AT_REST = 0.02  # end-effector speed (m/s) below which the arm may strike
+_POSE_X = 0.08  # the strike pose: the fingertips at most this far (m) behind the object ...
+_POSE_Y = 0.01  # ... and at most this far aside
+_ALIGNED_Y = 0.008  # the approach aligns the fingertips this well (< _POSE_Y) ...
+_BEHIND_X = 0.05  # ... and stops this close behind the object (< _POSE_X): then it is the strike pose
 _RESET_JUMP = 0.05  # the object moving back this far (m) between transitions marks a reset
 
 STRIKE_FILE = "strike_planner.npz"
@@ -230,9 +233,9 @@ class StrikePlanner:
         rel = self._vec(x, "object_minus_ee")
         return bool(
             np.linalg.norm(self._vec(x, "object_velocity")) < _AT_REST
-            and np.linalg.norm(self._vec(x, "ee_velocity")) < 0.02
-            and 0.0 < rel[0] < 0.08
-            and abs(rel[1]) < 0.01
+            and np.linalg.norm(self._vec(x, "ee_velocity")) < _ARM_AT_REST
+            and 0.0 < rel[0] < _POSE_X
+            and abs(rel[1]) < _POSE_Y
         )
 
     # -- the device rule -----------------------------------------------------------------------
