@@ -158,9 +158,11 @@ def main() -> None:
         f"#### Few-shot strike planner on {family}'s held-out tasks (the `kshot` units)\n\n"
         "A travel model fitted on 1,300 random first strikes on train tasks, tabulated on 512 train-task "
         "particles; each shot's observed travel reweights them (numpy, `StrikePlanner`, loaded from its "
-        "saved files as on a controller); the strike most likely to land, then hold. Same tasks, starts "
-        "and goals as the `kshot` cells of each seed; paired gain: adapted minus the prior's choice on "
-        "the same episodes, with its 95 % interval.\n\n" + markdown_table(headers, table)
+        "saved files as on a controller); the strike most likely to land (credited for the share it leaves "
+        "short within the arm's reach), then, if the object rests short, a follow-up strike from the same "
+        "pose planned with that travel folded in. Same tasks, starts and goals as the `kshot` cells of each "
+        "seed; paired gain: adapted minus the prior's choice (the same policy with its posterior left at the "
+        "prior) on the same episodes, with its 95 % interval.\n\n" + markdown_table(headers, table)
     )
     both = [r for r in per_seed if r["cells"]["domain-rand"]]  # compared on the seeds that have both
     if both:

@@ -39,6 +39,63 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "probe-slowest": {"probe": 0},
     # an object at rest short of the goal: move behind it and strike again (slide's move actions)
     "follow-up": {"approach": {"+x": 1, "-x": 2, "+y": 3, "-y": 4}},
+    # follow-up refinements (2026-12-04b): the approach stops at the first strike's gap; the follow-up
+    # is planned with this episode's first travel folded in; strikes that stop short earn credit
+    "gap": {"match_gap": True},
+    "in-episode": {"in_episode": True},
+    "gap+in-episode": {"match_gap": True, "in_episode": True},
+    "gap+in-episode+short0.3": {"match_gap": True, "in_episode": True, "short_credit": 0.3},
+    "gap+in-episode+short0.6": {"match_gap": True, "in_episode": True, "short_credit": 0.6},
+    # the follow-up as first shipped (before its refinements became the default, 2026-12-04)
+    "follow-up-v1": {
+        "in_episode": False,
+        "match_gap": False,
+        "short_credit": 0.0,
+        "record_follow_ups": False,
+    },
+    "no-short": {"short_credit": 0.0},
+    "no-gap": {"match_gap": False},
+    "no-record": {"record_follow_ups": False},
+    "short0.15": {"short_credit": 0.15},
+    "short0.3": {"short_credit": 0.3},
+    "short0.45": {"short_credit": 0.45},
+    "gap+in-episode+short0.45": {"match_gap": True, "in_episode": True, "short_credit": 0.45},
+    "short0.3+reach": {"short_credit": 0.3, "reach_x": 0.3},
+    "short0.45+reach": {"short_credit": 0.45, "reach_x": 0.3},
+    "short0.6+reach": {"short_credit": 0.6, "reach_x": 0.3},
+    "gap+in-episode+short0.45+reach": {
+        "match_gap": True,
+        "in_episode": True,
+        "short_credit": 0.45,
+        "reach_x": 0.3,
+    },
+    "gap+in-episode+all+short0.3+reach": {
+        "match_gap": True,
+        "in_episode": True,
+        "record_follow_ups": True,
+        "short_credit": 0.3,
+        "reach_x": 0.3,
+    },
+    "gap+in-episode+all+short0.45+reach": {
+        "match_gap": True,
+        "in_episode": True,
+        "record_follow_ups": True,
+        "short_credit": 0.45,
+        "reach_x": 0.3,
+    },
+    "gap+in-episode+short0.3+reach": {
+        "match_gap": True,
+        "in_episode": True,
+        "short_credit": 0.3,
+        "reach_x": 0.3,
+    },
+    "gap+in-episode+all": {"match_gap": True, "in_episode": True, "record_follow_ups": True},
+    "gap+in-episode+all+short0.3": {
+        "match_gap": True,
+        "in_episode": True,
+        "record_follow_ups": True,
+        "short_credit": 0.3,
+    },
 }
 
 
@@ -75,6 +132,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="3,4")
     ap.add_argument("--family", default="slide")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--fits", default=None, help="keep the fits in this directory (reruns load them)")
     args = ap.parse_args()
     import torch
 
@@ -89,9 +147,8 @@ def main() -> None:
     tasks = TaskDistribution.preset(args.family).split("test")
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            fitted, fit_s = train_strike_planner(
-                BUDGETS["full"], args.family, seed, KShotStore(Path(tmp), Path(tmp))
-            )
+            where = Path(args.fits or tmp)
+            fitted, fit_s = train_strike_planner(BUDGETS["full"], args.family, seed, KShotStore(where, where))
         for name in args.variants.split(","):
             t0 = time.process_time()
             planner = copy.deepcopy(fitted)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,7 @@ __all__ = [
     "FIT_FILE",
     "STRIKE_ALGO",
     "STRIKE_BUDGETS",
+    "StrikeData",
     "StrikeFitMismatchError",
     "StrikePlannerConfig",
     "approach_actions",
@@ -66,7 +67,10 @@ FIT_FILE = "strike_fit.json"
 
 
 #: Values of the fields added after the first fits, for a saved fit that predates them (what it did).
-_LEGACY_FIELDS: dict[str, Any] = {"lateral": False, "scale_correction": None, "follow_up": False}
+_LEGACY_FIELDS: dict[str, Any] = {
+    "lateral": False, "scale_correction": None, "follow_up": False, "in_episode": False, "match_gap": False,
+    "short_credit": 0.0, "record_follow_ups": False,
+}  # fmt: skip
 
 
 class StrikeFitMismatchError(ValueError):
@@ -104,6 +108,17 @@ class StrikePlannerConfig:
     follow_up: bool = True
     """`StrikePlanner.approach`: move behind an object that rests short of the goal and strike again
     (on by default since 2026-12-04: K = 0 / 1 +6 / +5 points on evaluation seeds 3-4, BENCHMARKS.md)."""
+    in_episode: bool = True
+    """`StrikePlanner.in_episode`: plan the follow-up with this episode's first travel folded in."""
+    match_gap: bool = True
+    """`StrikePlanner.match_gap`: the approach stops at the episode's start gap (the fitted pose)."""
+    short_credit: float = 0.3
+    """`StrikePlanner.short_credit`: the first strike also scores 0.3 per posterior share that stops short
+    where the arm can still follow up (the env's end-effector limit, `StrikePlanner.reach_x`)."""
+    record_follow_ups: bool = True
+    """`StrikePlanner.record_follow_ups`: follow-up strikes (from the fitted pose) inform the posterior too.
+    These four, with `follow_up`: K = 0 / 1 / 5 / 10 +20 / +9 / +6 / +4 points on evaluation seeds
+    3-8 (BENCHMARKS.md, 2026-12-04, "the follow-up strike, refined")."""
     settle_steps: int = 30
     """Hold steps after a collected strike, at most, for the object to come to rest."""
     seed: int = 0
@@ -119,6 +134,8 @@ class StrikePlannerConfig:
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)}")
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
+        if not (np.isfinite(self.short_credit) and 0.0 <= self.short_credit <= 1.0):
+            raise ValueError(f"short_credit must be in [0, 1], got {self.short_credit}")
 
 
 def strike_columns(env: Any) -> list[int]:
@@ -150,11 +167,24 @@ def approach_actions(env: Any) -> dict[str, int]:
     return out
 
 
-def collect_first_strikes(
-    cfg: StrikePlannerConfig,
-) -> tuple[np.ndarray, np.ndarray, list[int], StrikeLayout, int, dict[str, int] | None]:
-    """``(inputs, travel, strikes, layout, n_actions, approach)`` of `cfg.first_strikes` random first
-    strikes (`approach`: the move actions of a follow-up strike, None without `cfg.follow_up`)."""
+class StrikeData(NamedTuple):
+    """What `collect_first_strikes` returns: the fit's samples and what the planner needs of the env."""
+
+    inputs: np.ndarray
+    """(task parameters, strike column / (S - 1)) per collected strike."""
+    travel: np.ndarray
+    """The object's travel along +x (m; `OFF_TABLE_TRAVEL` if it left the table)."""
+    strikes: list[int]
+    layout: StrikeLayout
+    n_actions: int
+    approach: dict[str, int] | None
+    """The move actions of a follow-up strike (None without `cfg.follow_up`)."""
+    reach_x: float | None
+    """The end effector's furthest x (the env's limit; None without `cfg.follow_up`)."""
+
+
+def collect_first_strikes(cfg: StrikePlannerConfig) -> StrikeData:
+    """`cfg.first_strikes` random first strikes and the env's layout, actions and reach."""
     import gymnasium as gym
 
     import robot_meta  # noqa: F401  (registers the env ids)
@@ -166,6 +196,7 @@ def collect_first_strikes(
         strikes = strike_columns(env)
         n_actions = int(env.action_space.n)  # type: ignore[attr-defined]
         approach = approach_actions(env) if cfg.follow_up else None
+        reach_x = float(u.task.ee_high[0]) if cfg.follow_up else None
         layout = StrikeLayout.from_observation_layout(u.observation_layout)
         pos, vel = layout.object_position, layout.object_velocity
         rng = np.random.default_rng(cfg.seed)
@@ -185,7 +216,9 @@ def collect_first_strikes(
             ys.append(OFF_TABLE_TRAVEL if fell else float(obs[pos] - x0))
     finally:
         env.close()
-    return np.asarray(xs, np.float32), np.asarray(ys, np.float32), strikes, layout, n_actions, approach
+    return StrikeData(
+        np.asarray(xs, np.float32), np.asarray(ys, np.float32), strikes, layout, n_actions, approach, reach_x
+    )
 
 
 def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[str, Any]]:
@@ -197,7 +230,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
 
     from robot_meta.envs import TaskDistribution
 
-    x, y, strikes, layout, n_actions, approach = collect_first_strikes(cfg)
+    x, y, strikes, layout, n_actions, approach, reach_x = collect_first_strikes(cfg)
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -230,7 +263,9 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
     planner = StrikePlanner(
         table, strikes, layout, sigma=cfg.sigma, window=cfg.window, n_actions=n_actions, env_id=cfg.env_id,
         train_distribution=TaskDistribution.preset(cfg.preset).to_dict(), lateral=cfg.lateral,
-        scale_correction=cfg.scale_correction, approach=approach,
+        scale_correction=cfg.scale_correction, approach=approach, in_episode=cfg.follow_up and cfg.in_episode,
+        match_gap=cfg.follow_up and cfg.match_gap, short_credit=cfg.short_credit if cfg.follow_up else 0.0,
+        record_follow_ups=cfg.follow_up and cfg.record_follow_ups, reach_x=reach_x,
     )  # fmt: skip
     return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse, "fit_curve": curve}
 

@@ -12,6 +12,11 @@ table is built by `robot_meta.meta.strike.fit_strike_planner`). On the device:
   plays the strike whose predicted travel lands within ``window`` of the goal for the largest
   posterior share of particles; every other step it holds, or, with `approach` (the default of a
   fit), moves the arm behind an object that rests short of the goal, where `act` strikes again.
+  A fit's defaults refine that follow-up: the approach stops at the episode's start gap
+  (`match_gap`), the follow-up is planned with the episode's first travel folded in (`in_episode`),
+  the first strike earns `short_credit` for the share of particles it leaves short but within the
+  arm's reach (an overshoot cannot be undone; a short strike is a probe), and follow-ups inform the
+  posterior too (`record_follow_ups`).
 
     planner = StrikePlanner.load("exports/slide-strike")   # verifies the sha256 of its table
     a = planner.act(obs)
@@ -24,7 +29,7 @@ It is a device policy like `AdaptivePolicy` (``act``, ``observe``, ``adapt``, ``
 `load_device_policy` loads either from a directory.
 
 BENCHMARKS.md ("Issue 16: the strike planner as a method, on the device", 2026-12-04) measures it on
-slide's held-out tasks: K = 0 / 1 / 5 / 10 26 / 52 / 80 / 82 % against domain randomisation's 32 %.
+slide's held-out tasks (against domain randomisation's 32 %).
 """
 
 from __future__ import annotations
@@ -136,6 +141,11 @@ class StrikePlanner:
         lateral: bool = False,
         scale_correction: float | None = None,
         approach: Mapping[str, int] | None = None,
+        in_episode: bool = False,
+        short_credit: float = 0.0,
+        match_gap: bool = False,
+        record_follow_ups: bool = False,
+        reach_x: float | None = None,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -184,6 +194,30 @@ class StrikePlanner:
         ``+y``, ``-y``: when the object rests short of the goal the arm moves behind it and strikes
         again (the follow-up strike is planned like the first; only each episode's first strike is
         recorded for the posterior)."""
+        self.in_episode = bool(in_episode)
+        """Plan a follow-up strike with the posterior times the likelihood of this episode's earlier
+        strikes (their travel read from where the object rests now); `act` alone keeps that memory,
+        so it also holds in episodes nothing is observed in. The posterior itself is not changed."""
+        if not (np.isfinite(short_credit) and 0.0 <= short_credit <= 1.0):
+            raise ValueError(f"short_credit must be in [0, 1], got {short_credit}")
+        self.short_credit = float(short_credit)
+        """With `approach`: a strike also scores this much per unit of posterior share whose travel
+        stops short of the window (a follow-up can still land those; an overshoot cannot be undone)."""
+        self.match_gap = bool(match_gap)
+        """With `approach`: stop the approach at the episode's start gap between fingertips and object
+        (read at its first strike) instead of at a fixed distance, so a follow-up strikes from the
+        pose the travel table was fitted from."""
+        if reach_x is not None and not np.isfinite(reach_x):
+            raise ValueError(f"reach_x must be None or a finite x (m), got {reach_x}")
+        self.reach_x = None if reach_x is None else float(reach_x)
+        """The end effector's furthest x (m), or None (unknown): `short_credit` then counts only the
+        strikes whose object stops where the arm can still get behind it (at its start gap)."""
+        self.record_follow_ups = bool(record_follow_ups)
+        """Record every strike played from the strike pose for the posterior, follow-ups included
+        (else only each episode's first)."""
+        self._ep_goal: np.ndarray | None = None  # `act`'s episode memory: the goal it was planned for,
+        self._ep_strikes: list[tuple[int, float]] = []  # ... its strikes (column, object x at the strike)
+        self._ep_gap: float | None = None  # ... and the fingertip-object gap (x) at its first strike
         self._first_done = False  # this episode's first strike is recorded (follow-ups are not)
         self._last_x: float | None = None  # the object's x at the latest transition (resets move it back)
         self._state = (np.zeros(travel.shape[0]), np.zeros(travel.shape[0]))  # (log weights, log-ratio sums)
@@ -277,16 +311,48 @@ class StrikePlanner:
         return self._act(obs, self.posterior())
 
     def act_prior(self, obs: np.ndarray) -> int:
-        """`act` as before any observed strike (uniform weights, no correction); changes no state."""
+        """`act` as before any observed strike (uniform weights, no correction); changes no posterior
+        state (with `in_episode`, `act`'s memory of the current episode's strikes is used and kept:
+        it is part of the policy, not of the adaptation across episodes)."""
         return self._act(obs, np.full(self.travel.shape[0], 1.0 / self.travel.shape[0]), corrected=False)
 
     def _act(self, obs: np.ndarray, weights: np.ndarray, corrected: bool = True) -> int:
         x = self._check(obs, "obs")
         goal, pos = self._vec(x, "goal_position"), self._vec(x, "object_position")
-        if not self._at_start(x):
-            return self._follow_up(x, float(goal[0] - pos[0]))
-        share = self.landing_share(float(goal[0] - pos[0]), weights, float(goal[1] - pos[1]), corrected)
-        return self.strikes[int(np.argmax(share))]
+        if self._ep_goal is None or np.abs(goal - self._ep_goal).max() > 1e-4:  # a new episode (new goal)
+            self._ep_goal, self._ep_strikes, self._ep_gap = goal.copy(), [], None
+        gap = float(self._vec(x, "object_minus_ee")[0])
+        if not self._at_start(x) or (self.match_gap and self._ep_strikes and gap > self._behind()):
+            return self._follow_up(x, float(goal[0] - pos[0]))  # (with match_gap: not yet at the gap)
+        px = float(pos[0])
+        if self._ep_strikes and abs(self._ep_strikes[-1][1] - px) < 1e-3:  # asked again before striking
+            self._ep_strikes.pop()
+        if self.in_episode and self._ep_strikes:  # fold in this episode's earlier strikes' travel
+            cols = np.array([c for c, _ in self._ep_strikes])
+            seen = px - np.array([x0 for _, x0 in self._ep_strikes])
+            log_l = -0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)
+            w = weights * np.exp(log_l - log_l.max())
+            weights = w / w.sum() if w.sum() > 0 else weights
+        need = float(goal[0] - pos[0])
+        share = self.landing_share(need, weights, float(goal[1] - pos[1]), corrected)
+        if self.approach is not None and self.short_credit > 0.0:
+            travel = self.planned_travel(corrected)
+            short = travel < need - self.window
+            if self.reach_x is not None:  # a follow-up needs the arm behind the resting object
+                short &= px + travel - gap <= self.reach_x
+            share = share + self.short_credit * (weights @ short)
+        col = int(np.argmax(share))
+        if self._ep_gap is None:
+            self._ep_gap = gap
+        self._ep_strikes.append((col, px))
+        return self.strikes[col]
+
+    def _behind(self) -> float:
+        """Where the approach stops (x gap, fingertips to object): with `match_gap` the episode's first
+        strike's gap, within half a 1 cm move; else `_BEHIND_X`."""
+        if self.match_gap and self._ep_gap is not None:
+            return min(self._ep_gap + 0.005, _POSE_X - 0.005)
+        return _BEHIND_X
 
     def _follow_up(self, x: np.ndarray, need: float) -> int:
         """Away from the strike pose: hold, or (with `approach`) move behind an object that rests short."""
@@ -301,7 +367,7 @@ class StrikePlanner:
             return self.hold_action
         if abs(rel[1]) > _ALIGNED_Y:
             return self.approach["+y" if rel[1] > 0 else "-y"]
-        if rel[0] > _BEHIND_X:
+        if rel[0] > self._behind():
             return self.approach["+x"]
         return self.hold_action  # behind it: hold until the arm is at rest, then `act` strikes
 
@@ -334,7 +400,7 @@ class StrikePlanner:
         if int(action) in self.strikes and self._at_start(o) and not self._first_done:
             pos = self._vec(o, "object_position")
             self._pending = (self.strikes.index(int(action)), float(pos[0]), float(pos[2]))
-            self._first_done = self.approach is not None  # one recorded strike per episode
+            self._first_done = self.approach is not None and not self.record_follow_ups
         if self._pending is None:
             return
         if terminated or np.linalg.norm(self._vec(n, "object_velocity")) < self.rest_speed:
@@ -400,6 +466,7 @@ class StrikePlanner:
         self._ratios = 0
         self._pending = None
         self._first_done, self._last_x = False, None
+        self._ep_goal, self._ep_strikes, self._ep_gap = None, [], None
         self.observed = 0
         self.adaptations = 0
 
@@ -423,6 +490,11 @@ class StrikePlanner:
             "lateral": self.lateral,
             "scale_correction": self.scale_correction,
             "approach": self.approach,
+            "in_episode": self.in_episode,
+            "short_credit": self.short_credit,
+            "match_gap": self.match_gap,
+            "record_follow_ups": self.record_follow_ups,
+            "reach_x": self.reach_x,
             "n_actions": self.n_actions,
             "env_id": self.env_id,
             "train_distribution": self.train_distribution,
@@ -465,6 +537,11 @@ class StrikePlanner:
             lateral=bool(meta.get("lateral", False)),
             scale_correction=meta.get("scale_correction"),
             approach=meta.get("approach"),
+            in_episode=bool(meta.get("in_episode", False)),
+            short_credit=float(meta.get("short_credit", 0.0)),
+            match_gap=bool(meta.get("match_gap", False)),
+            record_follow_ups=bool(meta.get("record_follow_ups", False)),
+            reach_x=meta.get("reach_x"),
             env_id=meta.get("env_id", ""),
             train_distribution=meta.get("train_distribution"),
         )

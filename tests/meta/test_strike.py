@@ -5,6 +5,7 @@ and the saved planner runs on the device loop (``robot-meta adapt``) with adapta
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -24,9 +25,10 @@ SMALL = StrikePlannerConfig(first_strikes=40, particles=16, fit_steps=300, seed=
 
 
 def test_collected_travel_grows_with_strike_speed() -> None:
-    x, y, strikes, layout, n_actions, approach = collect_first_strikes(SMALL)
+    x, y, strikes, layout, n_actions, approach, reach_x = collect_first_strikes(SMALL)
     assert x.shape[0] == 40 and y.shape == (40,) and n_actions == 17
     assert approach == {"+x": 1, "-x": 2, "+y": 3, "-y": 4}  # follow_up (the default): the move actions
+    assert reach_x == 0.3  # slide's end-effector limit along x
     assert len(strikes) == 10 and layout.object_position == 6
     speed = x[:, -1]
     on_table = y < 0.99
@@ -43,6 +45,16 @@ def test_fit_is_seeded_and_tabulates_every_particle() -> None:
     assert info["first_strikes"] == 40 and np.isfinite(info["train_rmse_m"])
     # the model keeps the physics: on average the fastest strike travels farther than the slowest
     assert a.travel[:, -1].mean() > a.travel[:, 0].mean() + 0.1
+    # the follow-up's settings reach the planner (the defaults), with the env's reach
+    assert (a.in_episode, a.match_gap, a.short_credit, a.record_follow_ups, a.reach_x) == (
+        True,
+        True,
+        0.3,
+        True,
+        0.3,
+    )
+    plain, _ = fit_strike_planner(replace(SMALL, follow_up=False))
+    assert (plain.approach, plain.in_episode, plain.short_credit, plain.reach_x) == (None, False, 0.0, None)
 
 
 def test_one_real_shot_updates_the_posterior() -> None:
@@ -54,15 +66,17 @@ def test_one_real_shot_updates_the_posterior() -> None:
     obs, _ = env.reset(seed=0, options={"task": task})
     first = adapter.act(obs, False)
     assert first in strike_columns(env)
+    from_pose = 0  # strikes played from the strike pose: the first and any follow-up
     for _ in range(50):
         a = adapter.act(obs, False)
+        from_pose += int(a in strike_columns(env) and adapter.planner.at_start(obs))
         nxt, r, term, trunc, _ = env.step(a)
         adapter.observe(obs, a, float(r), nxt, term)
         obs = nxt
         if term or trunc:
             break
     adapter.adapt()
-    assert adapter.planner.observed == 1
+    assert 1 <= adapter.planner.observed <= from_pose  # each came to rest unless the episode ended first
     assert not np.allclose(adapter.planner.posterior(), 1.0 / 16)
     assert adapter.act_unadapted(env.reset(seed=1, options={"task": task})[0]) in strike_columns(env)
     env.close()

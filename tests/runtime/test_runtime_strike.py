@@ -225,3 +225,59 @@ def test_follow_up_strikes_are_not_recorded() -> None:
     assert p.adapt().transitions == 1
     with pytest.raises(ValueError, match="approach"):
         StrikePlanner(TABLE, STRIKES, LAYOUT, approach={"+x": 1})
+
+
+# particle A lands 20 cm with the middle strike, particle B with the slowest
+TWO = np.array([[0.10, 0.20, 0.40], [0.20, 0.40, 0.60]])
+
+
+def test_in_episode_plans_the_follow_up_with_the_first_strikes_travel() -> None:
+    start, follow = obs(x=-0.1, goal_dx=0.4), obs(x=0.1, goal_dx=0.2)  # the goal stays at x = 0.3
+    for in_episode, want in ((True, STRIKES[1]), (False, STRIKES[0])):
+        p = StrikePlanner(TWO, STRIKES, LAYOUT, approach=APPROACH, in_episode=in_episode)
+        assert p.act(start) == STRIKES[1]  # 40 cm: A's fastest or B's middle strike, tie -> the middle
+        # it went 20 cm, which is A's middle strike: A's 20 cm strike is the middle one too
+        assert p.act(follow) == want  # without the episode's memory: the prior's tie -> the slowest
+        np.testing.assert_allclose(p.posterior(), [0.5, 0.5])  # the posterior itself did not move
+        assert p.act_prior(obs(x=0.1, goal_dx=0.25)) == STRIKES[0]  # a new goal: a new episode, no memory
+
+
+def test_short_credit_prefers_a_strike_that_falls_short_to_one_that_overshoots() -> None:
+    # two particles say the slower strike stops 20 cm short and the faster lands; one says the slower
+    # lands and the faster overshoots
+    table = np.array([[0.30, 0.50], [0.30, 0.50], [0.50, 0.70]])
+    start = obs(x=-0.1, goal_dx=0.5)
+    plain = StrikePlanner(table, STRIKES[:2], LAYOUT, approach=APPROACH)
+    assert plain.act(start) == STRIKES[1]  # lands on 2 of 3
+    assert (
+        StrikePlanner(table, STRIKES[:2], LAYOUT, approach=APPROACH, short_credit=0.3).act(start)
+        == STRIKES[1]
+    )
+    # 1/3 + 0.6 * 2/3 = 0.73 > 2/3: a short strike can be followed up, an overshoot cannot
+    assert (
+        StrikePlanner(table, STRIKES[:2], LAYOUT, approach=APPROACH, short_credit=0.6).act(start)
+        == STRIKES[0]
+    )
+    assert (
+        StrikePlanner(table, STRIKES[:2], LAYOUT, short_credit=0.6).act(start) == STRIKES[1]
+    )  # no follow-up
+    with pytest.raises(ValueError, match="short_credit"):
+        StrikePlanner(table, STRIKES[:2], LAYOUT, short_credit=1.5)
+
+
+def test_match_gap_stops_the_approach_at_the_first_strikes_gap() -> None:
+    start = obs(x=-0.1, goal_dx=0.5)
+    start[12] = 0.03  # the episode starts with the fingertips 3 cm behind the object
+    short = obs(x=0.1, goal_dx=0.3)
+    short[12] = 0.045  # after the strike the arm is 4.5 cm behind it: inside the fixed 5 cm stop
+    fixed = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH)
+    matched = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH, match_gap=True)
+    for p in (fixed, matched):
+        p.act(start)
+    short[6] = 0.0
+    ee_moving = short.copy()
+    ee_moving[0] = 0.1  # the arm still moving: not the strike pose, so the approach decides
+    assert fixed.act(ee_moving) == 0  # within 5 cm: hold, then strike from 4.5 cm
+    assert matched.act(ee_moving) == APPROACH["+x"]  # 1.5 cm further than the start's gap: close in
+    assert fixed.act(short) in STRIKES  # at rest within 8 cm: the strike pose
+    assert matched.act(short) == APPROACH["+x"]  # not yet at the start's gap: close in first
