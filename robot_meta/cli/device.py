@@ -97,6 +97,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         is_strike_planner_dir,
         load_device_policy,
         run_trials,
+        without_adaptation,
     )
 
     if args.episodes < 2:
@@ -119,6 +120,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 "posterior; drop --method"
             )
         policy = load_device_policy(args.export_dir, None if strike else AdaptConfig(method=args.method))
+        if args.no_adapt:
+            policy = without_adaptation(policy)
         context = isinstance(policy, AdaptivePolicy) and policy.manifest.context is not None
         ctrl = (
             ControllerConfig(rate_hz=args.rate, adapt_every=0, adapt_at_episode_end=False)

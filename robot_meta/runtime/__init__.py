@@ -37,7 +37,7 @@ from robot_meta.runtime.controller import (
     StepEnv,
     realtime_scheduling,
 )
-from robot_meta.runtime.device import DevicePolicy, load_device_policy
+from robot_meta.runtime.device import DevicePolicy, load_device_policy, without_adaptation
 from robot_meta.runtime.manifest import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -111,4 +111,5 @@ __all__ = [
     "successor_flags",
     "td_adapt",
     "td_targets",
+    "without_adaptation",
 ]

@@ -9,12 +9,12 @@ and its particle posterior: ``strike_planner.json`` + ``strike_planner.npz``). `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from robot_meta.runtime.policy import AdaptConfig, AdaptivePolicy, AdaptReport
 from robot_meta.runtime.strike import StrikePlanner, is_strike_planner_dir
 
-__all__ = ["DevicePolicy", "load_device_policy"]
+__all__ = ["DevicePolicy", "load_device_policy", "without_adaptation"]
 
 
 class DevicePolicy(Protocol):
@@ -45,3 +45,15 @@ def load_device_policy(
             )
         return StrikePlanner.load(directory)
     return AdaptivePolicy.load(directory, config)
+
+
+_P = TypeVar("_P", bound=DevicePolicy)
+
+
+def without_adaptation(policy: _P) -> _P:
+    """The policy to run with adaptation switched off (``robot-meta adapt --no-adapt``): the policy
+    itself for an ONNX export (the controller then never calls its `adapt`), a copy at the prior for a
+    strike planner (whose follow-up would otherwise fold the episode's own first travel in)."""
+    make = getattr(policy, "without_adaptation", None)
+    out: _P = make() if callable(make) else policy
+    return out

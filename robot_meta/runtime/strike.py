@@ -34,6 +34,7 @@ slide's held-out tasks (against domain randomisation's 32 %).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -311,12 +312,19 @@ class StrikePlanner:
         return self._act(obs, self.posterior())
 
     def act_prior(self, obs: np.ndarray) -> int:
-        """`act` as before any observed strike (uniform weights, no correction); changes no posterior
-        state (with `in_episode`, `act`'s memory of the current episode's strikes is used and kept:
-        it is part of the policy, not of the adaptation across episodes)."""
-        return self._act(obs, np.full(self.travel.shape[0], 1.0 / self.travel.shape[0]), corrected=False)
+        """`act` with adaptation switched off: every strike, follow-ups included, planned from the
+        prior (uniform weights, no correction, nothing of this episode folded in); changes no posterior."""
+        return self._act(obs, np.full(self.travel.shape[0], 1.0 / self.travel.shape[0]), False, False)
 
-    def _act(self, obs: np.ndarray, weights: np.ndarray, corrected: bool = True) -> int:
+    def without_adaptation(self) -> StrikePlanner:
+        """A copy at the prior whose `act` is `act_prior` (the device's ``--no-adapt`` arm: no belief
+        moves, neither across episodes nor, with `in_episode`, within one)."""
+        out = copy.deepcopy(self)
+        out.reset_adaptation()
+        out.in_episode = False
+        return out
+
+    def _act(self, obs: np.ndarray, weights: np.ndarray, corrected: bool = True, fold: bool = True) -> int:
         x = self._check(obs, "obs")
         goal, pos = self._vec(x, "goal_position"), self._vec(x, "object_position")
         if self._ep_goal is None or np.abs(goal - self._ep_goal).max() > 1e-4:  # a new episode (new goal)
@@ -327,7 +335,7 @@ class StrikePlanner:
         px = float(pos[0])
         if self._ep_strikes and abs(self._ep_strikes[-1][1] - px) < 1e-3:  # asked again before striking
             self._ep_strikes.pop()
-        if self.in_episode and self._ep_strikes:  # fold in this episode's earlier strikes' travel
+        if fold and self.in_episode and self._ep_strikes:  # fold in this episode's earlier strikes' travel
             cols = np.array([c for c, _ in self._ep_strikes])
             seen = px - np.array([x0 for _, x0 in self._ep_strikes])
             log_l = -0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)

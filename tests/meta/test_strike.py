@@ -128,7 +128,25 @@ def test_robot_meta_adapt_runs_a_saved_planner(tmp_path: Path, capsys: pytest.Ca
     assert "adaptation switched off" in capsys.readouterr().out
     off = json.loads(out_json.read_text())
     assert off["adaptations"] == 0
-    assert (off["success_before"], off["return_before"]) == (on["success_before"], on["return_before"])
+    # --no-adapt plans every strike from the prior: its first episodes are those of the same planner
+    # without the episode's memory (`in_episode` off), adapting as usual (nothing to adapt on yet)
+    planner.in_episode = False
+    planner.save(tmp_path / "no_memory", provenance=info)
+    memo = tmp_path / "no_memory.json"
+    no_memory = [
+        "adapt",
+        str(tmp_path / "no_memory"),
+        *args[2:],
+        "--rate",
+        "0",
+        "--seed",
+        "4",
+        "--json",
+        str(memo),
+    ]
+    assert main(no_memory) == 0
+    first = json.loads(memo.read_text())
+    assert (off["success_before"], off["return_before"]) == (first["success_before"], first["return_before"])
     # the device's first episodes are the torch protocol's K = 0 units of the same evaluation seed
     res = evaluate(tmp_path / "planner", "test", shots=(0,), episodes=1, seeds=(4,), num_tasks=2, plot=False)
     (method,) = res.methods.values()

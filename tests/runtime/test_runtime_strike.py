@@ -16,6 +16,7 @@ from robot_meta.runtime import (
     TransitionError,
     is_strike_planner_dir,
     load_device_policy,
+    without_adaptation,
 )
 from robot_meta.runtime.strike import OFF_TABLE_TRAVEL, STRIKE_FILE
 
@@ -240,6 +241,11 @@ def test_in_episode_plans_the_follow_up_with_the_first_strikes_travel() -> None:
         assert p.act(follow) == want  # without the episode's memory: the prior's tie -> the slowest
         np.testing.assert_allclose(p.posterior(), [0.5, 0.5])  # the posterior itself did not move
         assert p.act_prior(obs(x=0.1, goal_dx=0.25)) == STRIKES[0]  # a new goal: a new episode, no memory
+    # adaptation switched off (the protocol's control, the device's --no-adapt): the prior plans the follow-up too
+    p = StrikePlanner(TWO, STRIKES, LAYOUT, approach=APPROACH, in_episode=True)
+    assert p.act_prior(start) == STRIKES[1] and p.act_prior(follow) == STRIKES[0]
+    off = without_adaptation(StrikePlanner(TWO, STRIKES, LAYOUT, approach=APPROACH, in_episode=True))
+    assert off.act(start) == STRIKES[1] and off.act(follow) == STRIKES[0] and not off.in_episode
 
 
 def test_short_credit_prefers_a_strike_that_falls_short_to_one_that_overshoots() -> None:
