@@ -161,8 +161,8 @@ def main() -> None:
         "saved files as on a controller); the strike most likely to land (credited for the share it leaves "
         "short within the arm's reach), then, if the object rests short, a follow-up strike from the same "
         "pose planned with that travel folded in. Same tasks, starts and goals as the `kshot` cells of each "
-        "seed; paired gain: adapted minus the prior's choice (the same policy with its posterior left at the "
-        "prior) on the same episodes, with its 95 % interval.\n\n" + markdown_table(headers, table)
+        "seed; paired gain: adapted minus adaptation switched off (every strike, follow-ups included, planned "
+        "from the prior) on the same episodes, with its 95 % interval.\n\n" + markdown_table(headers, table)
     )
     both = [r for r in per_seed if r["cells"]["domain-rand"]]  # compared on the seeds that have both
     if both:

@@ -7,11 +7,12 @@
 2. **Adapt on the device**: the saved planner, loaded as a controller loads it (numpy only, every
    file checked against its sha256), runs the 100 Hz control loop on held-out tasks of the test
    split (unseen masses, frictions, shapes and surfaces) with the simulator standing in for the
-   robot. The first episode of each task plays the prior's strike (*before*); at every episode's
-   end the background thread reweights the particles by the strike's observed travel, and the next
-   episode plays the strike most likely to land (*after 1, 2, ... shots*). The same tasks from the
-   same start states are run again with adaptation switched off (*not adapted*), so the gain printed
-   is adaptation's, not episode-to-episode luck. Exactly ``robot-meta adapt OUT/strike --tasks N
+   robot. The first episode of each task plays the prior's strike, and, if the puck stops short,
+   a follow-up planned with that travel (*before*: no earlier shot); at every episode's end the
+   background thread reweights the particles by the strikes' observed travel, and the next episode
+   plans with them (*after 1, 2, ... shots*). The same tasks from the same start states are run
+   again with adaptation switched off (*not adapted*: every strike, follow-ups included, planned
+   from the prior), so the gain printed is adaptation's, not episode-to-episode luck. Exactly ``robot-meta adapt OUT/strike --tasks N
    --episodes E --seed S`` (and the same with ``--no-adapt``).
 3. **The K-shot protocol** on the same planner and seed (``robot-meta evaluate OUT/strike --shots
    0,1,3,5``): the simulator-side figures the benchmarks report, written to ``OUT/strike/eval.json``.
@@ -188,7 +189,7 @@ def _device_trials(
     by_shot_off = [float(np.mean([t.success_after[k] for t in off.trials])) for k in range(episodes - 1)]
     n_after = sum(len(t.success_after) for t in adapted.trials)
     echo(
-        f"      success on {len(adapted.trials)} held-out tasks: before adaptation (first episodes, the prior) "
+        f"      success on {len(adapted.trials)} held-out tasks: before adaptation (first episodes, no earlier shot) "
         f"{adapted.success_before:.0%}; after adaptation (episodes 2-{episodes}, after 1-{episodes - 1} shots, "
         f"{n_after} episodes) {adapted.success_after:.0%}; not adapted (same tasks and start states) "
         f"{off.success_after:.0%}; gain {100 * gain:+.0f} points [95 % CI {100 * lo:+.0f}, {100 * hi:+.0f}]"
