@@ -117,7 +117,7 @@ class StrikePlannerConfig:
     where the arm can still follow up (the env's end-effector limit, `StrikePlanner.reach_x`)."""
     record_follow_ups: bool = True
     """`StrikePlanner.record_follow_ups`: follow-up strikes (from the fitted pose) inform the posterior too.
-    These four, with `follow_up`: K = 0 / 1 / 5 / 10 +20 / +9 / +6 / +4 points on evaluation seeds
+    These four, with `follow_up`: K = 0 / 1 / 5 / 10 +27 / +10 / +5 / +3 points on evaluation seeds
     3-8 (BENCHMARKS.md, 2026-12-04, "the follow-up strike, refined")."""
     settle_steps: int = 30
     """Hold steps after a collected strike, at most, for the object to come to rest."""
