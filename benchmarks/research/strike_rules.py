@@ -54,6 +54,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "record_follow_ups": False,
     },
     "no-short": {"short_credit": 0.0},
+    # push: the approach's last 3 cm with its 0.5 cm moves (what `approach_actions` now returns for push)
+    "fine": {
+        "approach": {
+            "+x": 1,
+            "-x": 2,
+            "+y": 3,
+            "-y": 4,
+            "+x fine": 7,
+            "-x fine": 8,
+            "+y fine": 9,
+            "-y fine": 10,
+        }
+    },
     "window0.05": {"window": 0.05},
     "window0.07": {"window": 0.07},
     "short0.2": {"short_credit": 0.2},

@@ -73,6 +73,9 @@ FALL_DROP = 0.05
 _MIN_TRAVEL = 0.02
 #: The 1-step moves a follow-up strike's approach uses (`StrikePlanner.approach`).
 APPROACH_MOVES = ("+x", "-x", "+y", "-y")
+#: Optional finer moves of the same directions (push's 0.5 cm moves), used for the last `_FINE_ZONE` m.
+FINE_MOVES = ("+x fine", "-x fine", "+y fine", "-y fine")
+_FINE_ZONE = 0.03  # with FINE_MOVES: closer than this (m) to the approach's target, move finely
 _AT_REST = 0.005  # object speed (m/s) below which it counts as at rest for a strike or an approach
 _ARM_AT_REST = 0.02  # end-effector speed (m/s) below which the arm may strike
 _POSE_X = 0.08  # the strike pose: the fingertips at most this far (m) behind the object ...
@@ -188,8 +191,14 @@ class StrikePlanner:
         """None: plan with the particles' predicted travel. A pseudo-count c >= 0: scale each particle's
         on-table travel by exp(sum of the observed log travel ratios / (observations + c)), so the shots
         also correct the model's error on this task (c = 0: the full observed ratio)."""
-        if approach is not None and set(approach) != set(APPROACH_MOVES):
-            raise ValueError(f"approach must map each of {APPROACH_MOVES} to an action, got {dict(approach)}")
+        if approach is not None and set(approach) not in (
+            set(APPROACH_MOVES),
+            set(APPROACH_MOVES + FINE_MOVES),
+        ):
+            raise ValueError(
+                f"approach must map each of {APPROACH_MOVES} (and optionally each of {FINE_MOVES}) to an action, "
+                f"got {dict(approach)}"
+            )
         self.approach = None if approach is None else {k: int(v) for k, v in approach.items()}
         """None: one strike per episode, then hold. Else the actions of the 1-step moves ``+x``, ``-x``,
         ``+y``, ``-y``: when the object rests short of the goal the arm moves behind it and strikes
@@ -362,6 +371,12 @@ class StrikePlanner:
             return min(self._ep_gap + 0.005, _POSE_X - 0.005)
         return _BEHIND_X
 
+    def _move(self, move: str, remaining: float) -> int:
+        """The approach's action for `move` with `remaining` metres to go (fine near the target)."""
+        assert self.approach is not None
+        fine = move + " fine"
+        return self.approach[fine if remaining < _FINE_ZONE and fine in self.approach else move]
+
     def _follow_up(self, x: np.ndarray, need: float) -> int:
         """Away from the strike pose: hold, or (with `approach`) move behind an object that rests short."""
         if (
@@ -374,9 +389,10 @@ class StrikePlanner:
         if rel[0] <= 0.0:  # the fingertips are level with or past the object: do not push it back
             return self.hold_action
         if abs(rel[1]) > _ALIGNED_Y:
-            return self.approach["+y" if rel[1] > 0 else "-y"]
+            move = "+y" if rel[1] > 0 else "-y"
+            return self._move(move, abs(rel[1]) - _ALIGNED_Y)
         if rel[0] > self._behind():
-            return self.approach["+x"]
+            return self._move("+x", rel[0] - self._behind())
         return self.hold_action  # behind it: hold until the arm is at rest, then `act` strikes
 
     def observe(

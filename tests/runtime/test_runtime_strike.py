@@ -287,3 +287,16 @@ def test_match_gap_stops_the_approach_at_the_first_strikes_gap() -> None:
     assert matched.act(ee_moving) == APPROACH["+x"]  # 1.5 cm further than the start's gap: close in
     assert fixed.act(short) in STRIKES  # at rest within 8 cm: the strike pose
     assert matched.act(short) == APPROACH["+x"]  # not yet at the start's gap: close in first
+
+
+def test_the_approach_moves_finely_near_its_target_when_the_env_has_fine_moves() -> None:
+    fine = {**APPROACH, "+x fine": 7, "-x fine": 8, "+y fine": 9, "-y fine": 10}
+    p = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=fine, n_actions=17)
+    far, near, aside = obs(x=0.1, goal_dx=0.3), obs(x=0.1, goal_dx=0.3), obs(x=0.1, goal_dx=0.3)
+    far[12], near[12] = 0.25, 0.07  # 20 cm and 2 cm beyond the 5 cm stop
+    near[0] = 0.1  # the arm still moving (at rest within 8 cm would be the strike pose)
+    aside[12], aside[13] = 0.25, 0.02  # 2 cm aside: 1.2 cm beyond the alignment
+    assert p.act(far) == APPROACH["+x"] and p.act(near) == fine["+x fine"] and p.act(aside) == fine["+y fine"]
+    assert StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH).act(near) == APPROACH["+x"]  # coarse only
+    with pytest.raises(ValueError, match="optionally"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, approach={**APPROACH, "+x fine": 7})
