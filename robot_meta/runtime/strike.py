@@ -338,19 +338,17 @@ class StrikePlanner:
         goal, pos = self._vec(x, "goal_position"), self._vec(x, "object_position")
         if self._ep_goal is None or np.abs(goal - self._ep_goal).max() > 1e-4:  # a new episode (new goal)
             self._ep_goal, self._ep_strikes, self._ep_gap = goal.copy(), [], None
-        gap = float(self._vec(x, "object_minus_ee")[0])
+        gap, need = float(self._vec(x, "object_minus_ee")[0]), float(goal[0] - pos[0])
         if not self._at_start(x) or (self.match_gap and self._ep_strikes and gap > self._behind()):
-            return self._follow_up(x, float(goal[0] - pos[0]))  # (with match_gap: not yet at the gap)
+            return self._follow_up(x, need)  # (with match_gap: not yet at the gap)
         px = float(pos[0])
         if self._ep_strikes and abs(self._ep_strikes[-1][1] - px) < 1e-3:  # asked again before striking
             self._ep_strikes.pop()
         if fold and self.in_episode and self._ep_strikes:  # fold in this episode's earlier strikes' travel
             cols = np.array([c for c, _ in self._ep_strikes])
-            seen = px - np.array([x0 for _, x0 in self._ep_strikes])
-            log_l = -0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)
+            log_l = -self._misfit(cols, px - np.array([x0 for _, x0 in self._ep_strikes]))
             w = weights * np.exp(log_l - log_l.max())
             weights = w / w.sum() if w.sum() > 0 else weights
-        need = float(goal[0] - pos[0])
         share = self.landing_share(need, weights, float(goal[1] - pos[1]), corrected)
         if self.approach is not None and self.short_credit > 0.0:
             travel = self.planned_travel(corrected)
@@ -363,6 +361,12 @@ class StrikePlanner:
             self._ep_gap = gap
         self._ep_strikes.append((col, px))
         return self.strikes[col]
+
+    def _misfit(self, cols: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """Per particle, minus the log Gaussian likelihood (up to a constant) of the travels `seen` after
+        the strike columns `cols`: what `adapt` and the in-episode follow-up both weight by."""
+        out: np.ndarray = 0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)
+        return out
 
     def _behind(self) -> float:
         """Where the approach stops (x gap, fingertips to object): with `match_gap` the episode's first
@@ -453,7 +457,7 @@ class StrikePlanner:
         cols = np.array([c for c, _ in outcomes])
         seen = np.array([t for _, t in outcomes])
         w_before = self.posterior()
-        log_w = self.log_weights - 0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)
+        log_w = self.log_weights - self._misfit(cols, seen)
         log_w -= log_w.max()
         w_after = np.exp(log_w)
         w_after /= w_after.sum()
