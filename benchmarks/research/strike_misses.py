@@ -31,6 +31,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", type=int, default=30)
     ap.add_argument("--episodes", type=int, default=6)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="set a planner attribute before playing (e.g. lookahead=true); repeatable",
+    )
+    ap.add_argument("--out", default="strike_misses.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
     import gymnasium as gym
 
@@ -40,6 +48,11 @@ def main() -> None:
     from robot_meta.runtime import StrikePlanner
 
     planner = StrikePlanner.load(args.planner)
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if not hasattr(planner, name):
+            raise SystemExit(f"--set {item}: the planner has no attribute {name!r}")
+        setattr(planner, name, json.loads(value))
     lay = planner.layout
     dist = TaskDistribution.from_dict(planner.train_distribution or {})
     tasks = evaluation_tasks(dist.split("test"), args.seed, args.tasks)
@@ -84,6 +97,9 @@ def main() -> None:
     rest = [r for r in misses if r not in short]
     err = sorted(abs(r["predicted"] - r["travel"]) for r in rest)
     summary = {
+        "success_by_episode": [float(np.mean([r["success"] for r in rows if r["episode"] == e]))
+                               for e in range(args.episodes)],
+        "success_after_first": float(np.mean([r["success"] for r in rows if r["episode"] >= 1])),
         "episodes_after_2_or_more_shots": len(late), "misses": len(misses),
         "fastest_strike_short": len(short), "short_tasks": sorted({r["task"] for r in short}),
         "other_misses": len(rest),
@@ -93,7 +109,7 @@ def main() -> None:
                                      "max": err[-1] if err else None},
     }  # fmt: skip
     print(json.dumps(summary, indent=1))
-    (RESULTS_DIR / "strike_misses.json").write_text(
+    (RESULTS_DIR / args.out).write_text(
         json.dumps({"command": command_line(), "summary": summary, "episodes": rows}, indent=1) + "\n"
     )
 
