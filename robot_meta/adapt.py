@@ -76,7 +76,7 @@ def trials_on_and_off(
     --no-adapt`` on the same tasks and first resets (evaluation seed `seed`); `on_task` sees the
     adapted run's tasks."""
     from robot_meta.meta.eval.units import unit_seeds
-    from robot_meta.runtime import ControllerConfig, run_trials, without_adaptation
+    from robot_meta.runtime import device_controller_config, run_trials, without_adaptation
 
     env, tasks = simulator_for(
         env_id, split, num_tasks, seed, train_distribution=train_distribution, n_actions=policy.n_actions
@@ -84,12 +84,12 @@ def trials_on_and_off(
     firsts = [unit_seeds(seed, i)[0] for i in range(len(tasks))]
     try:
         adapted = run_trials(
-            policy, env, tasks, episodes=episodes, seed=firsts, config=ControllerConfig(rate_hz=rate_hz),
+            policy, env, tasks, episodes=episodes, seed=firsts, config=device_controller_config(policy, rate_hz),
             on_task=on_task,
         )  # fmt: skip
         off = run_trials(
             without_adaptation(policy), env, tasks, episodes=episodes, seed=firsts,
-            config=ControllerConfig(rate_hz=rate_hz, adapt_at_episode_end=False, adapt_every=0),
+            config=device_controller_config(policy, rate_hz, adapt=False),
         )  # fmt: skip
     finally:
         env.close()

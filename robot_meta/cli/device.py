@@ -89,11 +89,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from robot_meta.runtime import (
         AdaptConfig,
         AdaptivePolicy,
-        ControllerConfig,
         ManifestError,
         RuntimeLoadError,
         StrikePlanner,
         TaskTrial,
+        device_controller_config,
         is_strike_planner_dir,
         load_device_policy,
         run_trials,
@@ -123,11 +123,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         if args.no_adapt:
             policy = without_adaptation(policy)
         context = isinstance(policy, AdaptivePolicy) and policy.manifest.context is not None
-        ctrl = (
-            ControllerConfig(rate_hz=args.rate, adapt_every=0, adapt_at_episode_end=False)
-            if args.no_adapt
-            else ControllerConfig(rate_hz=args.rate, adapt_every=1 if context else 0)
-        )
+        ctrl = device_controller_config(policy, args.rate, adapt=not args.no_adapt)
     except (ManifestError, RuntimeLoadError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     import numpy as np

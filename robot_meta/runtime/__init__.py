@@ -63,7 +63,7 @@ from robot_meta.runtime.policy import (
 )
 from robot_meta.runtime.session import RuntimeLoadError, inference_session
 from robot_meta.runtime.strike import StrikeLayout, StrikePlanner, is_strike_planner_dir
-from robot_meta.runtime.trials import TaskTrial, TrialsReport, run_trials
+from robot_meta.runtime.trials import TaskTrial, TrialsReport, device_controller_config, run_trials
 
 __all__ = [
     "FORMAT_NAME",
@@ -98,6 +98,7 @@ __all__ = [
     "TrialsReport",
     "context_head",
     "context_td_adapt",
+    "device_controller_config",
     "huber_loss",
     "inference_session",
     "is_strike_planner_dir",

@@ -19,10 +19,24 @@ import numpy as np
 
 from robot_meta.runtime.controller import AdaptiveController, ControllerConfig, ControllerReport, StepEnv
 from robot_meta.runtime.device import DevicePolicy
+from robot_meta.runtime.policy import AdaptivePolicy
 
-__all__ = ["TaskTrial", "TrialsReport", "run_trials"]
+__all__ = ["TaskTrial", "TrialsReport", "device_controller_config", "run_trials"]
 
 log = logging.getLogger(__name__)
+
+
+def device_controller_config(
+    policy: DevicePolicy, rate_hz: float = 100.0, adapt: bool = True
+) -> ControllerConfig:
+    """The `ControllerConfig` that ``robot-meta adapt`` (with `adapt` False: ``--no-adapt``) runs
+    `policy` with, and `robot_meta.adapt.trials_on_and_off` too: a context export re-infers its z
+    after every tick (``adapt_every=1``), any other policy adapts at each episode's end; with `adapt`
+    False the controller never calls `adapt`."""
+    if not adapt:
+        return ControllerConfig(rate_hz=rate_hz, adapt_every=0, adapt_at_episode_end=False)
+    context = isinstance(policy, AdaptivePolicy) and policy.manifest.context is not None
+    return ControllerConfig(rate_hz=rate_hz, adapt_every=1 if context else 0)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from robot_meta.meta import TrainedRun
-from robot_meta.runtime import AdaptiveController, AdaptivePolicy, ControllerConfig, run_trials
+from robot_meta.runtime import (
+    AdaptiveController,
+    AdaptivePolicy,
+    ControllerConfig,
+    device_controller_config,
+    run_trials,
+)
 
 
 class LineEnv:
@@ -129,6 +135,23 @@ def test_run_trials_before_after(policy: AdaptivePolicy) -> None:
     summary = report.summary()
     assert summary["tasks"] == 2 and 0.0 <= summary["success_before"] <= 1.0
     assert report.trials[0].adaptations == 2
+
+
+def test_device_controller_config_adapts_as_robot_meta_adapt_does(
+    policy: AdaptivePolicy, context_export: tuple[TrainedRun, Path]
+) -> None:
+    """A head export adapts at each episode's end (2 of 3 episodes follow one), a context export
+    re-infers z after every tick too, and the ``--no-adapt`` config never adapts."""
+    context = AdaptivePolicy.load(context_export[1])
+    counts = {}
+    for name, p, adapt in (("head", policy, True), ("context", context, True), ("off", policy, False)):
+        cfg = device_controller_config(p, 100.0, adapt=adapt)
+        assert cfg.rate_hz == 100.0
+        counts[name] = run_trials(p, LineEnv(), ["a"], episodes=3, config=cfg).trials[0].adaptations
+    assert counts["head"] == 2
+    assert counts["off"] == 0
+    # 30 ticks 10 ms apart, a request after each (one still running absorbs the next): far more than 2
+    assert counts["context"] >= 10, counts
 
 
 def test_run_trials_seeds_each_tasks_first_reset(policy: AdaptivePolicy) -> None:
