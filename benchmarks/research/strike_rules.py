@@ -181,6 +181,7 @@ def main() -> None:
             res = run_methods([method], tasks, shots=(0, 1, 5, 10), episodes=5, seeds=(seed,), num_tasks=8,
                               progress=False)[name]  # fmt: skip
             row: dict[str, Any] = {
+                "family": args.family,
                 "seed": seed,
                 "variant": name,
                 "settings": VARIANTS[name],
