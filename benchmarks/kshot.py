@@ -21,6 +21,11 @@ full table fills in over several sessions (commit the cells as they come).
     .venv/bin/python benchmarks/kshot.py --budget small                  # quick look, about 2 min
     .venv/bin/python benchmarks/kshot.py --budget full                   # the full table (hours)
     .venv/bin/python benchmarks/kshot.py --budget full --dry-run         # what would run, nothing trained
+    .venv/bin/python benchmarks/kshot.py --split interp --families slide --cells strike-planner,domain-rand
+
+``--split interp`` (or ``ood``) evaluates the same trained policies on another held-out split: its
+cells go to ``kshot_cells/<version>/<budget>-<split>/``, its table to the ``kshot_<split>`` section
+and ``kshot_<split>_<family>.json``.
 
 Families run in parallel, one process per family up to ``--jobs`` (default: the number of CPUs);
 the parent then writes the report of every cached cell.
@@ -56,6 +61,7 @@ from common import (
 from robot_meta.meta.eval.kshot import (
     BUDGETS,
     FAMILY_ENVS,
+    SPLITS,
     KShotStore,
     cells,
     compute_cell,
@@ -79,8 +85,14 @@ CELLS_DIR = RESULTS_DIR / "kshot_cells" / PROTOCOL
 CELLS = cells()
 
 
-def cell_path(budget: str, family: str, cell: str, seed: int) -> Path:
-    return KShotStore(CELLS_DIR, RUNS_DIR).cell_path(budget, family, cell, seed)
+def result_stem(budget_name: str, split: str) -> str:
+    """``kshot`` (the `full` budget on `test`), else with ``_<budget>`` and ``_<split>``: the
+    BENCHMARKS.md section and the ``benchmarks/results/`` file names of one budget and split."""
+    return (
+        "kshot"
+        + ("" if budget_name == "full" else f"_{budget_name}")
+        + ("" if split == "test" else f"_{split}")
+    )
 
 
 def _fmt(cell: dict[str, Any] | None) -> str:
@@ -214,7 +226,7 @@ def cell_provenance(store: KShotStore, budget: str, families: list[str], seeds: 
 def write_family(budget_name: str, family: str, res: dict[str, Any], command: str) -> Path:
     from robot_meta.meta.eval import plot_success
 
-    stem = f"kshot_{family}" if budget_name == "full" else f"kshot_{budget_name}_{family}"
+    stem = f"{result_stem(budget_name, res['split'])}_{family}"
     doc = {**res, "date": now_utc(), "command": command, "machine": machine_info()}
     path = RESULTS_DIR / f"{stem}.json"
     write_json(path, _clean(doc))
@@ -235,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         "--families", default="push,slide", help="comma-separated families (default: %(default)s)"
     )
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the budget's)")
+    ap.add_argument(
+        "--split",
+        choices=list(SPLITS),
+        default="test",
+        help="the held-out split evaluated on (default: %(default)s; `interp`: held-out intervals and "
+        "shape, cells under kshot_cells/v2/<budget>-interp/, its own section of BENCHMARKS.md)",
+    )
     ap.add_argument(
         "--cells", default=",".join(CELLS), help="comma-separated cells to compute (default: all)"
     )
@@ -271,19 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown cells {sorted(set(cells) - set(CELLS))}: choose from {list(CELLS)}")
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else budget.seeds
     runs = Path(args.runs_dir) if args.runs_dir else RUNS_DIR / budget_name
-    store = KShotStore(CELLS_DIR, runs, args.meta_runs)
+    store = KShotStore(CELLS_DIR, runs, args.meta_runs, args.split)
     todo = [
         (f, c, s)
         for f in families
         for c in cells
         for s in seeds
-        if not cell_path(budget_name, f, c, s).exists()
+        if not store.cell_path(budget_name, f, c, s).exists()
     ]
     log.info("budget %s: %d cell(s) to compute, %d cached", budget_name, len(todo),
              len(families) * len(cells) * len(seeds) - len(todo))  # fmt: skip
     if args.dry_run:
         for f, c, s in todo:
-            print(f"{f} {c} seed {s} -> {cell_path(budget_name, f, c, s).relative_to(BENCH_DIR.parent)}")
+            print(
+                f"{f} {c} seed {s} -> {store.cell_path(budget_name, f, c, s).relative_to(BENCH_DIR.parent)}"
+            )
         return 0
     cmd = command_line()
     busy = list(dict.fromkeys(f for f, _, _ in todo))
@@ -315,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             data["command"] = cmd.replace(
                 " --compute-only", ""
             )  # what computed it (a --jobs worker: its family's share)
-            write_json(cell_path(budget_name, f, c, s), _clean(data))
+            write_json(store.cell_path(budget_name, f, c, s), _clean(data))
             partial.unlink(missing_ok=True)
             log.info("%s / %s / seed %d done in %.0f s", f, c, s, time.perf_counter() - t1)
         t_fam[family] = time.perf_counter() - t0
@@ -326,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     combined: dict[str, Any] = {}
     # Report every family that has cells of this budget, not only this call's: two processes (one
     # per family, one per core) then both leave the complete table behind.
-    reported = [f for f in FAMILY_ENVS if f in families or (CELLS_DIR / budget_name / f).is_dir()]
+    reported = [
+        f for f in FAMILY_ENVS if f in families or store.cell_path(budget_name, f, "-", 0).parent.is_dir()
+    ]
     # ... and every seed of the budget: a call for one seed leaves the table of all cached seeds
     report_seeds = tuple(sorted(set(budget.seeds) | set(seeds)))
     for family in reported:
@@ -335,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("wrote %s", path)
         parts.append(family_markdown(res))
         combined[family] = res
-    section = "kshot" if budget_name == "full" else f"kshot_{budget_name}"
+    section = result_stem(budget_name, args.split)
     # the file the BENCHMARKS.md section footer points to: every family of this call
     write_json(
         RESULTS_DIR / f"{section}.json", _clean({"date": now_utc(), "command": cmd, "families": combined})

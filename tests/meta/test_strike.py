@@ -110,6 +110,37 @@ def test_kshot_cell_fits_once_and_resumes_from_the_saved_planner(tmp_path: Path)
         kshot.train_strike_planner(kshot.BUDGETS["small"], "reach", 0, store)
 
 
+def test_kshot_cell_of_another_split_evaluates_its_tasks_with_the_same_fit(tmp_path: Path) -> None:
+    """`KShotStore.split`: the `interp` cell plays the interp split's tasks (the protocol's draw for
+    that seed), is kept apart from the `test` cell, and reuses the one fit of the train split."""
+    from robot_meta.envs import TaskDistribution
+    from robot_meta.meta.eval import kshot
+    from robot_meta.meta.eval.units import evaluation_tasks
+
+    test = kshot.KShotStore(tmp_path / "cells", tmp_path / "runs")
+    interp = kshot.KShotStore(tmp_path / "cells", tmp_path / "runs", split="interp")
+    assert test.cell_path("small", "slide", "x", 0) == tmp_path / "cells" / "small" / "slide" / "x-seed0.json"
+    assert (
+        interp.cell_path("small", "slide", "x", 0)
+        == tmp_path / "cells" / "small-interp" / "slide" / "x-seed0.json"
+    )
+    kshot.train_strike_planner(kshot.BUDGETS["small"], "slide", 0, test)
+    mtime = (test.run_dir("slide", kshot.STRIKE_CELL, 0) / "strike_fit.json").stat().st_mtime_ns
+    data, _ = kshot.compute_cell("small", "slide", kshot.STRIKE_CELL, 0, interp)
+    assert (interp.run_dir("slide", kshot.STRIKE_CELL, 0) / "strike_fit.json").stat().st_mtime_ns == mtime
+    want = evaluation_tasks(
+        TaskDistribution.preset("slide").split("interp"), 0, kshot.BUDGETS["small"].num_tasks
+    )
+    played = [u["task"] for u in data["methods"][kshot.STRIKE_CELL] if u["k"] == 0]
+    assert played == [t.to_dict() for t in want]
+    not_test = evaluation_tasks(
+        TaskDistribution.preset("slide").split("test"), 0, kshot.BUDGETS["small"].num_tasks
+    )
+    assert played != [t.to_dict() for t in not_test]
+    with pytest.raises(ValueError, match="unknown split 'train'"):
+        kshot.KShotStore(tmp_path, tmp_path, split="train")
+
+
 def test_robot_meta_adapt_runs_a_saved_planner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from robot_meta.cli import main
     from robot_meta.meta.eval import evaluate

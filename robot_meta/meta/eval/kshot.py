@@ -28,6 +28,7 @@ from robot_meta._registration import ENV_IDS
 from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_BUDGETS
 
 if TYPE_CHECKING:
+    from robot_meta.envs.params import Split
     from robot_meta.meta.baselines import SB3DQNConfig
     from robot_meta.runtime.strike import StrikePlanner
 
@@ -39,6 +40,7 @@ __all__ = [
     "BUDGETS",
     "FAMILY_ENVS",
     "Budget",
+    "SPLITS",
     "STRIKE_CELL",
     "KShotStore",
     "cells",
@@ -152,6 +154,10 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
+#: The held-out splits a K-shot comparison can evaluate on (`TaskDistribution` presets' splits).
+SPLITS = ("test", "interp", "ood")
+
+
 @dataclass(frozen=True)
 class KShotStore:
     """Where a comparison keeps its cells and its training runs."""
@@ -162,9 +168,17 @@ class KShotStore:
     """Meta runs and baseline policies: ``runs_dir/<family>/<name>-seed<seed>``."""
     meta_runs: str | None = None
     """Evaluate existing complete meta runs at ``meta_runs.format(algo=, family=, seed=)`` instead of training."""
+    split: Split = "test"
+    """The held-out split the cells evaluate on (training is the same for every split: the train split)."""
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"unknown split {self.split!r}: choose one of {list(SPLITS)}")
 
     def cell_path(self, budget: str, family: str, cell: str, seed: int) -> Path:
-        return self.cells_dir / budget / family / f"{cell}-seed{seed}.json"
+        """``cells_dir/<budget>/...`` for the `test` split, ``cells_dir/<budget>-<split>/...`` for another."""
+        key = budget if self.split == "test" else f"{budget}-{self.split}"
+        return self.cells_dir / key / family / f"{cell}-seed{seed}.json"
 
     def run_dir(self, family: str, name: str, seed: int) -> Path:
         return self.runs_dir / family / f"{name}-seed{seed}"
@@ -287,7 +301,7 @@ def compute_cell(
         methods = [ScratchMethod(GymEnvFactory(env_id), config=cfg, obs_stats=stats)]
     else:
         raise ValueError(f"unknown cell {cell!r}: choose one of {list(cells())}")
-    tasks = TaskDistribution.preset(family).split("test")
+    tasks = TaskDistribution.preset(family).split(store.split)
     # Units are cached one by one (a scratch cell of the full budget trains 8 x 50k steps): an
     # interrupted cell resumes at its next task.
     partial_path = store.cell_path(budget_name, family, cell, seed).with_suffix(".partial.json")

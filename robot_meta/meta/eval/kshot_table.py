@@ -59,7 +59,7 @@ def aggregate_family(
     for name, m in methods.items():
         m.update(times[name])
     return {
-        "split": "test",
+        "split": store.split,
         "seeds": list(seeds),
         "shots": list(budget.shots),
         "num_tasks": budget.num_tasks,
