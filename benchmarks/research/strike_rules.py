@@ -107,6 +107,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "reach_x": 0.3,
     },
     "gap+in-episode+all": {"match_gap": True, "in_episode": True, "record_follow_ups": True},
+    # 2026-12-07: the approach waits until the struck object rests (the default before `chase`)
+    "no-chase": {"chase": False},
+    # 2026-12-07: short credit for every short stop within reach_x (the rule before `follow_up_reach`)
+    "no-two-strike": {"follow_up_reach": None},
+    "no-chase-no-two-strike": {"chase": False, "follow_up_reach": None},
     "gap+in-episode+all+short0.3": {
         "match_gap": True,
         "in_episode": True,

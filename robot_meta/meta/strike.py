@@ -69,7 +69,8 @@ FIT_FILE = "strike_fit.json"
 #: Values of the fields added after the first fits, for a saved fit that predates them (what it did).
 _LEGACY_FIELDS: dict[str, Any] = {
     "lateral": False, "scale_correction": None, "follow_up": False, "in_episode": False, "match_gap": False,
-    "short_credit": 0.0, "record_follow_ups": False,
+    "short_credit": 0.0, "record_follow_ups": False, "chase": False,
+    "follow_up_reach": None,
 }  # fmt: skip
 
 
@@ -119,6 +120,16 @@ class StrikePlannerConfig:
     """`StrikePlanner.record_follow_ups`: follow-up strikes (from the fitted pose) inform the posterior too.
     These four, with `follow_up`: K = 0 / 1 / 5 / 10 +27 / +10 / +5 / +3 points on evaluation seeds
     3-8 (BENCHMARKS.md, 2026-12-04, "the follow-up strike, refined")."""
+    chase: bool = True
+    """`StrikePlanner.chase`: the approach starts while the struck object still slides (3 cm further
+    back until it rests) instead of after it rests: the arm's 1 cm moves cover about 0.5 cm a step,
+    so waiting left most follow-ups out of time (slide, evaluation seeds 0-6: +3.6 points after the
+    first shot, BENCHMARKS.md "Chasing the struck object", 2026-12-07)."""
+    follow_up_reach: float | None = 0.15
+    """`StrikePlanner.follow_up_reach`: short credit only for particles on which the strike leaves the
+    object at x <= 0.15 m (where a chasing arm gets behind it in time: about x = 0.09 m by step 30 of
+    50) and some strike from there lands; None: credit every short stop within `reach_x` (the rule
+    before 2026-12-07; slide, evaluation seeds 0-6: +4.5 points after the first shot, BENCHMARKS.md)."""
     settle_steps: int = 30
     """Hold steps after a collected strike, at most, for the object to come to rest."""
     seed: int = 0
@@ -136,6 +147,8 @@ class StrikePlannerConfig:
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden}")
         if not (np.isfinite(self.short_credit) and 0.0 <= self.short_credit <= 1.0):
             raise ValueError(f"short_credit must be in [0, 1], got {self.short_credit}")
+        if self.follow_up_reach is not None and not np.isfinite(self.follow_up_reach):
+            raise ValueError(f"follow_up_reach must be None or a finite x (m), got {self.follow_up_reach}")
 
 
 def strike_columns(env: Any) -> list[int]:
@@ -266,6 +279,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         scale_correction=cfg.scale_correction, approach=approach, in_episode=cfg.follow_up and cfg.in_episode,
         match_gap=cfg.follow_up and cfg.match_gap, short_credit=cfg.short_credit if cfg.follow_up else 0.0,
         record_follow_ups=cfg.follow_up and cfg.record_follow_ups, reach_x=reach_x,
+        chase=cfg.follow_up and cfg.chase, follow_up_reach=cfg.follow_up_reach if cfg.follow_up else None,
     )  # fmt: skip
     return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse, "fit_curve": curve}
 

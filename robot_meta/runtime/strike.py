@@ -16,7 +16,9 @@ table is built by `robot_meta.meta.strike.fit_strike_planner`). On the device:
   (`match_gap`), the follow-up is planned with the episode's first travel folded in (`in_episode`),
   the first strike earns `short_credit` for the share of particles it leaves short but within the
   arm's reach (an overshoot cannot be undone; a short strike is a probe), and follow-ups inform the
-  posterior too (`record_follow_ups`).
+  posterior too (`record_follow_ups`); the approach starts while the struck object still slides
+  (`chase`), and the short credit counts only stops from which a follow-up fits in the episode and
+  lands (`follow_up_reach`: a two-strike plan per particle).
 
     planner = StrikePlanner.load("exports/slide-strike")   # verifies the sha256 of its table
     a = planner.act(obs)
@@ -83,6 +85,7 @@ _POSE_Y = 0.01  # ... and at most this far aside
 _ALIGNED_Y = 0.008  # the approach aligns the fingertips this well (< _POSE_Y) ...
 _BEHIND_X = 0.05  # ... and stops this close behind the object (< _POSE_X): then it is the strike pose
 _RESET_JUMP = 0.05  # the object moving back this far (m) between transitions marks a reset
+_CHASE_MARGIN = 0.03  # with `chase`: keep this much (m) more than the strike gap behind a moving object
 
 STRIKE_FILE = "strike_planner.npz"
 STRIKE_FORMAT = 1
@@ -150,6 +153,8 @@ class StrikePlanner:
         match_gap: bool = False,
         record_follow_ups: bool = False,
         reach_x: float | None = None,
+        chase: bool = False,
+        follow_up_reach: float | None = None,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -225,6 +230,16 @@ class StrikePlanner:
         self.record_follow_ups = bool(record_follow_ups)
         """Record every strike played from the strike pose for the posterior, follow-ups included
         (else only each episode's first)."""
+        if follow_up_reach is not None and not np.isfinite(follow_up_reach):
+            raise ValueError(f"follow_up_reach must be None or a finite x (m), got {follow_up_reach}")
+        self.follow_up_reach = None if follow_up_reach is None else float(follow_up_reach)
+        """None, or the furthest x (m) where an object may come to rest for a follow-up strike to fit in
+        the episode: `short_credit` then counts only the particles on which the strike leaves the object
+        short, at or before this x, and some strike from there lands (a two-strike plan for the particle)."""
+        self.chase = bool(chase)
+        """With `approach`: start the approach while the struck object still slides (staying
+        `_CHASE_MARGIN` further behind it than the strike gap until it rests), instead of holding
+        until it rests; the episode's time, not the rule, was what most follow-ups ran out of."""
         self._ep_goal: np.ndarray | None = None  # `act`'s episode memory: the goal it was planned for,
         self._ep_strikes: list[tuple[int, float]] = []  # ... its strikes (column, object x at the strike)
         self._ep_gap: float | None = None  # ... and the fingertip-object gap (x) at its first strike
@@ -355,6 +370,10 @@ class StrikePlanner:
             short = travel < need - self.window
             if self.reach_x is not None:  # a follow-up needs the arm behind the resting object
                 short &= px + travel - gap <= self.reach_x
+            if self.follow_up_reach is not None:  # a two-strike plan: the follow-up fits in time and lands
+                rest_need = need - travel  # per (particle, strike): the goal's distance from where it rests
+                lands = (np.abs(travel[:, None, :] - rest_need[:, :, None]) < self.window).any(axis=2)
+                short &= (px + travel <= self.follow_up_reach) & lands
             share = share + self.short_credit * (weights @ short)
         col = int(np.argmax(share))
         if self._ep_gap is None:
@@ -383,20 +402,18 @@ class StrikePlanner:
 
     def _follow_up(self, x: np.ndarray, need: float) -> int:
         """Away from the strike pose: hold, or (with `approach`) move behind an object that rests short."""
-        if (
-            self.approach is None
-            or need <= self.window
-            or np.linalg.norm(self._vec(x, "object_velocity")) >= _AT_REST
-        ):
+        moving = bool(np.linalg.norm(self._vec(x, "object_velocity")) >= _AT_REST)
+        if self.approach is None or need <= self.window or (moving and not self.chase):
             return self.hold_action
         rel = self._vec(x, "object_minus_ee")
         if rel[0] <= 0.0:  # the fingertips are level with or past the object: do not push it back
             return self.hold_action
+        behind = self._behind() + (_CHASE_MARGIN if moving else 0.0)
         if abs(rel[1]) > _ALIGNED_Y:
             move = "+y" if rel[1] > 0 else "-y"
             return self._move(move, abs(rel[1]) - _ALIGNED_Y)
-        if rel[0] > self._behind():
-            return self._move("+x", rel[0] - self._behind())
+        if rel[0] > behind:
+            return self._move("+x", rel[0] - behind)
         return self.hold_action  # behind it: hold until the arm is at rest, then `act` strikes
 
     def observe(
@@ -523,6 +540,8 @@ class StrikePlanner:
             "match_gap": self.match_gap,
             "record_follow_ups": self.record_follow_ups,
             "reach_x": self.reach_x,
+            "chase": self.chase,
+            "follow_up_reach": self.follow_up_reach,
             "n_actions": self.n_actions,
             "env_id": self.env_id,
             "train_distribution": self.train_distribution,
@@ -570,6 +589,8 @@ class StrikePlanner:
             match_gap=bool(meta.get("match_gap", False)),
             record_follow_ups=bool(meta.get("record_follow_ups", False)),
             reach_x=meta.get("reach_x"),
+            chase=bool(meta.get("chase", False)),
+            follow_up_reach=meta.get("follow_up_reach"),
             env_id=meta.get("env_id", ""),
             train_distribution=meta.get("train_distribution"),
         )

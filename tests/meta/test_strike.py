@@ -46,15 +46,26 @@ def test_fit_is_seeded_and_tabulates_every_particle() -> None:
     # the model keeps the physics: on average the fastest strike travels farther than the slowest
     assert a.travel[:, -1].mean() > a.travel[:, 0].mean() + 0.1
     # the follow-up's settings reach the planner (the defaults), with the env's reach
-    assert (a.in_episode, a.match_gap, a.short_credit, a.record_follow_ups, a.reach_x) == (
-        True,
-        True,
-        0.3,
-        True,
-        0.3,
+    got = (
+        a.in_episode,
+        a.match_gap,
+        a.short_credit,
+        a.record_follow_ups,
+        a.reach_x,
+        a.chase,
+        a.follow_up_reach,
     )
+    assert got == (True, True, 0.3, True, 0.3, True, 0.15)
     plain, _ = fit_strike_planner(replace(SMALL, follow_up=False))
-    assert (plain.approach, plain.in_episode, plain.short_credit, plain.reach_x) == (None, False, 0.0, None)
+    got = (
+        plain.approach,
+        plain.in_episode,
+        plain.short_credit,
+        plain.reach_x,
+        plain.chase,
+        plain.follow_up_reach,
+    )
+    assert got == (None, False, 0.0, None, False, None)
 
 
 def test_one_real_shot_updates_the_posterior() -> None:

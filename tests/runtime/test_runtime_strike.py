@@ -300,3 +300,48 @@ def test_the_approach_moves_finely_near_its_target_when_the_env_has_fine_moves()
     assert StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH).act(near) == APPROACH["+x"]  # coarse only
     with pytest.raises(ValueError, match="optionally"):
         StrikePlanner(TABLE, STRIKES, LAYOUT, approach={**APPROACH, "+x fine": 7})
+
+
+def test_chase_approaches_a_sliding_object_but_keeps_its_margin() -> None:
+    waits = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH)
+    chases = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH, chase=True)
+    sliding = obs(x=0.0, goal_dx=0.4, moving=True)
+    sliding[12] = 0.12  # the object slides 12 cm ahead of the fingertips, 40 cm short of the goal
+    assert waits.act(sliding) == 0  # holds until the object rests
+    assert chases.act(sliding) == APPROACH["+x"]  # closes in while it slides
+    near = sliding.copy()
+    near[12] = 0.07  # beyond the 5 cm stop, but within it plus the 3 cm margin for a sliding object
+    assert chases.act(near) == 0
+    near[6] = 0.0  # the object came to rest: close in to the strike gap (the arm still moving)
+    near[0] = 0.1
+    assert chases.act(near) == APPROACH["+x"]
+    beyond = sliding.copy()
+    beyond[9] = sliding[3] + 0.03  # the sliding object is already within the window of the goal: hold
+    assert chases.act(beyond) == 0
+    assert StrikePlanner(TABLE, STRIKES, LAYOUT, chase=True).act(sliding) == 0  # no approach, no chase
+
+
+def test_follow_up_reach_credits_only_short_stops_a_follow_up_can_land_in_time() -> None:
+    # goal 50 cm ahead: the fastest strike lands on particle A and leaves B and C 7-8 cm short at
+    # x = 0.32-0.33; the slowest leaves every particle 35 cm short at x = 0.05, where the middle strike lands
+    table = np.array([[0.15, 0.35, 0.50], [0.15, 0.35, 0.42], [0.15, 0.35, 0.43]])
+    start = obs(x=-0.1, goal_dx=0.5)
+    kw = {"approach": APPROACH, "short_credit": 0.5}
+    # every short stop earns credit: 1/3 + 0.5 * 2/3 for the fastest against 0.5 for the slowest
+    assert StrikePlanner(table, STRIKES, LAYOUT, **kw).act(start) == STRIKES[2]  # type: ignore[arg-type]
+    # only stops at x <= 0.15 from which a strike lands: 1/3 for the fastest against 0.5 for the slowest
+    two = StrikePlanner(table, STRIKES, LAYOUT, follow_up_reach=0.15, **kw)  # type: ignore[arg-type]
+    assert two.act(start) == STRIKES[0]
+    # from x = 0.05 no strike lands any more (35 cm left; the strikes go 15, 27 and 42-50 cm), and the
+    # middle strike's stop at x = 0.17 is too far for a follow-up: no credit
+    table[:, 1] = 0.27
+    no_landing = StrikePlanner(table, STRIKES, LAYOUT, follow_up_reach=0.15, **kw)  # type: ignore[arg-type]
+    assert no_landing.act(start) == STRIKES[2]
+    with pytest.raises(ValueError, match="follow_up_reach"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, follow_up_reach=float("nan"))
+
+
+def test_chase_and_follow_up_reach_survive_save_and_load(tmp_path: Path) -> None:
+    StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH, chase=True, follow_up_reach=0.15).save(tmp_path)
+    loaded = StrikePlanner.load(tmp_path)
+    assert loaded.chase and loaded.follow_up_reach == 0.15
