@@ -9,6 +9,10 @@ into "the fastest strike stopped short" and the rest. Writes ``benchmarks/result
 
     .venv/bin/robot-meta train --algo strike-planner --env robot_meta/PandaSlide-v0 --budget full --out /tmp/p
     .venv/bin/python benchmarks/research/strike_misses.py /tmp/p --tasks 30 --episodes 6
+    .venv/bin/python benchmarks/research/strike_misses.py /tmp/p --seed 3,4,5,6 --set chase=false
+
+``success_after_first`` (episodes 2..E, after one shot or more) is what `make demo` reports as "after
+adaptation" for evaluation seed 0; ``misses_after_first`` says why those episodes missed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import argparse
 import copy
 import json
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +34,7 @@ from common import RESULTS_DIR, command_line
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("planner", help="a saved strike planner directory")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", default="0", help="evaluation seed(s), comma-separated (30 tasks each)")
     ap.add_argument("--tasks", type=int, default=30)
     ap.add_argument("--episodes", type=int, default=6)
     ap.add_argument(
@@ -46,6 +52,7 @@ def main() -> None:
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta.eval.units import evaluation_tasks, unit_seeds
     from robot_meta.runtime import StrikePlanner
+    from robot_meta.runtime.strike import _AT_REST, FALL_DROP
 
     planner = StrikePlanner.load(args.planner)
     for item in args.set:
@@ -55,24 +62,28 @@ def main() -> None:
         setattr(planner, name, json.loads(value))
     lay = planner.layout
     dist = TaskDistribution.from_dict(planner.train_distribution or {})
-    tasks = evaluation_tasks(dist.split("test"), args.seed, args.tasks)
     env = gym.make(planner.env_id, action_mode="discrete")
     rows = []
+    units = [
+        (seed, i, task)
+        for seed in (int(s) for s in args.seed.split(","))
+        for i, task in enumerate(evaluation_tasks(dist.split("test"), seed, args.tasks))
+    ]
     try:
-        for i, task in enumerate(tasks):
+        for seed, i, task in units:
             p = copy.deepcopy(planner)
             p.reset_adaptation()
             for ep in range(args.episodes):
-                obs, _ = env.reset(
-                    seed=unit_seeds(args.seed, i)[0] if ep == 0 else None, options={"task": task}
-                )
+                obs, _ = env.reset(seed=unit_seeds(seed, i)[0] if ep == 0 else None, options={"task": task})
                 gx, ox = float(obs[lay.goal_position]), float(obs[lay.object_position])
+                z0 = float(obs[lay.object_position + 2])
                 aside = float(obs[lay.goal_position + 1] - obs[lay.object_position + 1])
                 a = p.act(obs)
                 col = p.strikes.index(a) if a in p.strikes else -1
                 pred = float(p.posterior() @ p.travel[:, col]) if col >= 0 else float("nan")
-                success, done = False, False
+                success, done, strikes = False, False, 0
                 while not done:
+                    strikes += a in p.strikes
                     nxt, r, term, trunc, info = env.step(a)
                     p.observe(obs, a, float(r), nxt, term)
                     obs, done = nxt, bool(term or trunc)
@@ -84,12 +95,29 @@ def main() -> None:
                     obs[lay.object_position : lay.object_position + 2],
                 )
                 rows.append({
-                    "task": i, "episode": ep, "need": gx - ox, "aside": aside, "strike_column": col,
+                    "seed": seed, "task": i, "episode": ep, "need": gx - ox, "aside": aside, "strike_column": col,
                     "predicted": pred, "travel": float(obs[lay.object_position]) - ox, "success": success,
-                    "final_distance": float(np.hypot(*(g - o))),
+                    "final_distance": float(np.hypot(*(g - o))), "strikes": strikes, "final_x": float(o[0]),
+                    "fell": bool(obs[lay.object_position + 2] < z0 - FALL_DROP),
+                    "moving": bool(np.linalg.norm(obs[lay.object_velocity : lay.object_velocity + 3]) > _AT_REST),
                 })  # fmt: skip
     finally:
         env.close()
+    after = [r for r in rows if r["episode"] >= 1]  # after one shot or more: the demo's "after adaptation"
+    window = float(planner.window)
+
+    def outcome(r: dict[str, Any]) -> str:
+        """Why an episode missed: off the table, past the goal, short (at rest or still sliding at the
+        episode's end, after one strike or more), or within the window along x but off to the side."""
+        if r["fell"]:
+            return "fell off"
+        left = r["need"] - r["travel"]
+        if left < -window:
+            return "overshot"
+        if left > window:
+            return f"short, {'sliding' if r['moving'] else 'at rest'}, {'1 strike' if r['strikes'] <= 1 else '2+ strikes'}"
+        return "aside or not yet at rest"
+
     late = [r for r in rows if r["episode"] >= 2]
     misses = [r for r in late if not r["success"]]
     fastest = len(planner.strikes) - 1
@@ -99,9 +127,11 @@ def main() -> None:
     summary = {
         "success_by_episode": [float(np.mean([r["success"] for r in rows if r["episode"] == e]))
                                for e in range(args.episodes)],
-        "success_after_first": float(np.mean([r["success"] for r in rows if r["episode"] >= 1])),
+        "success_after_first": float(np.mean([r["success"] for r in after])),
+        "misses_after_first": dict(Counter(outcome(r) for r in after if not r["success"]).most_common()),
+        "strikes_per_episode_after_first": float(np.mean([r["strikes"] for r in after])),
         "episodes_after_2_or_more_shots": len(late), "misses": len(misses),
-        "fastest_strike_short": len(short), "short_tasks": sorted({r["task"] for r in short}),
+        "fastest_strike_short": len(short), "short_tasks": sorted({(r["seed"], r["task"]) for r in short}),
         "other_misses": len(rest),
         "other_final_distance_m": [min((r["final_distance"] for r in rest), default=None),
                                    max((r["final_distance"] for r in rest), default=None)],
