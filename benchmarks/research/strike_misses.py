@@ -44,6 +44,11 @@ def main() -> None:
         metavar="NAME=JSON",
         help="set a planner attribute before playing (e.g. lookahead=true); repeatable",
     )
+    ap.add_argument(
+        "--no-adapt",
+        action="store_true",
+        help="adaptation switched off (`robot-meta adapt --no-adapt`): every strike planned from the prior",
+    )
     ap.add_argument("--out", default="strike_misses.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
     import gymnasium as gym
@@ -51,7 +56,7 @@ def main() -> None:
     import robot_meta  # noqa: F401  (registers the env ids)
     from robot_meta.envs import TaskDistribution
     from robot_meta.meta.eval.units import evaluation_tasks, unit_seeds
-    from robot_meta.runtime import StrikePlanner
+    from robot_meta.runtime import StrikePlanner, without_adaptation
     from robot_meta.runtime.strike import _AT_REST, FALL_DROP
 
     planner = StrikePlanner.load(args.planner)
@@ -60,6 +65,8 @@ def main() -> None:
         if not hasattr(planner, name):
             raise SystemExit(f"--set {item}: the planner has no attribute {name!r}")
         setattr(planner, name, json.loads(value))
+    if args.no_adapt:
+        planner = without_adaptation(planner)
     lay = planner.layout
     dist = TaskDistribution.from_dict(planner.train_distribution or {})
     env = gym.make(planner.env_id, action_mode="discrete")
@@ -89,7 +96,8 @@ def main() -> None:
                     obs, done = nxt, bool(term or trunc)
                     success = success or bool(info.get("is_success", False))
                     a = p.act(obs)
-                p.adapt()
+                if not args.no_adapt:
+                    p.adapt()
                 g, o = (
                     obs[lay.goal_position : lay.goal_position + 2],
                     obs[lay.object_position : lay.object_position + 2],
