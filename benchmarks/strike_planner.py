@@ -12,6 +12,7 @@ About 3.5 CPU-minutes per seed (``--quick``: one seed, 2 tasks, K = 0, 1, a smal
     .venv/bin/python benchmarks/strike_planner.py              # seeds 0-2
     .venv/bin/python benchmarks/strike_planner.py --seeds 0
     .venv/bin/python benchmarks/strike_planner.py --family push
+    .venv/bin/python benchmarks/strike_planner.py --from-results   # rewrite the section from the saved JSON
 """
 
 from __future__ import annotations
@@ -69,11 +70,29 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one seed, 2 tasks, K = 0, 1, a small fit")
     ap.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument(
+        "--from-results",
+        action="store_true",
+        help="compute nothing: rewrite the family's BENCHMARKS.md section from its saved results JSON",
+    )
+    ap.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="StrikePlannerConfig override (an ablation: results go to strike_planner_ablation.jsonl, "
         "BENCHMARKS.md is left alone)",
     )  # fmt: skip
     args = ap.parse_args()
+    if args.from_results:
+        saved = json.loads((RESULTS_DIR / f"{section_name(args.family)}.json").read_text())
+        res = saved["results"]
+        for r in res["per_seed"]:  # JSON made the cells' K keys strings
+            r["cells"] = {c: {int(k): v for k, v in d.items()} if d else d for c, d in r["cells"].items()}
+        rerender = f"`.venv/bin/python benchmarks/strike_planner.py --family {args.family} --from-results`"
+        update_markdown_section(
+            section_name(args.family),
+            render(args.family, res["shots"], res["per_seed"]),
+            date=saved["date"],
+            provenance=f"Command: `{saved['command']}`, then {rerender}",
+        )
+        return
     import torch
 
     from robot_meta.envs import TaskDistribution
@@ -129,8 +148,19 @@ def main() -> None:
             fh.write(json.dumps({"family": family, "overrides": overrides, "command": command_line(),
                                  "per_seed": per_seed}) + "\n")  # fmt: skip
         return
-    name = "strike_planner" if family == "slide" else f"strike_planner_{family}"
+    name = section_name(family)
     write_results(name, {"family": family, "shots": list(shots), "seeds": list(seeds), "per_seed": per_seed})
+    if not args.no_markdown:
+        update_markdown_section(name, render(family, shots, per_seed), command_line())
+
+
+def section_name(family: str) -> str:
+    """The results file and BENCHMARKS.md section of a family."""
+    return "strike_planner" if family == "slide" else f"strike_planner_{family}"
+
+
+def render(family: str, shots: tuple[int, ...] | list[int], per_seed: list[dict[str, Any]]) -> str:
+    """The BENCHMARKS.md section of a run: the protocol per seed beside the kshot cells, then the device."""
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.0f} %"
@@ -177,8 +207,7 @@ def main() -> None:
             + (f"; K=5 - domain-rand = {vs_dr(5)} points." if 5 in shots else ".")
         )
     body += "\n\n" + device_section(per_seed, [k for k in shots if k])
-    if not args.no_markdown:
-        update_markdown_section(name, body, command_line())
+    return body
 
 
 def device_section(per_seed: list[dict[str, Any]], ks: list[int]) -> str:
