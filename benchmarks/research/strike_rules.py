@@ -112,6 +112,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # 2026-12-07: short credit for every short stop within reach_x (the rule before `follow_up_reach`)
     "no-two-strike": {"follow_up_reach": None},
     "no-chase-no-two-strike": {"chase": False, "follow_up_reach": None},
+    # push's success radius is 5 cm (slide's 7 cm, for which the 6 cm window was chosen)
+    "window0.04": {"window": 0.04},
+    "window0.04+short0.5": {"window": 0.04, "short_credit": 0.5},
     "gap+in-episode+all+short0.3": {
         "match_gap": True,
         "in_episode": True,
