@@ -88,9 +88,10 @@ def plot_fit_curve(curve: Sequence[Sequence[float]], path: Path, title: str) -> 
     pts = np.asarray(curve, dtype=float)
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
     ax.plot(pts[:, 0], pts[:, 1], color="tab:blue", lw=0.8, alpha=0.5, label="batch")
-    ax.plot(
-        pts[:, 0], _smooth(pts[:, 1], max(1, len(pts) // 10)), color="tab:blue", lw=2, label="moving average"
-    )
+    # averaged in log space, as the axis shows it: a plain mean of ~10 points is the first batch's
+    # error (100x the rest) for as long as that batch is in the window, a false plateau
+    smooth = np.exp(_smooth(np.log(np.maximum(pts[:, 1], 1e-12)), max(1, len(pts) // 10)))
+    ax.plot(pts[:, 0], smooth, color="tab:blue", lw=2, label="moving average (geometric)")
     ax.set_yscale("log")
     ax.set_xlabel("Adam step of the travel model")
     ax.set_ylabel("squared error of predicted travel, m^2")

@@ -225,7 +225,7 @@ def _write_strike_report(
             f'<img src="{FIT_CURVE_PNG}" alt="learning curve of the travel model">'
             "<p class='muted'>x: Adam steps of the travel model on the collected first strikes (train tasks); "
             "y: squared error of its predicted travel on each batch of strikes, m^2 (log scale; thin: per "
-            "batch, thick: moving average). Lower is better: the table below is this model evaluated on the "
+            "batch, thick: moving geometric mean). Lower is better: the table below is this model evaluated on the "
             "particles. There are no episodes here: the planner learns from the shots on the device.</p>"
         )
     else:
