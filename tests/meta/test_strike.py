@@ -25,10 +25,11 @@ SMALL = StrikePlannerConfig(first_strikes=40, particles=16, fit_steps=300, seed=
 
 
 def test_collected_travel_grows_with_strike_speed() -> None:
-    x, y, strikes, layout, n_actions, approach, reach_x = collect_first_strikes(SMALL)
+    x, y, strikes, layout, n_actions, approach, reach_x, radius = collect_first_strikes(SMALL)
     assert x.shape[0] == 40 and y.shape == (40,) and n_actions == 17
     assert approach == {"+x": 1, "-x": 2, "+y": 3, "-y": 4}  # follow_up (the default): the move actions
     assert reach_x == 0.3  # slide's end-effector limit along x
+    assert radius == 0.07  # slide's success distance
     assert len(strikes) == 10 and layout.object_position == 6
     speed = x[:, -1]
     on_table = y < 0.99
@@ -56,7 +57,9 @@ def test_fit_is_seeded_and_tabulates_every_particle() -> None:
         a.follow_up_reach,
     )
     assert got == (True, True, 0.3, True, 0.3, True, 0.15)
-    plain, _ = fit_strike_planner(replace(SMALL, follow_up=False))
+    assert a.window == 0.06  # slide's 7 cm success distance less 1 cm
+    plain, _ = fit_strike_planner(replace(SMALL, follow_up=False, window=0.05))
+    assert plain.window == 0.05
     got = (
         plain.approach,
         plain.in_episode,
