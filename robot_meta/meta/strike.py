@@ -126,12 +126,13 @@ class StrikePlannerConfig:
     """`StrikePlanner.chase`: the approach starts while the struck object still slides (3 cm further
     back until it rests) instead of after it rests: the arm's 1 cm moves cover about 0.5 cm a step,
     so waiting left most follow-ups out of time (slide, evaluation seeds 0-6: +3.6 points after the
-    first shot, BENCHMARKS.md "Chasing the struck object", 2026-12-07)."""
+    first shot, BENCHMARKS.md "Issues 16 and 17: the follow-up in time", 2026-12-07)."""
     follow_up_reach: float | None = 0.15
     """`StrikePlanner.follow_up_reach`: short credit only for particles on which the strike leaves the
     object at x <= 0.15 m (where a chasing arm gets behind it in time: about x = 0.09 m by step 30 of
     50) and some strike from there lands; None: credit every short stop within `reach_x` (the rule
-    before 2026-12-07; slide, evaluation seeds 0-6: +4.5 points after the first shot, BENCHMARKS.md)."""
+    before 2026-12-07; slide, evaluation seeds 0-6: +4.5 points after the first shot on top of `chase`,
+    BENCHMARKS.md "Issues 16 and 17: the follow-up in time")."""
     settle_steps: int = 30
     """Hold steps after a collected strike, at most, for the object to come to rest."""
     seed: int = 0
@@ -197,9 +198,9 @@ class StrikeData(NamedTuple):
     approach: dict[str, int] | None
     """The move actions of a follow-up strike (None without `cfg.follow_up`)."""
     reach_x: float | None
+    """The end effector's furthest x (the env's limit; None without `cfg.follow_up`)."""
     success_radius: float
     """The env's success distance (m) between the object and the goal."""
-    """The end effector's furthest x (the env's limit; None without `cfg.follow_up`)."""
 
 
 def collect_first_strikes(cfg: StrikePlannerConfig) -> StrikeData:
