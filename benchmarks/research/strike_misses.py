@@ -97,6 +97,7 @@ def main() -> None:
                     success = success or bool(info.get("is_success", False))
                     a = p.act(obs)
                 if not args.no_adapt:
+                    p.end_episode()
                     p.adapt()
                 g, o = (
                     obs[lay.goal_position : lay.goal_position + 2],

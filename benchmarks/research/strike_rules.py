@@ -26,6 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import RESULTS_DIR, command_line
 
+#: push's coarse and fine moves (`approach_actions` of PandaPush-v0 with its fine moves)
+_PUSH_FINE = {"+x": 1, "-x": 2, "+y": 3, "-y": 4, "+x fine": 7, "-x fine": 8, "+y fine": 9, "-y fine": 10}
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "base": {},
     "lateral": {"lateral": True},
@@ -55,18 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "no-short": {"short_credit": 0.0},
     # push: the approach's last 3 cm with its 0.5 cm moves (what `approach_actions` now returns for push)
-    "fine": {
-        "approach": {
-            "+x": 1,
-            "-x": 2,
-            "+y": 3,
-            "-y": 4,
-            "+x fine": 7,
-            "-x fine": 8,
-            "+y fine": 9,
-            "-y fine": 10,
-        }
-    },
+    "fine": {"approach": _PUSH_FINE},
     "window0.05": {"window": 0.05},
     "window0.07": {"window": 0.07},
     "short0.2": {"short_credit": 0.2},
@@ -115,6 +107,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # push's success radius is 5 cm (slide's 7 cm, for which the 6 cm window was chosen)
     "window0.04": {"window": 0.04},
     "window0.04+short0.5": {"window": 0.04, "short_credit": 0.5},
+    # 2026-12-07b, push: creep (push with the 0.5 cm moves, fingertips in contact) to goals within
+    # 0.22 m at the start, and the rest of the way after a strike that stops within 0.1 m of the goal
+    "creep": {"approach": _PUSH_FINE, "creep_first": 0.22, "creep_follow": 0.1},
+    "creep-first": {"approach": _PUSH_FINE, "creep_first": 0.22},
+    "creep-follow": {"approach": _PUSH_FINE, "creep_follow": 0.1},
+    # since 2026-12-07b creep (with creep_credit 0.5) is push's default: the rule before it, and without the credit
+    "no-creep": {
+        "approach": {k: v for k, v in _PUSH_FINE.items() if "fine" not in k},
+        "creep_first": None,
+        "creep_follow": None,
+        "creep_credit": 0.0,
+    },
+    "creep-no-credit": {"creep_credit": 0.0},
     "gap+in-episode+all+short0.3": {
         "match_gap": True,
         "in_episode": True,

@@ -70,7 +70,8 @@ FIT_FILE = "strike_fit.json"
 _LEGACY_FIELDS: dict[str, Any] = {
     "lateral": False, "scale_correction": None, "follow_up": False, "in_episode": False, "match_gap": False,
     "short_credit": 0.0, "record_follow_ups": False, "chase": False,
-    "follow_up_reach": None,
+    "follow_up_reach": None, "creep_first": None, "creep_follow": None, "creep_stop": 0.01,
+    "creep_credit": 0.0,
 }  # fmt: skip
 
 
@@ -133,6 +134,19 @@ class StrikePlannerConfig:
     50) and some strike from there lands; None: credit every short stop within `reach_x` (the rule
     before 2026-12-07; slide, evaluation seeds 0-6: +4.5 points after the first shot on top of `chase`,
     BENCHMARKS.md "Issues 16 and 17: the follow-up in time")."""
+    creep_first: float | None = 0.22
+    """`StrikePlanner.creep_first`, where the env has fine moves (push; slide has none, so it is off
+    there): an episode whose goal is within 0.22 m starts by creeping (pushing with the 0.5 cm moves,
+    which cover about 0.22 m in the 50 steps) instead of striking. None: off. See `creep_follow`."""
+    creep_follow: float | None = 0.1
+    """`StrikePlanner.creep_follow` (where the env has fine moves): an object that rests short within
+    0.1 m of the goal after a strike is crept the rest of the way. With `creep_first`: push, K-shot
+    units of evaluation seeds 0-2 (BENCHMARKS.md "Issue 16: push creeps", 2026-12-07)."""
+    creep_stop: float = 0.01
+    """`StrikePlanner.creep_stop`: a creeping push stops this far (m) short of the goal."""
+    creep_credit: float = 0.5
+    """`StrikePlanner.creep_credit` (where the env has fine moves): a strike scores 0.5 per posterior
+    share it leaves short within `creep_follow` of the goal, where the creep takes over."""
     settle_steps: int = 30
     """Hold steps after a collected strike, at most, for the object to come to rest."""
     seed: int = 0
@@ -154,6 +168,14 @@ class StrikePlannerConfig:
             raise ValueError(f"short_credit must be in [0, 1], got {self.short_credit}")
         if self.follow_up_reach is not None and not np.isfinite(self.follow_up_reach):
             raise ValueError(f"follow_up_reach must be None or a finite x (m), got {self.follow_up_reach}")
+        for name in ("creep_first", "creep_follow"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be None (off) or a positive distance (m), got {v}")
+        if not (np.isfinite(self.creep_credit) and 0.0 <= self.creep_credit <= 1.0):
+            raise ValueError(f"creep_credit must be in [0, 1], got {self.creep_credit}")
+        if not (np.isfinite(self.creep_stop) and self.creep_stop >= 0):
+            raise ValueError(f"creep_stop must be a distance >= 0 (m), got {self.creep_stop}")
 
 
 def strike_columns(env: Any) -> list[int]:
@@ -168,20 +190,25 @@ def strike_columns(env: Any) -> list[int]:
 
 def approach_actions(env: Any) -> dict[str, int]:
     """The discrete action indices of the env's 1-step moves along +x, -x, +y, -y (a follow-up
-    strike's approach); ValueError if the env lacks one."""
+    strike's approach: the largest move of each direction), and ``"+x fine"`` ... ``"-y fine"`` (the
+    smallest, where every direction has a smaller one too: push's 0.5 cm moves, which creep); ValueError
+    if the env lacks a direction."""
     actions = getattr(env.unwrapped.task, "discrete_actions", ())
     want = {"+x": (1, 0), "-x": (-1, 0), "+y": (0, 1), "-y": (0, -1)}
-    out: dict[str, int] = {}
+    found: dict[str, list[tuple[float, int]]] = {name: [] for name in want}  # (step length, action)
     for i, a in enumerate(actions):
         move = getattr(a, "move", None)
         if getattr(a, "velocity", None) is not None or move is None or move[2] != 0:
             continue
         for name, (sx, sy) in want.items():
-            if name not in out and np.sign(move[0]) == sx and np.sign(move[1]) == sy and (move[0] or move[1]):
-                out[name] = i
-    missing = sorted(set(want) - set(out))
+            if np.sign(move[0]) == sx and np.sign(move[1]) == sy and (move[0] or move[1]):
+                found[name].append((float(np.hypot(move[0], move[1])), i))
+    missing = sorted(name for name, moves in found.items() if not moves)
     if missing:
         raise ValueError(f"the env has no 1-step move along {missing}: follow_up needs all of +x, -x, +y, -y")
+    out = {name: max(moves, key=lambda m: (m[0], -m[1]))[1] for name, moves in found.items()}
+    if all(len({m[0] for m in moves}) > 1 for moves in found.values()):
+        out.update({f"{name} fine": min(moves)[1] for name, moves in found.items()})
     return out
 
 
@@ -283,6 +310,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         table = net((torch.from_numpy(q) - mu) / sd).squeeze(-1).numpy().reshape(len(tasks), n)
         rmse = float(torch.sqrt((((net((xt - mu) / sd).squeeze(-1)) - yt) ** 2).mean()))
     log.info("strike planner: %d strikes fitted, train RMSE %.3f m, %d particles", len(x), rmse, len(tasks))
+    fine = approach is not None and all(f"{m} fine" in approach for m in ("+x", "-x", "+y", "-y"))
     planner = StrikePlanner(
         table, strikes, layout, sigma=cfg.sigma, window=window, n_actions=n_actions, env_id=cfg.env_id,
         train_distribution=TaskDistribution.preset(cfg.preset).to_dict(), lateral=cfg.lateral,
@@ -290,6 +318,8 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         match_gap=cfg.follow_up and cfg.match_gap, short_credit=cfg.short_credit if cfg.follow_up else 0.0,
         record_follow_ups=cfg.follow_up and cfg.record_follow_ups, reach_x=reach_x,
         chase=cfg.follow_up and cfg.chase, follow_up_reach=cfg.follow_up_reach if cfg.follow_up else None,
+        creep_first=cfg.creep_first if fine else None, creep_follow=cfg.creep_follow if fine else None,
+        creep_stop=cfg.creep_stop, creep_credit=cfg.creep_credit if fine else 0.0,
     )  # fmt: skip
     return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse, "fit_curve": curve}
 

@@ -5,6 +5,7 @@
     policy = AdaptivePolicy.load("exports/slide")     # verifies manifest + sha256 of every file
     a = policy.act(obs)                                # greedy action, single-threaded onnxruntime
     policy.observe(obs, a, reward, next_obs, terminated)
+    policy.end_episode()                               # after an episode's last step (the controller calls it)
     report = policy.adapt()                            # head TD steps (or ridge), guarded, atomic swap
     policy.reset_adaptation()                          # back to the meta-trained head (new task)
 

@@ -378,6 +378,7 @@ class AdaptiveController:
                         break
                 if not ended:  # stopped, or the tick budget ran out mid-episode (not recorded)
                     break
+                self.policy.end_episode()  # before the episode's adaptation: what is still in flight
                 report.episodes.append(
                     EpisodeRecord(report.episodes_run, ep_ticks, ep_ret, success, adaptations_at_start)
                 )

@@ -18,7 +18,8 @@ __all__ = ["DevicePolicy", "load_device_policy", "without_adaptation"]
 
 
 class DevicePolicy(Protocol):
-    """Greedy actions, transitions in, adaptation on request (the control loop's background thread)."""
+    """Greedy actions, transitions in, adaptation on request (the control loop's background thread);
+    `end_episode` after an episode's last transition (terminated or out of time), before its `adapt`."""
 
     n_actions: int
     adaptations: int
@@ -26,6 +27,8 @@ class DevicePolicy(Protocol):
     def act(self, obs: Any) -> int: ...
 
     def observe(self, obs: Any, action: int, reward: float, next_obs: Any, terminated: bool) -> None: ...
+
+    def end_episode(self) -> None: ...
 
     def adapt(self) -> AdaptReport: ...
 

@@ -450,6 +450,10 @@ class AdaptivePolicy(OnnxPolicy):
             )
         self._buffer.add(s, int(action), r, s2, done)
 
+    def end_episode(self) -> None:
+        """The episode ended (the `DevicePolicy` hook): nothing to do here, every transition is
+        already in the buffer with its own ``terminated`` flag (a time limit is not a terminal state)."""
+
     @property
     def buffered(self) -> int:
         """Transitions currently in the buffer."""

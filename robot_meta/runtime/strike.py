@@ -5,9 +5,12 @@ metres) strike ``s`` sends the object on particle task ``m`` (particles are trai
 table is built by `robot_meta.meta.strike.fit_strike_planner`). On the device:
 
 - `observe` records the strike played from the start state and the object's travel until it
-  rests (or the episode ends; with `approach`, only each episode's first strike); `adapt` (the control loop's background thread, at an episode's end)
-  reweights the particles by each recorded travel's Gaussian likelihood
-  ``N(observed; travel[m, s], sigma)``, swapping the new weights in atomically;
+  rests or the episode terminates (with `approach`, only each episode's first strike); `end_episode`
+  records a strike whose object still moves when the episode runs out of time as a censored travel
+  (at least the distance so far); `adapt` (the control loop's background thread, at an episode's
+  end) reweights the particles by each recorded travel's Gaussian likelihood
+  ``N(observed; travel[m, s], sigma)`` (a censored one's upper tail), swapping the new weights in
+  atomically;
 - at an episode's start (object and arm at rest, the fingertips just behind the object) `act`
   plays the strike whose predicted travel lands within ``window`` of the goal for the largest
   posterior share of particles; every other step it holds, or, with `approach` (the default of a
@@ -18,11 +21,16 @@ table is built by `robot_meta.meta.strike.fit_strike_planner`). On the device:
   arm's reach (an overshoot cannot be undone; a short strike is a probe), and follow-ups inform the
   posterior too (`record_follow_ups`); the approach starts while the struck object still slides
   (`chase`), and the short credit counts only stops from which a follow-up fits in the episode and
-  lands (`follow_up_reach`: a two-strike plan per particle).
+  lands (`follow_up_reach`: a two-strike plan per particle). Where the env has fine moves (push's
+  0.5 cm), the planner also creeps: it pushes the object with the fingertips in contact to goals
+  within `creep_first` instead of striking (no weak shove can undershoot those on a slippery or
+  rolling object), and the rest of the way after a strike that stops within `creep_follow`
+  (`creep_credit` scores the strikes that set that up).
 
     planner = StrikePlanner.load("exports/slide-strike")   # verifies the sha256 of its table
     a = planner.act(obs)
     planner.observe(obs, a, reward, next_obs, terminated)   # the shots: strikes and their travel
+    planner.end_episode()                                    # at the time limit: a strike still in flight
     planner.adapt()                                          # the posterior moves (AdaptReport)
     planner.reset_adaptation()                               # back to the prior (a new task)
 
@@ -155,6 +163,10 @@ class StrikePlanner:
         reach_x: float | None = None,
         chase: bool = False,
         follow_up_reach: float | None = None,
+        creep_first: float | None = None,
+        creep_follow: float | None = None,
+        creep_stop: float = 0.01,
+        creep_credit: float = 0.0,
     ) -> None:
         travel = np.asarray(travel, np.float64)
         if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
@@ -240,6 +252,33 @@ class StrikePlanner:
         """With `approach`: start the approach while the struck object still slides (staying
         `_CHASE_MARGIN` further behind it than the strike gap until it rests), instead of holding
         until it rests; the episode's time, not the rule, was what most follow-ups ran out of."""
+        for name, dist in (("creep_first", creep_first), ("creep_follow", creep_follow)):
+            if dist is not None and not (np.isfinite(dist) and dist > 0):
+                raise ValueError(f"{name} must be None (off) or a positive distance (m), got {dist}")
+        if (creep_first is not None or creep_follow is not None) and (
+            self.approach is None or not set(FINE_MOVES) <= set(self.approach)
+        ):
+            raise ValueError(
+                f"creep_first / creep_follow push with the fine moves: approach must map {FINE_MOVES} too"
+            )
+        self.creep_first = None if creep_first is None else float(creep_first)
+        """None, or the goal distance (m) up to which an episode starts by creeping (pushing the object
+        with the fine moves, fingertips in contact, until it is `creep_stop` short of the goal)
+        instead of striking: a push no shove can undershoot, for goals a weak shove overshoots."""
+        self.creep_follow = None if creep_follow is None else float(creep_follow)
+        """None, or the goal distance (m) up to which an object resting short after a strike is crept
+        the rest of the way instead of struck again."""
+        if not (np.isfinite(creep_stop) and creep_stop >= 0):
+            raise ValueError(f"creep_stop must be a distance >= 0 (m), got {creep_stop}")
+        self.creep_stop = float(creep_stop)
+        """How far (m) short of the goal a creeping push stops (the object coasts on a little)."""
+        if not (np.isfinite(creep_credit) and 0.0 <= creep_credit <= 1.0):
+            raise ValueError(f"creep_credit must be in [0, 1], got {creep_credit}")
+        self.creep_credit = float(creep_credit)
+        """With `creep_follow`: a strike also scores this much per unit of posterior share it leaves
+        short within `creep_follow` of the goal (where the creep takes over), instead of `short_credit`
+        where that is larger."""
+        self._ep_creep = False  # this episode creeps (it never strikes again once it started)
         self._ep_goal: np.ndarray | None = None  # `act`'s episode memory: the goal it was planned for,
         self._ep_strikes: list[tuple[int, float]] = []  # ... its strikes (column, object x at the strike)
         self._ep_gap: float | None = None  # ... and the fingertip-object gap (x) at its first strike
@@ -248,7 +287,13 @@ class StrikePlanner:
         self._state = (np.zeros(travel.shape[0]), np.zeros(travel.shape[0]))  # (log weights, log-ratio sums)
         self._ratios = 0  # observations in the log-ratio sums
         self._pending: tuple[int, float, float] | None = None  # (strike column, x0, z0) of a strike in flight
-        self._outcomes: list[tuple[int, float]] = []  # (strike column, travel) recorded, not yet adapted on
+        self._seen: tuple[float, float] = (
+            0.0,
+            0.0,
+        )  # (x, z) of the object in flight at the latest transition
+        self._outcomes: list[
+            tuple[int, float, bool]
+        ] = []  # (strike column, travel, censored) not yet adapted on
         self._lock = threading.Lock()
         self.observed = 0
         """Strike outcomes the posterior holds (since load or the last `reset_adaptation`)."""
@@ -353,7 +398,11 @@ class StrikePlanner:
         goal, pos = self._vec(x, "goal_position"), self._vec(x, "object_position")
         if self._ep_goal is None or np.abs(goal - self._ep_goal).max() > 1e-4:  # a new episode (new goal)
             self._ep_goal, self._ep_strikes, self._ep_gap = goal.copy(), [], None
+            self._ep_creep = False
         gap, need = float(self._vec(x, "object_minus_ee")[0]), float(goal[0] - pos[0])
+        creep = self._creep(x, need)
+        if creep is not None:
+            return creep
         if not self._at_start(x) or (self.match_gap and self._ep_strikes and gap > self._behind()):
             return self._follow_up(x, need)  # (with match_gap: not yet at the gap)
         px = float(pos[0])
@@ -365,26 +414,63 @@ class StrikePlanner:
             w = weights * np.exp(log_l - log_l.max())
             weights = w / w.sum() if w.sum() > 0 else weights
         share = self.landing_share(need, weights, float(goal[1] - pos[1]), corrected)
-        if self.approach is not None and self.short_credit > 0.0:
+        if self.approach is not None and (self.short_credit > 0.0 or self.creep_credit > 0.0):
             travel = self.planned_travel(corrected)
             short = travel < need - self.window
+            creepable = short & (need - travel <= (self.creep_follow or 0.0))
             if self.reach_x is not None:  # a follow-up needs the arm behind the resting object
                 short &= px + travel - gap <= self.reach_x
             if self.follow_up_reach is not None:  # a two-strike plan: the follow-up fits in time and lands
                 rest_need = need - travel  # per (particle, strike): the goal's distance from where it rests
                 lands = (np.abs(travel[:, None, :] - rest_need[:, :, None]) < self.window).any(axis=2)
                 short &= (px + travel <= self.follow_up_reach) & lands
-            share = share + self.short_credit * (weights @ short)
+            credit = np.maximum(self.short_credit * short, self.creep_credit * creepable)
+            share = share + weights @ credit
         col = int(np.argmax(share))
         if self._ep_gap is None:
             self._ep_gap = gap
         self._ep_strikes.append((col, px))
         return self.strikes[col]
 
+    def _creep(self, x: np.ndarray, need: float) -> int | None:
+        """The creeping push's action, or None when this step is not (or not yet) a creep: an episode
+        starts creeping at the strike pose when the goal is within `creep_first`, or after a strike once
+        the object rests short within `creep_follow`; it then pushes +x with the fine moves (aligning
+        aside first) until the object is `creep_stop` short of the goal, and holds."""
+        if not self._ep_creep:
+            if self._ep_strikes:
+                limit = self.creep_follow
+                ready = bool(np.linalg.norm(self._vec(x, "object_velocity")) < _AT_REST)
+            else:
+                limit, ready = self.creep_first, self._at_start(x)
+            if limit is None or not ready or not self.creep_stop < need <= limit:
+                return None
+            self._ep_creep = True
+        assert self.approach is not None
+        rel = self._vec(x, "object_minus_ee")
+        if need <= self.creep_stop or rel[0] <= 0.0:
+            return self.hold_action
+        if abs(rel[1]) > _ALIGNED_Y:
+            return self.approach["+y fine" if rel[1] > 0 else "-y fine"]
+        return self.approach["+x fine"]
+
     def _misfit(self, cols: np.ndarray, seen: np.ndarray) -> np.ndarray:
         """Per particle, minus the log Gaussian likelihood (up to a constant) of the travels `seen` after
         the strike columns `cols`: what `adapt` and the in-episode follow-up both weight by."""
         out: np.ndarray = 0.5 * (((self.travel[:, cols] - seen) / self.sigma) ** 2).sum(axis=1)
+        return out
+
+    def _censored_misfit(self, cols: np.ndarray, at_least: np.ndarray) -> np.ndarray:
+        """Per particle, minus the log likelihood that the travels after strikes `cols` were `at_least`
+        or more (a Gaussian's upper tail, ``Q((at_least - predicted) / sigma)``): near 0 for particles
+        that predict further, growing like the squared shortfall for those that predict shorter."""
+        z = (at_least - self.travel[:, cols]) / (self.sigma * math.sqrt(2.0))
+        tail = np.vectorize(math.erfc, otypes=[np.float64])(np.minimum(z, 25.0))  # erfc(25) ~ 1e-274
+        far = z > 25.0  # beyond float range: the tail's asymptote, log Q ~ -z^2 - log(2 z sqrt(pi))
+        log_q = np.where(
+            far, -(z**2) - np.log(2.0 * np.maximum(z, 1.0) * math.sqrt(math.pi)), np.log(0.5 * tail)
+        )
+        out: np.ndarray = -log_q.sum(axis=1)
         return out
 
     def _behind(self) -> float:
@@ -440,7 +526,7 @@ class StrikePlanner:
             )
         ox = float(self._vec(o, "object_position")[0])
         if self._last_x is not None and ox < self._last_x - _RESET_JUMP:  # a reset put the object back
-            self._first_done = False
+            self.end_episode()  # (for a caller that did not say so: a strike in flight is kept, censored)
         self._last_x = float(self._vec(n, "object_position")[0])
         if int(action) in self.strikes and self._at_start(o) and not self._first_done:
             pos = self._vec(o, "object_position")
@@ -448,16 +534,35 @@ class StrikePlanner:
             self._first_done = self.approach is not None and not self.record_follow_ups
         if self._pending is None:
             return
+        pos = self._vec(n, "object_position")
+        self._seen = (float(pos[0]), float(pos[2]))
         if terminated or np.linalg.norm(self._vec(n, "object_velocity")) < self.rest_speed:
-            col, x0, z0 = self._pending
-            pos = self._vec(n, "object_position")
-            fell = pos[2] < z0 - FALL_DROP  # off the table
-            travel = OFF_TABLE_TRAVEL if fell else float(pos[0] - x0)
-            with self._lock:
-                self._outcomes.append((col, travel))
-            self._pending = None
+            self._record(censored=False)
         if terminated:
             self._first_done = False
+
+    def end_episode(self) -> None:
+        """The episode ended without `observe` seeing ``terminated`` (the time limit, or the caller
+        resets): a strike whose object is still moving is recorded as a *censored* travel, at least
+        the distance it covered so far (or off the table if it is falling), so `adapt` still learns
+        from it: a rolling object that outruns the episode is the shot that says the most about a
+        slippery or downhill task. Nothing in flight: nothing happens. The control loop and the K-shot
+        protocol call it at every episode's end, before `adapt`."""
+        if self._pending is not None:
+            self._record(censored=True)
+        self._first_done = False
+
+    def _record(self, censored: bool) -> None:
+        """Move the strike in flight to the outcomes `adapt` reads, its travel read at the latest
+        transition (exact, or with `censored` a lower bound unless the object left the table)."""
+        assert self._pending is not None
+        col, x0, z0 = self._pending
+        x, z = self._seen
+        fell = z < z0 - FALL_DROP  # off the table
+        travel = OFF_TABLE_TRAVEL if fell else x - x0
+        with self._lock:
+            self._outcomes.append((col, travel, censored and not fell))
+        self._pending = None
 
     def adapt(self) -> AdaptReport:
         """Reweight the particles by the strikes recorded since the last call; the new weights are
@@ -471,10 +576,13 @@ class StrikePlanner:
                 "posterior", 0, 0, math.nan, math.nan, False, False,
                 "no strike has come to rest since the last adaptation", time.perf_counter() - t0,
             )  # fmt: skip
-        cols = np.array([c for c, _ in outcomes])
-        seen = np.array([t for _, t in outcomes])
+        cols = np.array([c for c, _, _ in outcomes])
+        seen = np.array([t for _, t, _ in outcomes])
+        censored = np.array([c for _, _, c in outcomes], bool)
         w_before = self.posterior()
-        log_w = self.log_weights - self._misfit(cols, seen)
+        log_w = self.log_weights - self._misfit(cols[~censored], seen[~censored])
+        if censored.any():
+            log_w = log_w - self._censored_misfit(cols[censored], seen[censored])
         log_w -= log_w.max()
         w_after = np.exp(log_w)
         w_after /= w_after.sum()
@@ -482,7 +590,8 @@ class StrikePlanner:
         if self.scale_correction is not None:  # log(observed / predicted) where both stayed on the table
             pred = self.travel[:, cols]
             ok = (
-                (pred < OFF_TABLE_TRAVEL)
+                ~censored
+                & (pred < OFF_TABLE_TRAVEL)
                 & (pred > _MIN_TRAVEL)
                 & (seen > _MIN_TRAVEL)
                 & (seen < OFF_TABLE_TRAVEL)
@@ -512,6 +621,7 @@ class StrikePlanner:
         self._pending = None
         self._first_done, self._last_x = False, None
         self._ep_goal, self._ep_strikes, self._ep_gap = None, [], None
+        self._ep_creep = False
         self.observed = 0
         self.adaptations = 0
 
@@ -542,6 +652,10 @@ class StrikePlanner:
             "reach_x": self.reach_x,
             "chase": self.chase,
             "follow_up_reach": self.follow_up_reach,
+            "creep_first": self.creep_first,
+            "creep_follow": self.creep_follow,
+            "creep_stop": self.creep_stop,
+            "creep_credit": self.creep_credit,
             "n_actions": self.n_actions,
             "env_id": self.env_id,
             "train_distribution": self.train_distribution,
@@ -591,6 +705,10 @@ class StrikePlanner:
             reach_x=meta.get("reach_x"),
             chase=bool(meta.get("chase", False)),
             follow_up_reach=meta.get("follow_up_reach"),
+            creep_first=meta.get("creep_first"),
+            creep_follow=meta.get("creep_follow"),
+            creep_stop=float(meta.get("creep_stop", 0.01)),
+            creep_credit=float(meta.get("creep_credit", 0.0)),
             env_id=meta.get("env_id", ""),
             train_distribution=meta.get("train_distribution"),
         )

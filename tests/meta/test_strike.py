@@ -57,6 +57,7 @@ def test_fit_is_seeded_and_tabulates_every_particle() -> None:
         a.follow_up_reach,
     )
     assert got == (True, True, 0.3, True, 0.3, True, 0.15)
+    assert a.creep_first is None and a.creep_follow is None  # slide has no fine moves to creep with
     assert a.window == 0.06  # slide's 7 cm success distance less 1 cm
     plain, _ = fit_strike_planner(replace(SMALL, follow_up=False, window=0.05))
     assert plain.window == 0.05
@@ -69,6 +70,27 @@ def test_fit_is_seeded_and_tabulates_every_particle() -> None:
         plain.follow_up_reach,
     )
     assert got == (None, False, 0.0, None, False, None)
+
+
+def test_push_fit_creeps_with_its_fine_moves() -> None:
+    push, _ = fit_strike_planner(replace(SMALL, env_id="robot_meta/PandaPush-v0", preset="push"))
+    # push's 2.5 cm moves approach, its 0.5 cm moves creep
+    assert push.approach == {
+        "+x": 1,
+        "-x": 2,
+        "+y": 3,
+        "-y": 4,
+        "+x fine": 7,
+        "-x fine": 8,
+        "+y fine": 9,
+        "-y fine": 10,
+    }
+    assert (push.creep_first, push.creep_follow, push.creep_stop, push.creep_credit) == (0.22, 0.1, 0.01, 0.5)
+    assert push.window == 0.04  # push's 5 cm success distance less 1 cm
+    off, _ = fit_strike_planner(
+        replace(SMALL, env_id="robot_meta/PandaPush-v0", preset="push", creep_first=None, creep_follow=None)
+    )
+    assert off.creep_first is None and off.creep_follow is None and off.approach == push.approach
 
 
 def test_one_real_shot_updates_the_posterior() -> None:
@@ -98,7 +120,15 @@ def test_one_real_shot_updates_the_posterior() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "match"),
-    [("first_strikes", 0, "first_strikes"), ("sigma", float("nan"), "sigma"), ("hidden", (), "hidden")],
+    [
+        ("first_strikes", 0, "first_strikes"),
+        ("sigma", float("nan"), "sigma"),
+        ("hidden", (), "hidden"),
+        ("creep_first", -0.1, "creep_first"),
+        ("creep_follow", float("inf"), "creep_follow"),
+        ("creep_stop", -0.01, "creep_stop"),
+        ("creep_credit", 1.5, "creep_credit"),
+    ],
 )
 def test_config_refuses_bad_values(field: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):

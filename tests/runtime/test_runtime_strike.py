@@ -345,3 +345,116 @@ def test_chase_and_follow_up_reach_survive_save_and_load(tmp_path: Path) -> None
     StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH, chase=True, follow_up_reach=0.15).save(tmp_path)
     loaded = StrikePlanner.load(tmp_path)
     assert loaded.chase and loaded.follow_up_reach == 0.15
+
+
+def in_flight(p: StrikePlanner, column: int, travel: float, z_end: float = 0.02) -> None:
+    """A strike whose object still moves at the last transition (travel so far `travel`)."""
+    p.observe(obs(), STRIKES[column], 0.0, obs(moving=True), False)
+    p.observe(obs(moving=True), 0, 0.0, obs(x=-0.1 + travel, moving=True, z=z_end), False)
+
+
+def test_a_strike_still_moving_at_the_time_limit_counts_as_at_least_its_travel() -> None:
+    # the slowest strike: A predicts 10 cm, B 30 cm; the object is still sliding at 25 cm when time runs out
+    p = planner()
+    in_flight(p, 0, 0.25)
+    assert not p.adapt().applied  # not at rest, not terminated: nothing recorded yet
+    p.end_episode()
+    report = p.adapt()
+    assert report.applied and report.transitions == 1
+    # censored at 0.25: B (30 cm, further) keeps its weight, A (10 cm) is 0.15 / 0.04 = 3.75 sigma short,
+    # Q(3.75) = 8.8e-5 against Q(-1.25) = 0.89
+    w = p.posterior()
+    assert w[1] > 0.9998 and w[0] == pytest.approx(8.84e-5 / 0.894, rel=0.02)
+    # an exact reading of 0.25 would have split them by distance instead (A 3.75 sigma, B 1.25 sigma off)
+    exact = planner()
+    shot(exact, 0, 0.25)
+    assert exact.posterior()[1] == pytest.approx(1 / (1 + np.exp(-0.5 * (3.75**2 - 1.25**2))), rel=1e-6)
+    p.end_episode()  # nothing in flight any more: nothing recorded
+    assert not p.adapt().applied
+
+
+def test_a_strike_in_flight_at_a_reset_is_kept_censored_and_a_falling_one_counts_as_off_the_table() -> None:
+    p = planner()
+    in_flight(p, 0, 0.25)
+    p.observe(obs(x=-0.1), 0, 0.0, obs(x=-0.1), False)  # the next episode: the object is back at its start
+    assert p.adapt().transitions == 1 and p.posterior()[1] > 0.999
+    table = np.array([[0.2, 0.4, OFF_TABLE_TRAVEL], [0.2, OFF_TABLE_TRAVEL, OFF_TABLE_TRAVEL]])
+    falls = StrikePlanner(table, STRIKES, LAYOUT)
+    in_flight(falls, 1, 0.3, z_end=-0.5)  # falling off the edge when time ran out: an exact off-table travel
+    falls.end_episode()
+    falls.adapt()
+    assert falls.posterior()[1] > 0.999
+
+
+FINE = {**APPROACH, "+x fine": 7, "-x fine": 8, "+y fine": 9, "-y fine": 10}
+
+
+def test_creep_pushes_near_goals_with_fine_moves_and_never_strikes_again() -> None:
+    p = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=FINE, n_actions=17, creep_first=0.22)
+    start = obs(x=-0.1, goal_dx=0.2)
+    start[12] = 0.01  # the episode's start: fingertips 1 cm behind the object
+    assert p.act(start) == FINE["+x fine"]  # 20 cm <= 22 cm: creep, no strike
+    pushing = obs(x=-0.05, goal_dx=0.15)
+    pushing[0] = 0.1  # the arm moving, in contact (not the strike pose)
+    assert p.act(pushing) == FINE["+x fine"]
+    past = pushing.copy()
+    past[12] = -0.01  # the fingertips past the object's centre: do not push it on (or back)
+    assert p.act(past) == 0
+    aside = pushing.copy()
+    aside[13] = -0.015  # the object turned 1.5 cm aside of the fingertips: align first
+    assert p.act(aside) == FINE["-y fine"]
+    at_rest = obs(x=0.0, goal_dx=0.1)
+    at_rest[12] = 0.01  # object and arm at rest, fingertips behind: the strike pose, but this episode creeps
+    assert p.act(at_rest) == FINE["+x fine"]
+    done = obs(x=0.095, goal_dx=0.005)
+    assert p.act(done) == 0  # within creep_stop (1 cm) of the goal: hold
+    far = obs(x=-0.1, goal_dx=0.3)  # a new episode (a new goal) 30 cm ahead: beyond creep_first, strike
+    assert p.act(far) in STRIKES
+    assert StrikePlanner(TABLE, STRIKES, LAYOUT, approach=FINE, n_actions=17).act(start) in STRIKES  # off
+
+
+def test_creep_follow_takes_over_after_a_strike_that_stops_short() -> None:
+    p = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=FINE, n_actions=17, creep_follow=0.1)
+    assert p.act(obs(x=-0.1, goal_dx=0.5)) in STRIKES  # 50 cm: strike
+    sliding = obs(x=0.2, goal_dx=0.2, moving=True)
+    assert p.act(sliding) == 0  # still sliding: no creep yet (chase is off: hold)
+    short = obs(x=0.32, goal_dx=0.08)  # the same goal (x = 0.4)
+    short[12] = 0.01  # at rest 8 cm short, within creep_follow, fingertips behind it
+    assert p.act(short) == FINE["+x fine"]
+    too_far = StrikePlanner(TABLE, STRIKES, LAYOUT, approach=FINE, n_actions=17, creep_follow=0.05)
+    too_far.act(obs(x=-0.1, goal_dx=0.5))
+    assert too_far.act(short) in STRIKES  # 8 cm > 5 cm: a follow-up strike from the pose instead
+
+
+def test_creep_credit_prefers_the_strike_that_leaves_the_object_short_for_the_creep() -> None:
+    # goal 40 cm ahead, 4 cm window: the fastest strike lands on A and overshoots B (share 0.5); the
+    # middle one leaves A 8 cm and B 6 cm short, both within creep_follow; the slowest 30 cm short
+    table = np.array([[0.10, 0.32, 0.40], [0.10, 0.34, 0.60]])
+    kw = {"approach": FINE, "n_actions": 17, "creep_follow": 0.1, "window": 0.04}
+    start = obs(x=-0.1, goal_dx=0.4)
+    choose = [StrikePlanner(table, STRIKES, LAYOUT, creep_credit=c, **kw).act(start) for c in (0.0, 0.4, 0.6)]  # type: ignore[arg-type]
+    assert choose == [STRIKES[2], STRIKES[2], STRIKES[1]]  # credit x 1.0 of the posterior against 0.5
+
+
+def test_creep_needs_fine_moves_refuses_bad_distances_and_survives_save_and_load(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fine moves"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, approach=APPROACH, creep_first=0.2)
+    with pytest.raises(ValueError, match="fine moves"):
+        StrikePlanner(TABLE, STRIKES, LAYOUT, creep_follow=0.1)
+    for bad in (
+        {"creep_first": -0.1},
+        {"creep_follow": float("nan")},
+        {"creep_stop": -0.01},
+        {"creep_credit": 2.0},
+    ):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            StrikePlanner(TABLE, STRIKES, LAYOUT, approach=FINE, n_actions=17, **bad)  # type: ignore[arg-type]
+    kw = {"creep_first": 0.22, "creep_follow": 0.1, "creep_stop": 0.02, "creep_credit": 0.5}
+    StrikePlanner(TABLE, STRIKES, LAYOUT, approach=FINE, n_actions=17, **kw).save(tmp_path)  # type: ignore[arg-type]
+    loaded = StrikePlanner.load(tmp_path)
+    assert (loaded.creep_first, loaded.creep_follow, loaded.creep_stop, loaded.creep_credit) == (
+        0.22,
+        0.1,
+        0.02,
+        0.5,
+    )

@@ -352,7 +352,8 @@ class StrikeAdapter:
     ) -> None:
         self.planner.observe(obs, action, reward, next_obs, terminated)
 
-    def adapt(self) -> None:
+    def adapt(self) -> None:  # called once per shot, at its end
+        self.planner.end_episode()  # a strike still moving at the time limit counts, censored
         self.planner.adapt()  # the strikes observed in the shot move the posterior
 
     def act(self, obs: np.ndarray, greedy: bool) -> int:
