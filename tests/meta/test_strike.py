@@ -87,8 +87,9 @@ def test_push_fit_creeps_with_its_fine_moves() -> None:
     }
     assert (push.creep_first, push.creep_follow, push.creep_stop, push.creep_credit) == (0.22, 0.1, 0.01, 0.5)
     assert push.window == 0.04  # push's 5 cm success distance less 1 cm
+    tiny = replace(SMALL, first_strikes=4, particles=4, fit_steps=10)  # only the settings matter here
     off, _ = fit_strike_planner(
-        replace(SMALL, env_id="robot_meta/PandaPush-v0", preset="push", creep_first=None, creep_follow=None)
+        replace(tiny, env_id="robot_meta/PandaPush-v0", preset="push", creep_first=None, creep_follow=None)
     )
     assert off.creep_first is None and off.creep_follow is None and off.approach == push.approach
 
