@@ -32,7 +32,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from robot_meta.runtime.strike import FALL_DROP, OFF_TABLE_TRAVEL, REST_SPEED, StrikeLayout, StrikePlanner
+from robot_meta.runtime.strike import (
+    FALL_DROP,
+    FINE_MOVES,
+    OFF_TABLE_TRAVEL,
+    REST_SPEED,
+    StrikeLayout,
+    StrikePlanner,
+    check_creep_settings,
+)
 
 __all__ = [
     "FIT_FILE",
@@ -140,8 +148,9 @@ class StrikePlannerConfig:
     which cover about 0.22 m in the 50 steps) instead of striking. None: off. See `creep_follow`."""
     creep_follow: float | None = 0.1
     """`StrikePlanner.creep_follow` (where the env has fine moves): an object that rests short within
-    0.1 m of the goal after a strike is crept the rest of the way. With `creep_first`: push, K-shot
-    units of evaluation seeds 0-2 (BENCHMARKS.md "Issue 16: push creeps", 2026-12-07)."""
+    0.1 m of the goal after a strike is crept the rest of the way. With `creep_first` and
+    `creep_credit`: push, evaluation seeds 3-6, +6.5 points after the first shot (BENCHMARKS.md
+    "Issue 16: push creeps, and a shot still moving at the time limit counts", 2026-12-07)."""
     creep_stop: float = 0.01
     """`StrikePlanner.creep_stop`: a creeping push stops this far (m) short of the goal."""
     creep_credit: float = 0.5
@@ -168,14 +177,7 @@ class StrikePlannerConfig:
             raise ValueError(f"short_credit must be in [0, 1], got {self.short_credit}")
         if self.follow_up_reach is not None and not np.isfinite(self.follow_up_reach):
             raise ValueError(f"follow_up_reach must be None or a finite x (m), got {self.follow_up_reach}")
-        for name in ("creep_first", "creep_follow"):
-            v = getattr(self, name)
-            if v is not None and not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be None (off) or a positive distance (m), got {v}")
-        if not (np.isfinite(self.creep_credit) and 0.0 <= self.creep_credit <= 1.0):
-            raise ValueError(f"creep_credit must be in [0, 1], got {self.creep_credit}")
-        if not (np.isfinite(self.creep_stop) and self.creep_stop >= 0):
-            raise ValueError(f"creep_stop must be a distance >= 0 (m), got {self.creep_stop}")
+        check_creep_settings(self.creep_first, self.creep_follow, self.creep_stop, self.creep_credit)
 
 
 def strike_columns(env: Any) -> list[int]:
@@ -310,7 +312,7 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         table = net((torch.from_numpy(q) - mu) / sd).squeeze(-1).numpy().reshape(len(tasks), n)
         rmse = float(torch.sqrt((((net((xt - mu) / sd).squeeze(-1)) - yt) ** 2).mean()))
     log.info("strike planner: %d strikes fitted, train RMSE %.3f m, %d particles", len(x), rmse, len(tasks))
-    fine = approach is not None and all(f"{m} fine" in approach for m in ("+x", "-x", "+y", "-y"))
+    fine = approach is not None and set(FINE_MOVES) <= set(approach)
     planner = StrikePlanner(
         table, strikes, layout, sigma=cfg.sigma, window=window, n_actions=n_actions, env_id=cfg.env_id,
         train_distribution=TaskDistribution.preset(cfg.preset).to_dict(), lateral=cfg.lateral,

@@ -100,6 +100,20 @@ STRIKE_FORMAT = 1
 _META_FILE = "strike_planner.json"
 
 
+def check_creep_settings(
+    creep_first: float | None, creep_follow: float | None, creep_stop: float, creep_credit: float
+) -> None:
+    """ValueError naming the setting for a creep setting out of range (`StrikePlanner` and its fit's
+    config both check with it)."""
+    for name, dist in (("creep_first", creep_first), ("creep_follow", creep_follow)):
+        if dist is not None and not (np.isfinite(dist) and dist > 0):
+            raise ValueError(f"{name} must be None (off) or a positive distance (m), got {dist}")
+    if not (np.isfinite(creep_stop) and creep_stop >= 0):
+        raise ValueError(f"creep_stop must be a distance >= 0 (m), got {creep_stop}")
+    if not (np.isfinite(creep_credit) and 0.0 <= creep_credit <= 1.0):
+        raise ValueError(f"creep_credit must be in [0, 1], got {creep_credit}")
+
+
 def is_strike_planner_dir(directory: str | Path) -> bool:
     """Whether `directory` holds a saved strike planner (its metadata file)."""
     return (Path(directory) / _META_FILE).is_file()
@@ -252,9 +266,7 @@ class StrikePlanner:
         """With `approach`: start the approach while the struck object still slides (staying
         `_CHASE_MARGIN` further behind it than the strike gap until it rests), instead of holding
         until it rests; the episode's time, not the rule, was what most follow-ups ran out of."""
-        for name, dist in (("creep_first", creep_first), ("creep_follow", creep_follow)):
-            if dist is not None and not (np.isfinite(dist) and dist > 0):
-                raise ValueError(f"{name} must be None (off) or a positive distance (m), got {dist}")
+        check_creep_settings(creep_first, creep_follow, creep_stop, creep_credit)
         if (creep_first is not None or creep_follow is not None) and (
             self.approach is None or not set(FINE_MOVES) <= set(self.approach)
         ):
@@ -268,12 +280,8 @@ class StrikePlanner:
         self.creep_follow = None if creep_follow is None else float(creep_follow)
         """None, or the goal distance (m) up to which an object resting short after a strike is crept
         the rest of the way instead of struck again."""
-        if not (np.isfinite(creep_stop) and creep_stop >= 0):
-            raise ValueError(f"creep_stop must be a distance >= 0 (m), got {creep_stop}")
         self.creep_stop = float(creep_stop)
         """How far (m) short of the goal a creeping push stops (the object coasts on a little)."""
-        if not (np.isfinite(creep_credit) and 0.0 <= creep_credit <= 1.0):
-            raise ValueError(f"creep_credit must be in [0, 1], got {creep_credit}")
         self.creep_credit = float(creep_credit)
         """With `creep_follow`: a strike also scores this much per unit of posterior share it leaves
         short within `creep_follow` of the goal (where the creep takes over), instead of `short_credit`
@@ -287,13 +295,10 @@ class StrikePlanner:
         self._state = (np.zeros(travel.shape[0]), np.zeros(travel.shape[0]))  # (log weights, log-ratio sums)
         self._ratios = 0  # observations in the log-ratio sums
         self._pending: tuple[int, float, float] | None = None  # (strike column, x0, z0) of a strike in flight
-        self._seen: tuple[float, float] = (
-            0.0,
-            0.0,
-        )  # (x, z) of the object in flight at the latest transition
-        self._outcomes: list[
-            tuple[int, float, bool]
-        ] = []  # (strike column, travel, censored) not yet adapted on
+        # (x, z) of the object in flight at the latest transition
+        self._seen: tuple[float, float] = (0.0, 0.0)
+        # (strike column, travel, censored) recorded, not yet adapted on
+        self._outcomes: list[tuple[int, float, bool]] = []
         self._lock = threading.Lock()
         self.observed = 0
         """Strike outcomes the posterior holds (since load or the last `reset_adaptation`)."""
