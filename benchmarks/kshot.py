@@ -177,6 +177,17 @@ def family_markdown(res: dict[str, Any]) -> str:
             f"{pct(t.get('finetune_success'))} %: {'beats' if t.get('beats_finetune') else 'does not beat'} "
             "fine-tuning"
         )
+    for oracle_name, what in (
+        ("oracle", "the SB3 oracle"),
+        ("strike-oracle", "the strike planner at the true parameters"),
+    ):
+        key = oracle_name.replace("-", "_")
+        if f"share_of_{key}" in t:
+            lines.append(
+                f"- best meta method `{t[f'share_meta_of_{key}']}` at K={k5} reaches {pct(t[f'share_of_{key}'])} % "
+                f"of `{oracle_name}`'s success ({what}; issue 16 target >= 90; seeds "
+                f"{t[f'seeds_share_of_{key}']}): {_verdict(t[f'share_met_of_{key}'])}"
+            )
     if not t.get("seeds_sample_efficiency"):
         lines.append("- sample efficiency vs scratch: not measured yet (no seed has the scratch cell)")
     elif t.get("efficiency_meta_success", 0.0) <= 0.0:

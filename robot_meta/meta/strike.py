@@ -7,6 +7,10 @@
 2. A small MLP regresses travel on those inputs (plain MSE, Adam).
 3. The planner's table: the MLP's prediction for `particles` train-split tasks x every strike.
 
+`fit_strike_run` also saves the MLP in numpy (`TravelModel`, ``travel_model.npz``): with a task's true
+parameters it gives `privileged_planner`, the same planner over that one task (the privileged oracle
+of the planner, the yardstick the few shots are measured against).
+
     planner, info = fit_strike_planner(StrikePlannerConfig(seed=0))
     planner.save("exports/slide-strike", provenance=info)
 
@@ -25,7 +29,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -44,15 +48,18 @@ from robot_meta.runtime.strike import (
 
 __all__ = [
     "FIT_FILE",
+    "TRAVEL_MODEL_FILE",
     "STRIKE_ALGO",
     "STRIKE_BUDGETS",
     "StrikeData",
     "StrikeFitMismatchError",
     "StrikePlannerConfig",
+    "TravelModel",
     "approach_actions",
     "collect_first_strikes",
     "fit_strike_planner",
     "fit_strike_run",
+    "privileged_planner",
     "strike_columns",
     "strike_config",
 ]
@@ -72,6 +79,8 @@ STRIKE_BUDGETS: dict[str, dict[str, Any]] = {
 }
 #: Written last into a fit's directory: the config, the fit's figures and CPU time (a complete fit).
 FIT_FILE = "strike_fit.json"
+#: The travel model of a fit, in numpy (`TravelModel`), beside the planner's table.
+TRAVEL_MODEL_FILE = "travel_model.npz"
 
 
 #: Values of the fields added after the first fits, for a saved fit that predates them (what it did).
@@ -180,6 +189,104 @@ class StrikePlannerConfig:
         check_creep_settings(self.creep_first, self.creep_follow, self.creep_stop, self.creep_credit)
 
 
+@dataclass(frozen=True, eq=False)
+class TravelModel:
+    """The fitted travel model in numpy: how far (m, along +x) each strike sends the object on a task
+    with given parameters (`OFF_TABLE_TRAVEL` stands for off the table), a ReLU MLP on
+    ``((task.to_vector(), strike column / (S - 1)) - mean) / std``."""
+
+    weights: tuple[np.ndarray, ...]
+    """Layer weights, (in, out) each."""
+    biases: tuple[np.ndarray, ...]
+    mean: np.ndarray
+    """Input normaliser: subtracted ..."""
+    std: np.ndarray
+    """... then divided by."""
+    strikes: int
+    """Strike columns (S)."""
+
+    @classmethod
+    def from_torch(cls, net: Any, mean: Any, std: Any, strikes: int) -> TravelModel:
+        """From the fit's ``torch.nn.Sequential`` of Linear / ReLU layers and its normaliser."""
+        import torch
+
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        return cls(
+            tuple(m.weight.detach().numpy().T.astype(np.float32) for m in linears),
+            tuple(m.bias.detach().numpy().astype(np.float32) for m in linears),
+            np.asarray(mean, np.float32),
+            np.asarray(std, np.float32),
+            int(strikes),
+        )
+
+    def table(self, tasks: Sequence[Any]) -> np.ndarray:
+        """(len(tasks), S) travel table for `TaskParams` `tasks` (a planner's particles), float64."""
+        n = self.strikes
+        cols = np.arange(n, dtype=np.float32) / max(n - 1, 1)
+        vecs = np.asarray([t.to_vector() for t in tasks], np.float32).reshape(len(tasks), -1)
+        x = np.concatenate([np.repeat(vecs, n, axis=0), np.tile(cols, len(tasks))[:, None]], axis=1)
+        if x.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"tasks encode to {x.shape[1] - 1} parameters, the travel model was fitted on "
+                f"{self.mean.shape[0] - 1}: refit it for this version of the task parameters"
+            )
+        h = (x - self.mean) / self.std
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = h @ w + b
+            if i < len(self.weights) - 1:
+                h = np.maximum(h, 0.0)
+        return h.reshape(len(tasks), n).astype(np.float64)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``directory/travel_model.npz`` atomically."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {"mean": self.mean, "std": self.std, "strikes": np.int64(self.strikes)}
+        arrays.update({f"w{i}": w for i, w in enumerate(self.weights)})
+        arrays.update({f"b{i}": b for i, b in enumerate(self.biases)})
+        tmp = d / (TRAVEL_MODEL_FILE + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        out = d / TRAVEL_MODEL_FILE
+        os.replace(tmp, out)
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TravelModel:
+        """Load a fit's travel model; a fit without one (saved before 2026-12-08) is refused with what to do."""
+        path = Path(directory) / TRAVEL_MODEL_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: this strike-planner fit predates the saved travel model; refit it "
+                "(train into a new directory, or move this one away)"
+            )
+        try:
+            with np.load(path) as z:
+                layers = sum(1 for k in z.files if k.startswith("w"))
+                return cls(
+                    tuple(z[f"w{i}"] for i in range(layers)),
+                    tuple(z[f"b{i}"] for i in range(layers)),
+                    z["mean"],
+                    z["std"],
+                    int(z["strikes"]),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"{path} is not a readable travel model ({exc}): refit the strike planner"
+            ) from None
+
+
+def privileged_planner(planner: StrikePlanner, model: TravelModel, task: Any) -> StrikePlanner:
+    """`planner` over one particle, the travel `model` predicts for `task`'s true parameters: the
+    privileged oracle of the planner (it knows the task instead of inferring it from shots; its
+    follow-ups, creep and the rest of the rule are the planner's own)."""
+    if model.strikes != len(planner.strikes):
+        raise ValueError(
+            f"the travel model predicts {model.strikes} strikes, the planner has {len(planner.strikes)}: "
+            "use the model saved with this planner's fit"
+        )
+    return planner.with_table(model.table([task]))
+
+
 def strike_columns(env: Any) -> list[int]:
     """The discrete action indices of an env's strikes (velocity actions), in order."""
     actions = getattr(env.unwrapped.task, "discrete_actions", ())
@@ -277,6 +384,12 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
 
     Returns the planner and what a caller records beside it (the config, the strikes fitted, the
     travel model's RMSE on them in metres, and its learning curve: ``[Adam step, batch MSE]``)."""
+    planner, info, _ = _fit(cfg)
+    return planner, info
+
+
+def _fit(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[str, Any], TravelModel]:
+    """`fit_strike_planner`, and the travel model in numpy."""
     import torch
 
     from robot_meta.envs import TaskDistribution
@@ -323,7 +436,8 @@ def fit_strike_planner(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[st
         creep_first=cfg.creep_first if fine else None, creep_follow=cfg.creep_follow if fine else None,
         creep_stop=cfg.creep_stop, creep_credit=cfg.creep_credit if fine else 0.0,
     )  # fmt: skip
-    return planner, {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse, "fit_curve": curve}
+    info = {"config": asdict(cfg), "first_strikes": len(x), "train_rmse_m": rmse, "fit_curve": curve}
+    return planner, info, TravelModel.from_torch(net, mu, sd, n)
 
 
 def strike_config(
@@ -387,9 +501,10 @@ def fit_strike_run(cfg: StrikePlannerConfig, out: str | Path) -> tuple[StrikePla
         log.info("strike planner: %s holds a complete fit; loading it", d)
         return StrikePlanner.load(d), info
     t0 = time.process_time()
-    planner, info = fit_strike_planner(cfg)
+    planner, info, model = _fit(cfg)
     info["fit_cpu_seconds"] = time.process_time() - t0
     planner.save(d, provenance=info)
+    model.save(d)
     tmp = info_path.with_name(info_path.name + ".tmp")
     tmp.write_text(json.dumps(info, indent=1) + "\n")
     os.replace(tmp, info_path)  # written last: its presence marks a complete fit

@@ -390,6 +390,22 @@ class StrikePlanner:
         prior (uniform weights, no correction, nothing of this episode folded in); changes no posterior."""
         return self._act(obs, np.full(self.travel.shape[0], 1.0 / self.travel.shape[0]), False, False)
 
+    def with_table(self, travel: np.ndarray) -> StrikePlanner:
+        """This planner over other particles: the same rule and settings, the table `travel` (one row per
+        particle, one column per strike), at its prior. A table of one row is a planner that knows the
+        task (`robot_meta.meta.strike.privileged_planner`)."""
+        travel = np.asarray(travel, np.float64)
+        if travel.ndim != 2 or travel.shape[1] != len(self.strikes) or travel.shape[0] < 1:
+            raise ValueError(
+                f"travel must be a (particles, {len(self.strikes)}) table, got shape {travel.shape}"
+            )
+        if not np.all(np.isfinite(travel)):
+            raise ValueError("travel has non-finite entries")
+        out = copy.deepcopy(self)
+        out.travel = travel
+        out.reset_adaptation()
+        return out
+
     def without_adaptation(self) -> StrikePlanner:
         """A copy at the prior whose `act` is `act_prior` (the device's ``--no-adapt`` arm: no belief
         moves, neither across episodes nor, with `in_episode`, within one)."""

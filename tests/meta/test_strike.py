@@ -15,9 +15,13 @@ import pytest
 from robot_meta.envs import TaskDistribution
 from robot_meta.meta.eval.adapters import StrikeAdapter
 from robot_meta.meta.strike import (
+    TRAVEL_MODEL_FILE,
     StrikePlannerConfig,
+    TravelModel,
     collect_first_strikes,
     fit_strike_planner,
+    fit_strike_run,
+    privileged_planner,
     strike_columns,
 )
 
@@ -119,6 +123,43 @@ def test_one_real_shot_updates_the_posterior() -> None:
     env.close()
 
 
+def test_saved_travel_model_reproduces_the_table_and_gives_the_privileged_planner(tmp_path: Path) -> None:
+    """The numpy travel model saved with a fit equals the fit's torch table on its particles (1e-5),
+    and at a task's true parameters gives a one-particle planner that strikes where it predicts a hit."""
+    planner, _ = fit_strike_run(SMALL, tmp_path / "fit")
+    model = TravelModel.load(tmp_path / "fit")
+    particles = TaskDistribution.preset("slide").split("train").sample(16, np.random.default_rng(SMALL.seed + 1))
+    np.testing.assert_allclose(model.table(particles), planner.travel, atol=1e-5, rtol=0)
+    assert model.strikes == 10 and model.table(particles[:3]).shape == (3, 10)
+
+    task = TaskDistribution.preset("slide").split("test").sample(1, np.random.default_rng(5))[0]
+    oracle = privileged_planner(planner, model, task)
+    np.testing.assert_array_equal(oracle.travel, model.table([task]))
+    assert oracle.posterior().tolist() == [1.0] and planner.travel.shape == (16, 10)  # the fit is untouched
+    env = gym.make("robot_meta/PandaSlide-v0")
+    hits = 0
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed, options={"task": task})
+        need = float(obs[oracle.layout.goal_position] - obs[oracle.layout.object_position])
+        lands = np.abs(oracle.travel[0] - need) < oracle.window
+        col = oracle.strikes.index(oracle.act(obs))
+        if lands.any():  # a predicted hit scores 1, more than any short credit (<= 0.5)
+            assert lands[col]
+            hits += 1
+    assert hits >= 1
+    env.close()
+
+    with pytest.raises(ValueError, match=r"\(particles, 10\) table"):
+        planner.with_table(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="non-finite"):
+        planner.with_table(np.full((1, 10), np.nan))
+    (tmp_path / "fit" / TRAVEL_MODEL_FILE).write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable travel model"):
+        TravelModel.load(tmp_path / "fit")
+    with pytest.raises(FileNotFoundError, match="predates the saved travel model; refit"):
+        TravelModel.load(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
@@ -144,6 +185,11 @@ def test_kshot_cell_fits_once_and_resumes_from_the_saved_planner(tmp_path: Path)
     units = data["methods"][kshot.STRIKE_CELL]
     assert {u["k"] for u in units} == {0, 1} and len(units) == 2 * 2  # small: 2 tasks x K in {0, 1}
     assert all("control_success" in u for u in units if u["k"] == 1)  # the paired control ran
+    oracle = data["methods"][kshot.STRIKE_ORACLE]  # the same fit at the true parameters: no shots taken
+    assert [u["task"] for u in oracle] == [u["task"] for u in units]
+    by_task = {t: {u["success"] for u in oracle if u["task_index"] == t} for t in (0, 1)}
+    assert all(len(v) == 1 for v in by_task.values())  # one evaluation, reported at every K
+    assert kshot.STRIKE_ORACLE in kshot.BASELINE_METHODS  # never the "best meta method"
     saved = store.run_dir("slide", kshot.STRIKE_CELL, 0)
     first, fit_s = kshot.train_strike_planner(kshot.BUDGETS["small"], "slide", 0, store)
     mtime = (saved / "strike_fit.json").stat().st_mtime_ns

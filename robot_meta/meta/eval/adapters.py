@@ -37,6 +37,7 @@ from robot_meta.runtime.manifest import pack_transitions
 from robot_meta.runtime.strike import StrikePlanner
 
 if TYPE_CHECKING:
+    from robot_meta.meta.strike import TravelModel
     from robot_meta.runtime import AdaptivePolicy
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "ReptileAdapter",
     "ShotRecorder",
     "StrikeAdapter",
+    "StrikeOracleAdapter",
     "greedy_action",
     "head_basis",
 ]
@@ -361,3 +363,35 @@ class StrikeAdapter:
 
     def act_unadapted(self, obs: np.ndarray) -> int:
         return self.planner.act_prior(obs)
+
+
+class StrikeOracleAdapter:
+    """The strike planner's privileged oracle under the protocol: at each unit's `begin` the planner is
+    rebuilt over the one task the travel model predicts for the unit's true parameters
+    (`robot_meta.meta.strike.privileged_planner`); it plays its rule from there and takes no shots
+    (``uses_shots = False``, like the SB3 oracle)."""
+
+    uses_shots = False
+
+    def __init__(self, planner: StrikePlanner, model: TravelModel) -> None:
+        self.base, self.model = planner, model
+        self.planner = planner
+
+    def begin(self, task: Any, rng: np.random.Generator) -> None:
+        from robot_meta.meta.strike import privileged_planner
+
+        self.planner = privileged_planner(self.base, self.model, task)
+
+    def observe(
+        self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool
+    ) -> None:
+        return None
+
+    def adapt(self) -> None:
+        return None
+
+    def act(self, obs: np.ndarray, greedy: bool) -> int:
+        return self.planner.act(obs)
+
+    def act_unadapted(self, obs: np.ndarray) -> int:
+        return self.planner.act(obs)

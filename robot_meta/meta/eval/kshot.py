@@ -42,6 +42,7 @@ __all__ = [
     "Budget",
     "SPLITS",
     "STRIKE_CELL",
+    "STRIKE_ORACLE",
     "KShotStore",
     "cells",
     "clean_json",
@@ -68,10 +69,13 @@ BASELINE_CELLS: dict[str, tuple[str, ...]] = {
     "oracle": ("oracle",),
     "scratch": ("scratch", "scratch-10x", "scratch-100x"),
 }
-#: Every baseline method; every other method of a table is a meta method.
-BASELINE_METHODS = frozenset(n for names in BASELINE_CELLS.values() for n in names)
 #: The few-shot strike planner's cell (`robot_meta.meta.strike`; families with strike actions).
 STRIKE_CELL = STRIKE_ALGO
+#: The strike planner's privileged oracle, a second method of its cell (the same fit's travel model
+#: at each task's true parameters, `robot_meta.meta.strike.privileged_planner`): a baseline.
+STRIKE_ORACLE = "strike-oracle"
+#: Every baseline method; every other method of a table is a meta method.
+BASELINE_METHODS = frozenset({*(n for names in BASELINE_CELLS.values() for n in names), STRIKE_ORACLE})
 
 
 def cells() -> tuple[str, ...]:
@@ -284,11 +288,18 @@ def compute_cell(
         model, train_seconds = train_baseline(budget, family, cell, seed, store)
         methods = [policy_method(cell, lambda _s: model, eval_env_factory(cell, env_id))]
     elif cell == STRIKE_CELL:
-        from robot_meta.meta.eval.adapters import StrikeAdapter
+        from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
         from robot_meta.meta.eval.protocol import AdapterMethod
+        from robot_meta.meta.strike import TravelModel
 
         planner, train_seconds = train_strike_planner(budget, family, seed, store)
-        methods = [AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(planner), GymEnvFactory(env_id))]
+        model = TravelModel.load(store.run_dir(family, STRIKE_CELL, seed))
+        methods = [
+            AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(planner), GymEnvFactory(env_id)),
+            AdapterMethod(
+                STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), GymEnvFactory(env_id)
+            ),
+        ]
     elif cell == "finetune":
         model, train_seconds = train_baseline(budget, family, "domain-rand", seed, store)
         methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from robot_meta.meta.eval.kshot import BASELINE_METHODS, BUDGETS, KShotStore, cells
+from robot_meta.meta.eval.kshot import BASELINE_METHODS, BUDGETS, STRIKE_ORACLE, KShotStore, cells
 
 __all__ = ["aggregate_family", "methods_table", "paired_targets", "targets"]
 
@@ -140,6 +140,17 @@ def paired_targets(
                 "recovery_met"):  # fmt: skip
         if key in t:
             out[key] = t[key]
+    for oracle_name in (
+        "oracle",
+        STRIKE_ORACLE,
+    ):  # issue 16: the best meta method at K=5 >= 90 % of the oracle
+        share_seeds = common([oracle_name, *metas])
+        t = targets(methods_table(units, share_seeds), shots) if share_seeds else {}
+        key = oracle_name.replace("-", "_")
+        out[f"seeds_share_of_{key}"] = share_seeds
+        for name in ("share", "share_met", "share_meta"):
+            if f"{name}_of_{key}" in t:
+                out[f"{name}_of_{key}"] = t[f"{name}_of_{key}"]
     eff_seeds = common(["scratch", *metas])
     t = targets(methods_table(units, eff_seeds), shots) if eff_seeds else {}
     out["seeds_sample_efficiency"] = eff_seeds
@@ -191,6 +202,13 @@ def targets(methods: dict[str, Any], shots: Sequence[int]) -> dict[str, Any]:
             out["recovery_met"] = (
                 None if out["recovered_fraction"] is None else out["recovered_fraction"] >= 0.8 - _EPS
             )
+        for oracle_name in ("oracle", STRIKE_ORACLE):
+            o = _succ(methods, oracle_name, 0)
+            if o is not None and o > 0:
+                key = oracle_name.replace("-", "_")
+                out[f"share_of_{key}"] = best_s / o
+                out[f"share_met_of_{key}"] = best_s / o >= 0.9 - _EPS
+                out[f"share_meta_of_{key}"] = best
         meta_tt = methods[best]["K"][str(k5)]["target_transitions"]
         out["best_meta_target_transitions"] = meta_tt
         reach = [
