@@ -1,10 +1,12 @@
 """Learning diagnosis (issue 15): do the learners reach what the task allows? About 15 minutes on 2 cores.
 
 For each headline family it trains, at a small budget, the privileged SB3 oracle, SB3 domain
-randomisation and every meta-learner, and scores each one's zero-shot policy (K = 0, no adaptation)
-on fresh tasks of the ``train`` split and on the ``test`` split, next to the family's calibrated
-and pooled (goal-only) scripted ceilings of `benchmarks/headroom.py` (``headroom_<family>.json``,
-row ``all``). This is the loop to iterate a learner change in; the K-shot table (`kshot.py`) is for
+randomisation, every meta-learner and the strike planner (whose job also scores its privileged oracle,
+``strike-oracle``: the same fit's travel model at each task's true parameters), and scores each one's
+zero-shot policy (K = 0, no adaptation) on fresh tasks of the ``train`` split, the ``test`` split and,
+with no target, the ``interp`` and ``ood`` splits (``--splits``), next to the family's calibrated and
+pooled (goal-only) scripted ceilings of `benchmarks/headroom.py` (``headroom_<family>.json``, row
+``all`` of the test split). This is the loop to iterate a learner change in; the K-shot table (`kshot.py`) is for
 the end. Every job (family x method) runs in its own process, ``--jobs`` at a time; each records
 its CPU-seconds.
 
@@ -40,7 +42,8 @@ from common import (
 )
 
 FAMILIES = ("slide", "push")
-METHODS = ("oracle", "domain-rand", "context", "meta-dqn", "reptile")
+METHODS = ("oracle", "domain-rand", "context", "meta-dqn", "reptile", "strike-planner")
+SPLITS = ("train", "test", "interp", "ood")
 BASELINE_STEPS = 25_000
 """SB3 DQN env steps of the oracle and domain-rand jobs (about what the small meta runs collect)."""
 BASELINE_OVERRIDES = {"learning_starts": 1_000, "exploration_steps": 8_000, "obs_stats_steps": 1_000}
@@ -56,8 +59,9 @@ def _job(
     episodes: int,
     overrides: dict[str, Any],
     quick: bool = False,
+    splits: tuple[str, ...] = ("train", "test"),
 ) -> dict[str, Any]:
-    """Train one method on one family (small budget) and score its K=0 policy on train and test tasks."""
+    """Train one method on one family (small budget) and score its K=0 policy on the tasks of `splits`."""
     import torch
 
     torch.set_num_threads(1)
@@ -65,7 +69,17 @@ def _job(
     from robot_meta.meta import evaluate, run_methods
     from robot_meta.meta.baselines import eval_env_factory
     from robot_meta.meta.eval.baseline_methods import policy_method
-    from robot_meta.meta.eval.kshot import FAMILY_ENVS, Budget, KShotStore, train_baseline, train_meta
+    from robot_meta.meta.eval.kshot import (
+        FAMILY_ENVS,
+        STRIKE_CELL,
+        STRIKE_ORACLE,
+        Budget,
+        KShotStore,
+        train_baseline,
+        train_meta,
+        train_strike_planner,
+    )
+    from robot_meta.meta.strike import STRIKE_BUDGETS
 
     t0 = time.process_time()
     protocol: dict[str, Any] = dict(
@@ -79,18 +93,37 @@ def _job(
             algo_overrides={method: overrides},
             baseline_steps=600 if quick else BASELINE_STEPS,
             baseline_overrides={**(QUICK_OVERRIDES if quick else BASELINE_OVERRIDES), **overrides},
+            strike_overrides={**STRIKE_BUDGETS["smoke" if quick else "small"], **overrides},
         )
         if method in ("oracle", "domain-rand"):
             model, _ = train_baseline(budget, family, method, seed, store)
             t_train = time.process_time() - t0
             m = policy_method(method, lambda _s: model, eval_env_factory(method, FAMILY_ENVS[family]))
-            for split in ("train", "test"):
+            for split in splits:
                 res = run_methods([m], TaskDistribution.preset(family).split(split), **protocol)
                 scores[split] = {method: res[method]}
+        elif method == STRIKE_CELL:
+            from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
+            from robot_meta.meta.eval.protocol import AdapterMethod
+            from robot_meta.meta.rollout import GymEnvFactory
+            from robot_meta.meta.strike import TravelModel
+
+            planner, _ = train_strike_planner(budget, family, seed, store)
+            model = TravelModel.load(store.run_dir(family, STRIKE_CELL, seed))
+            t_train = time.process_time() - t0
+            env = GymEnvFactory(FAMILY_ENVS[family])
+            ms = [
+                AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(planner), env),
+                AdapterMethod(STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), env),
+            ]
+            for split in splits:
+                scores[split] = dict(
+                    run_methods(ms, TaskDistribution.preset(family).split(split), **protocol)
+                )
         else:
             run_dir, _ = train_meta(budget, family, method, seed, store)
             t_train = time.process_time() - t0
-            for split in ("train", "test"):
+            for split in splits:
                 scores[split] = dict(evaluate(run_dir, split, plot=False, **protocol).methods)  # type: ignore[arg-type]
     rows = []
     for name in scores["test"]:
@@ -124,7 +157,8 @@ def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        for method in [target] if target else [m for m in METHODS if m not in ("oracle", "domain-rand")]:
+        metas = [m for m in METHODS if m not in ("oracle", "domain-rand", "strike-planner")]
+        for method in [target] if target else metas:
             out.setdefault(method, {})[key] = value
     return out
 
@@ -135,6 +169,9 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tasks", type=int, default=12, help="tasks per split (one evaluation seed)")
+    ap.add_argument(
+        "--splits", default=",".join(SPLITS), help="splits to score on (train and test carry the targets)"
+    )
     ap.add_argument("--episodes", type=int, default=2, help="greedy episodes per task")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument(
@@ -152,13 +189,18 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}: choose from {list(METHODS)}")
     sets = _parse_sets(args.set)
+    splits = tuple(s for s in args.splits.split(",") if s)
+    if not {"train", "test"} <= set(splits) or not set(splits) <= set(SPLITS):
+        raise SystemExit(f"--splits {args.splits}: give train and test, and any of {list(SPLITS)}")
     t0 = time.perf_counter()
     jobs = [(f, m) for f in families for m in methods]
     results: dict[tuple[str, str], dict[str, Any]] = {}
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
         futures = {
-            pool.submit(_job, f, m, args.seed, args.tasks, args.episodes, sets.get(m, {}), args.quick): (f, m)
+            pool.submit(
+                _job, f, m, args.seed, args.tasks, args.episodes, sets.get(m, {}), args.quick, splits
+            ): (f, m)
             for f, m in jobs
         }
         for fut in concurrent.futures.as_completed(futures):
@@ -181,6 +223,7 @@ def main() -> None:
         "overrides": sets,
         "rows": rows,
         "seed": args.seed,
+        "splits": list(splits),
         "tasks": args.tasks,
         "episodes": args.episodes,
         "baseline_steps": BASELINE_STEPS,
@@ -202,8 +245,7 @@ def main() -> None:
         [
             "family",
             "method (K=0)",
-            "train split, success %",
-            "test split, success %",
+            *(f"{s} split, success %" for s in splits),
             "calibrated / pooled ceiling (test)",
             "CPU-s of the job",
         ],
@@ -211,8 +253,7 @@ def main() -> None:
             [
                 r["family"],
                 r["method"],
-                f"{r['train']:.0f} [{r['train_ci'][0]:.0f}, {r['train_ci'][1]:.0f}]",
-                f"{r['test']:.0f} [{r['test_ci'][0]:.0f}, {r['test_ci'][1]:.0f}]",
+                *(f"{r[s]:.0f} [{r[f'{s}_ci'][0]:.0f}, {r[f'{s}_ci'][1]:.0f}]" for s in splits),
                 f"{r['ceiling_calibrated']} / {r['ceiling_pooled']}",
                 r["cpu_s"],
             ]
@@ -224,7 +265,8 @@ def main() -> None:
         f"Small budgets (meta runs `--budget small`, SB3 DQN {BASELINE_STEPS:,} steps), seed {args.seed}, "
         f"{args.tasks} fresh tasks per split x {args.episodes} greedy episodes, K = 0 (no adaptation); "
         "95 % intervals over tasks. Ceilings: the scripted controllers of `benchmarks/headroom.py` on the "
-        "test split (row `all`). "
+        "test split (row `all`); `interp` and `ood` carry no target. `strike-oracle`: the strike planner's fit "
+        "at each task's true parameters (trained in the strike planner's job, whose CPU-s it shares). "
         f"Wall time {wall / 60:.1f} min, {doc['cpu_s'] / 60:.1f} CPU-min in {args.jobs} processes.\n\n"
         f"{table}\n\nEvery call is also appended to `benchmarks/results/diagnosis.jsonl`.\n"
     )
