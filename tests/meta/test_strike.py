@@ -128,7 +128,9 @@ def test_saved_travel_model_reproduces_the_table_and_gives_the_privileged_planne
     and at a task's true parameters gives a one-particle planner that strikes where it predicts a hit."""
     planner, _ = fit_strike_run(SMALL, tmp_path / "fit")
     model = TravelModel.load(tmp_path / "fit")
-    particles = TaskDistribution.preset("slide").split("train").sample(16, np.random.default_rng(SMALL.seed + 1))
+    particles = (
+        TaskDistribution.preset("slide").split("train").sample(16, np.random.default_rng(SMALL.seed + 1))
+    )
     np.testing.assert_allclose(model.table(particles), planner.travel, atol=1e-5, rtol=0)
     assert model.strikes == 10 and model.table(particles[:3]).shape == (3, 10)
 
