@@ -10,6 +10,7 @@ into "the fastest strike stopped short" and the rest. Writes ``benchmarks/result
     .venv/bin/robot-meta train --algo strike-planner --env robot_meta/PandaSlide-v0 --budget full --out /tmp/p
     .venv/bin/python benchmarks/research/strike_misses.py /tmp/p --tasks 30 --episodes 6
     .venv/bin/python benchmarks/research/strike_misses.py /tmp/p --seed 3,4,5,6 --set chase=false
+    .venv/bin/python benchmarks/research/strike_misses.py /tmp/p --seed 3,4,5,6 --privileged  # the rule's ceiling
 
 ``success_after_first`` (episodes 2..E, after one shot or more) is what `make demo` reports as "after
 adaptation" for evaluation seed 0; ``misses_after_first`` says why those episodes missed.
@@ -49,6 +50,11 @@ def main() -> None:
         action="store_true",
         help="adaptation switched off (`robot-meta adapt --no-adapt`): every strike planned from the prior",
     )
+    ap.add_argument(
+        "--privileged",
+        action="store_true",
+        help="play the planner's privileged oracle (its travel model at each task's true parameters; no shots)",
+    )
     ap.add_argument("--out", default="strike_misses.json", help="file name under benchmarks/results/")
     args = ap.parse_args()
     import gymnasium as gym
@@ -78,8 +84,13 @@ def main() -> None:
     ]
     try:
         for seed, i, task in units:
-            p = copy.deepcopy(planner)
-            p.reset_adaptation()
+            if args.privileged:
+                from robot_meta.meta.strike import TravelModel, privileged_planner
+
+                p = privileged_planner(planner, TravelModel.load(args.planner), task)
+            else:
+                p = copy.deepcopy(planner)
+                p.reset_adaptation()
             for ep in range(args.episodes):
                 obs, _ = env.reset(seed=unit_seeds(seed, i)[0] if ep == 0 else None, options={"task": task})
                 gx, ox = float(obs[lay.goal_position]), float(obs[lay.object_position])
