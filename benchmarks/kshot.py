@@ -62,6 +62,7 @@ from robot_meta.meta.eval.kshot import (
     BUDGETS,
     FAMILY_ENVS,
     SPLITS,
+    STRIKE_ORACLE,
     KShotStore,
     cells,
     compute_cell,
@@ -179,7 +180,7 @@ def family_markdown(res: dict[str, Any]) -> str:
         )
     for oracle_name, what in (
         ("oracle", "the SB3 oracle"),
-        ("strike-oracle", "the strike planner at the true parameters"),
+        (STRIKE_ORACLE, "the strike planner at the true parameters"),
     ):
         key = oracle_name.replace("-", "_")
         if f"share_of_{key}" in t:

@@ -51,6 +51,7 @@ __all__ = [
     "TRAVEL_MODEL_FILE",
     "STRIKE_ALGO",
     "STRIKE_BUDGETS",
+    "STRIKE_ORACLE",
     "StrikeData",
     "StrikeFitMismatchError",
     "StrikePlannerConfig",
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 _FAR_GOAL = (-0.3, 0.25, 0.0)
 #: The method's name (``robot-meta train --algo``, the K-shot cell).
 STRIKE_ALGO = "strike-planner"
+#: The name of its privileged oracle (`privileged_planner`) in evaluations and the K-shot table.
+STRIKE_ORACLE = "strike-oracle"
 #: `StrikePlannerConfig` overrides per budget: smoke = seconds (checks the machinery), small = about
 #: a CPU-minute, full = the defaults (about 3 CPU-minutes, the figures in BENCHMARKS.md).
 STRIKE_BUDGETS: dict[str, dict[str, Any]] = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -150,6 +151,21 @@ def test_saved_travel_model_reproduces_the_table_and_gives_the_privileged_planne
             hits += 1
     assert hits >= 1
     env.close()
+
+    from robot_meta.meta.eval import evaluate
+
+    protocol: dict[str, Any] = dict(
+        shots=(0, 1), episodes=1, seeds=(0,), num_tasks=1, plot=False, progress=False
+    )
+    res = evaluate(
+        tmp_path / "fit", "test", **protocol
+    )  # `robot-meta evaluate`: the oracle beside the planner
+    assert set(res.methods) == {"strike-planner", "strike-oracle"}
+    oracle_k = res.methods["strike-oracle"].per_k
+    assert oracle_k[0].success == oracle_k[1].success  # it takes no shots
+    (tmp_path / "fit" / TRAVEL_MODEL_FILE).rename(tmp_path / "moved.npz")  # a fit from before the model file
+    assert set(evaluate(tmp_path / "fit", "test", **protocol).methods) == {"strike-planner"}
+    (tmp_path / "moved.npz").rename(tmp_path / "fit" / TRAVEL_MODEL_FILE)
 
     with pytest.raises(ValueError, match=r"\(particles, 10\) table"):
         planner.with_table(np.zeros((1, 3)))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robot_meta._registration import ENV_IDS
-from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_BUDGETS
+from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_BUDGETS, STRIKE_ORACLE
 
 if TYPE_CHECKING:
     from robot_meta.envs.params import Split
@@ -71,9 +71,9 @@ BASELINE_CELLS: dict[str, tuple[str, ...]] = {
 }
 #: The few-shot strike planner's cell (`robot_meta.meta.strike`; families with strike actions).
 STRIKE_CELL = STRIKE_ALGO
-#: The strike planner's privileged oracle, a second method of its cell (the same fit's travel model
-#: at each task's true parameters, `robot_meta.meta.strike.privileged_planner`): a baseline.
-STRIKE_ORACLE = "strike-oracle"
+#: The strike planner's privileged oracle (`STRIKE_ORACLE`), a second method of its cell (the same
+#: fit's travel model at each task's true parameters, `robot_meta.meta.strike.privileged_planner`): a
+#: baseline.
 #: Every baseline method; every other method of a table is a meta method.
 BASELINE_METHODS = frozenset({*(n for names in BASELINE_CELLS.values() for n in names), STRIKE_ORACLE})
 

@@ -339,7 +339,8 @@ def _subject(policy_or_run: Any, env_factory: EnvFactory | None) -> _Subject:
     from robot_meta.runtime.strike import StrikePlanner, is_strike_planner_dir
 
     if isinstance(policy_or_run, str | Path) and is_strike_planner_dir(policy_or_run):
-        from robot_meta.meta.eval.adapters import StrikeAdapter
+        from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
+        from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_ORACLE, TRAVEL_MODEL_FILE, TravelModel
 
         planner = StrikePlanner.load(policy_or_run)  # the files a controller loads, sha256 checked
         if not planner.env_id:
@@ -350,8 +351,13 @@ def _subject(policy_or_run: Any, env_factory: EnvFactory | None) -> _Subject:
         dist = TaskDistribution.from_dict(doc) if isinstance(doc, dict) and "train" in doc else None
         factory = env_factory if env_factory is not None else GymEnvFactory(planner.env_id)
         # a fresh copy per unit (StrikeAdapter copies): no posterior is shared between units
-        method = AdapterMethod("strike-planner", lambda _s: StrikeAdapter(planner), factory)
-        return _Subject([method], "strike-planner", planner.env_id, None, dist, 0, Path(policy_or_run))
+        methods = [AdapterMethod(STRIKE_ALGO, lambda _s: StrikeAdapter(planner), factory)]
+        if (Path(policy_or_run) / TRAVEL_MODEL_FILE).is_file():  # its privileged oracle beside it
+            model = TravelModel.load(policy_or_run)
+            methods.append(
+                AdapterMethod(STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), factory)
+            )
+        return _Subject(methods, STRIKE_ALGO, planner.env_id, None, dist, 0, Path(policy_or_run))
     if isinstance(policy_or_run, str | Path) and _is_export_dir(Path(policy_or_run)):
         adapter = ExportAdapter.load(policy_or_run)
         m = adapter.policy.manifest
