@@ -15,7 +15,8 @@
    from the prior), so the gain printed is adaptation's, not episode-to-episode luck. Exactly ``robot-meta adapt OUT/strike --tasks N
    --episodes E --seed S`` (and the same with ``--no-adapt``).
 3. **The K-shot protocol** on the same planner and seed (``robot-meta evaluate OUT/strike --shots
-   0,1,3,5``): the simulator-side figures the benchmarks report, written to ``OUT/strike/eval.json``.
+   0,1,3,5``): the simulator-side figures the benchmarks report, written to ``OUT/strike/eval.json``,
+   and the same planner told each task's true parameters (``strike-oracle``, no shots).
 4. **Report** (``robot-meta report OUT/strike``): the travel table, success vs K, and a GIF of one
    held-out task before and after one shot.
 
@@ -69,7 +70,7 @@ def run_demo(
 
     import robot_meta  # noqa: F401  (registers the env ids)
     from robot_meta.meta.eval import evaluate
-    from robot_meta.meta.strike import fit_strike_run, strike_config
+    from robot_meta.meta.strike import STRIKE_ORACLE, fit_strike_run, strike_config
     from robot_meta.report import write_report
 
     out_dir = Path(out)
@@ -107,9 +108,11 @@ def run_demo(
         run_dir, "test", shots=PROTOCOL_SHOTS, episodes=2, seeds=(seed,), num_tasks=protocol_tasks,
         progress=False,
     )  # fmt: skip
-    (method,) = res.methods.values()
+    method = res.methods[ALGO]
     protocol = {int(k): st.success for k, st in sorted(method.per_k.items())}
     protocol_gain = {int(k): st.control.gain for k, st in method.per_k.items() if st.control is not None}
+    oracle = res.methods.get(STRIKE_ORACLE)  # the same fit told each task's true parameters (no shots)
+    oracle_success = None if oracle is None else oracle.per_k[min(oracle.per_k)].success
     t_protocol = time.perf_counter() - t0
     echo(
         "      success by K: "
@@ -120,6 +123,10 @@ def run_demo(
         )
         + f" on {protocol_tasks} tasks ({t_protocol:.0f} s)"
     )
+    if oracle_success is not None:
+        echo(
+            f"      the same planner told each task's true parameters (no shots): {100 * oracle_success:.0f} %"
+        )
 
     report_dir = run_dir / "report"
     echo(f"[4/4] report: robot-meta report {run_dir}")
@@ -141,6 +148,7 @@ def run_demo(
             "tasks": protocol_tasks,
             "success": protocol,
             "paired_gain": protocol_gain,
+            "privileged_oracle_success": oracle_success,
             "seconds": t_protocol,
         },
         "report": {"path": str(page), "seconds": t_report},

@@ -42,6 +42,9 @@ def test_demo_runs_end_to_end_and_prints_the_figures_it_computed(tmp_path: Path)
     (by_k,) = [line for line in lines if line.strip().startswith("success by K:")]
     for k, v in saved["protocol"]["success"].items():
         assert f"K={k} {100 * v:.0f} %" in by_k
+    oracle = saved["protocol"]["privileged_oracle_success"]  # the fit's travel model at the true parameters
+    assert 0.0 <= oracle <= 1.0
+    assert f"true parameters (no shots): {100 * oracle:.0f} %" in "\n".join(lines)
     page = Path(saved["report"]["path"])
     text = page.read_text()
     assert text.lstrip().lower().startswith("<!doctype html")
