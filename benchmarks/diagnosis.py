@@ -72,7 +72,6 @@ def _job(
     from robot_meta.meta.eval.kshot import (
         FAMILY_ENVS,
         STRIKE_CELL,
-        STRIKE_ORACLE,
         Budget,
         KShotStore,
         train_baseline,
@@ -103,19 +102,14 @@ def _job(
                 res = run_methods([m], TaskDistribution.preset(family).split(split), **protocol)
                 scores[split] = {method: res[method]}
         elif method == STRIKE_CELL:
-            from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
-            from robot_meta.meta.eval.protocol import AdapterMethod
+            from robot_meta.meta.eval.protocol import methods_for_strike_planner
             from robot_meta.meta.rollout import GymEnvFactory
-            from robot_meta.meta.strike import TravelModel
 
             planner, _ = train_strike_planner(budget, family, seed, store)
-            model = TravelModel.load(store.run_dir(family, STRIKE_CELL, seed))
             t_train = time.process_time() - t0
+            run_dir = store.run_dir(family, STRIKE_CELL, seed)
             env = GymEnvFactory(FAMILY_ENVS[family])
-            ms = [
-                AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(planner), env),
-                AdapterMethod(STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), env),
-            ]
+            ms = methods_for_strike_planner(planner, run_dir, env, oracle=True)
             for split in splits:
                 scores[split] = dict(
                     run_methods(ms, TaskDistribution.preset(family).split(split), **protocol)

@@ -70,7 +70,7 @@ from robot_meta.meta.eval.kshot import (
     write_json,
 )
 from robot_meta.meta.eval.kshot import clean_json as _clean
-from robot_meta.meta.eval.kshot_table import aggregate_family
+from robot_meta.meta.eval.kshot_table import ORACLES, aggregate_family, oracle_key
 
 log = logging.getLogger("kshot")
 
@@ -178,15 +178,13 @@ def family_markdown(res: dict[str, Any]) -> str:
             f"{pct(t.get('finetune_success'))} %: {'beats' if t.get('beats_finetune') else 'does not beat'} "
             "fine-tuning"
         )
-    for oracle_name, what in (
-        ("oracle", "the SB3 oracle"),
-        (STRIKE_ORACLE, "the strike planner at the true parameters"),
-    ):
-        key = oracle_name.replace("-", "_")
+    what = {"oracle": "the SB3 oracle", STRIKE_ORACLE: "the strike planner at the true parameters"}
+    for oracle_name in ORACLES:
+        key = oracle_key(oracle_name)
         if f"share_of_{key}" in t:
             lines.append(
                 f"- best meta method `{t[f'share_meta_of_{key}']}` at K={k5} reaches {pct(t[f'share_of_{key}'])} % "
-                f"of `{oracle_name}`'s success ({what}; issue 16 target >= 90; seeds "
+                f"of `{oracle_name}`'s success ({what[oracle_name]}; issue 16 target >= 90; seeds "
                 f"{t[f'seeds_share_of_{key}']}): {_verdict(t[f'share_met_of_{key}'])}"
             )
     if not t.get("seeds_sample_efficiency"):

@@ -225,9 +225,7 @@ class TravelModel:
     def table(self, tasks: Sequence[Any]) -> np.ndarray:
         """(len(tasks), S) travel table for `TaskParams` `tasks` (a planner's particles), float64."""
         n = self.strikes
-        cols = np.arange(n, dtype=np.float32) / max(n - 1, 1)
-        vecs = np.asarray([t.to_vector() for t in tasks], np.float32).reshape(len(tasks), -1)
-        x = np.concatenate([np.repeat(vecs, n, axis=0), np.tile(cols, len(tasks))[:, None]], axis=1)
+        x = _table_inputs(tasks, n)
         if x.shape[1] != self.mean.shape[0]:
             raise ValueError(
                 f"tasks encode to {x.shape[1] - 1} parameters, the travel model was fitted on "
@@ -276,6 +274,14 @@ class TravelModel:
             raise ValueError(
                 f"{path} is not a readable travel model ({exc}): refit the strike planner"
             ) from None
+
+
+def _table_inputs(tasks: Sequence[Any], strikes: int) -> np.ndarray:
+    """The travel model's inputs for every (task, strike column), task-major: ``(task.to_vector(),
+    column / (S - 1))`` rows, float32 (the planner's table and `TravelModel.table` alike)."""
+    cols = np.arange(strikes, dtype=np.float32) / max(strikes - 1, 1)
+    vecs = np.asarray([t.to_vector() for t in tasks], np.float32).reshape(len(tasks), -1)
+    return np.concatenate([np.repeat(vecs, strikes, axis=0), np.tile(cols, len(tasks))[:, None]], axis=1)
 
 
 def privileged_planner(planner: StrikePlanner, model: TravelModel, task: Any) -> StrikePlanner:
@@ -422,8 +428,7 @@ def _fit(cfg: StrikePlannerConfig) -> tuple[StrikePlanner, dict[str, Any], Trave
     rng = np.random.default_rng(cfg.seed + 1)
     tasks = TaskDistribution.preset(cfg.preset).split("train").sample(cfg.particles, rng)
     n = len(strikes)
-    cols = np.arange(n, dtype=np.float32) / max(n - 1, 1)
-    q = np.array([np.r_[t.to_vector(), c] for t in tasks for c in cols], np.float32)
+    q = _table_inputs(tasks, n)
     with torch.inference_mode():
         table = net((torch.from_numpy(q) - mu) / sd).squeeze(-1).numpy().reshape(len(tasks), n)
         rmse = float(torch.sqrt((((net((xt - mu) / sd).squeeze(-1)) - yt) ** 2).mean()))

@@ -114,6 +114,16 @@ def check_creep_settings(
         raise ValueError(f"creep_credit must be in [0, 1], got {creep_credit}")
 
 
+def _travel_table(travel: Any) -> np.ndarray:
+    """`travel` as a float64 (particles, strikes) table; ValueError for another shape or a non-finite entry."""
+    table = np.asarray(travel, np.float64)
+    if table.ndim != 2 or table.shape[0] < 1 or table.shape[1] < 1:
+        raise ValueError(f"travel must be a (particles, strikes) table, got shape {table.shape}")
+    if not np.all(np.isfinite(table)):
+        raise ValueError("travel has non-finite entries: refit the strike model")
+    return table
+
+
 def is_strike_planner_dir(directory: str | Path) -> bool:
     """Whether `directory` holds a saved strike planner (its metadata file)."""
     return (Path(directory) / _META_FILE).is_file()
@@ -182,11 +192,7 @@ class StrikePlanner:
         creep_stop: float = 0.01,
         creep_credit: float = 0.0,
     ) -> None:
-        travel = np.asarray(travel, np.float64)
-        if travel.ndim != 2 or travel.shape[0] < 1 or travel.shape[1] < 1:
-            raise ValueError(f"travel must be a (particles, strikes) table, got shape {travel.shape}")
-        if not np.all(np.isfinite(travel)):
-            raise ValueError("travel has non-finite entries: refit the strike model")
+        travel = _travel_table(travel)
         if len(strikes) != travel.shape[1] or len(set(strikes)) != len(strikes):
             raise ValueError(
                 f"strikes must be {travel.shape[1]} distinct action indices (one per table column), got {list(strikes)}"
@@ -394,13 +400,11 @@ class StrikePlanner:
         """This planner over other particles: the same rule and settings, the table `travel` (one row per
         particle, one column per strike), at its prior. A table of one row is a planner that knows the
         task (`robot_meta.meta.strike.privileged_planner`)."""
-        travel = np.asarray(travel, np.float64)
-        if travel.ndim != 2 or travel.shape[1] != len(self.strikes) or travel.shape[0] < 1:
+        travel = _travel_table(travel)
+        if travel.shape[1] != len(self.strikes):
             raise ValueError(
                 f"travel must be a (particles, {len(self.strikes)}) table, got shape {travel.shape}"
             )
-        if not np.all(np.isfinite(travel)):
-            raise ValueError("travel has non-finite entries")
         out = copy.deepcopy(self)
         out.travel = travel
         out.reset_adaptation()

@@ -71,10 +71,9 @@ BASELINE_CELLS: dict[str, tuple[str, ...]] = {
 }
 #: The few-shot strike planner's cell (`robot_meta.meta.strike`; families with strike actions).
 STRIKE_CELL = STRIKE_ALGO
-#: The strike planner's privileged oracle (`STRIKE_ORACLE`), a second method of its cell (the same
-#: fit's travel model at each task's true parameters, `robot_meta.meta.strike.privileged_planner`): a
-#: baseline.
-#: Every baseline method; every other method of a table is a meta method.
+#: Every baseline method; every other method of a table is a meta method. The strike planner's
+#: privileged oracle (`STRIKE_ORACLE`: the same fit's travel model at each task's true parameters,
+#: `robot_meta.meta.strike.privileged_planner`) is a second method of its cell, and a baseline.
 BASELINE_METHODS = frozenset({*(n for names in BASELINE_CELLS.values() for n in names), STRIKE_ORACLE})
 
 
@@ -288,18 +287,11 @@ def compute_cell(
         model, train_seconds = train_baseline(budget, family, cell, seed, store)
         methods = [policy_method(cell, lambda _s: model, eval_env_factory(cell, env_id))]
     elif cell == STRIKE_CELL:
-        from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
-        from robot_meta.meta.eval.protocol import AdapterMethod
-        from robot_meta.meta.strike import TravelModel
+        from robot_meta.meta.eval.protocol import methods_for_strike_planner
 
         planner, train_seconds = train_strike_planner(budget, family, seed, store)
-        model = TravelModel.load(store.run_dir(family, STRIKE_CELL, seed))
-        methods = [
-            AdapterMethod(STRIKE_CELL, lambda _s: StrikeAdapter(planner), GymEnvFactory(env_id)),
-            AdapterMethod(
-                STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), GymEnvFactory(env_id)
-            ),
-        ]
+        run_dir = store.run_dir(family, STRIKE_CELL, seed)
+        methods = list(methods_for_strike_planner(planner, run_dir, GymEnvFactory(env_id), oracle=True))
     elif cell == "finetune":
         model, train_seconds = train_baseline(budget, family, "domain-rand", seed, store)
         methods = [finetune_method(lambda _s: model, GymEnvFactory(env_id))]

@@ -15,7 +15,16 @@ from typing import Any
 
 from robot_meta.meta.eval.kshot import BASELINE_METHODS, BUDGETS, STRIKE_ORACLE, KShotStore, cells
 
-__all__ = ["aggregate_family", "methods_table", "paired_targets", "targets"]
+__all__ = ["ORACLES", "aggregate_family", "methods_table", "oracle_key", "paired_targets", "targets"]
+
+#: The privileged methods the best meta method's K=5 success is compared with (issue 16: >= 90 % of the
+#: oracle's): SB3's oracle and the strike planner's.
+ORACLES = ("oracle", STRIKE_ORACLE)
+
+
+def oracle_key(name: str) -> str:
+    """The suffix of `targets`' keys for oracle `name` (``share_of_<key>`` ...)."""
+    return name.replace("-", "_")
 
 
 def aggregate_family(
@@ -140,13 +149,10 @@ def paired_targets(
                 "recovery_met"):  # fmt: skip
         if key in t:
             out[key] = t[key]
-    for oracle_name in (
-        "oracle",
-        STRIKE_ORACLE,
-    ):  # issue 16: the best meta method at K=5 >= 90 % of the oracle
+    for oracle_name in ORACLES:
         share_seeds = common([oracle_name, *metas])
         t = targets(methods_table(units, share_seeds), shots) if share_seeds else {}
-        key = oracle_name.replace("-", "_")
+        key = oracle_key(oracle_name)
         out[f"seeds_share_of_{key}"] = share_seeds
         for name in ("share", "share_met", "share_meta"):
             if f"{name}_of_{key}" in t:
@@ -202,10 +208,10 @@ def targets(methods: dict[str, Any], shots: Sequence[int]) -> dict[str, Any]:
             out["recovery_met"] = (
                 None if out["recovered_fraction"] is None else out["recovered_fraction"] >= 0.8 - _EPS
             )
-        for oracle_name in ("oracle", STRIKE_ORACLE):
+        for oracle_name in ORACLES:
             o = _succ(methods, oracle_name, 0)
             if o is not None and o > 0:
-                key = oracle_name.replace("-", "_")
+                key = oracle_key(oracle_name)
                 out[f"share_of_{key}"] = best_s / o
                 out[f"share_met_of_{key}"] = best_s / o >= 0.9 - _EPS
                 out[f"share_meta_of_{key}"] = best

@@ -73,6 +73,7 @@ from robot_meta.meta.work import task_to_dict
 if TYPE_CHECKING:
     from robot_meta.meta.run import TrainedRun
     from robot_meta.meta.trainer import MetaTrainer
+    from robot_meta.runtime.strike import StrikePlanner
 
 __all__ = [
     "DEFAULT_SHOTS",
@@ -88,6 +89,7 @@ __all__ = [
     "evaluation_tasks",
     "methods_for_export",
     "methods_for_run",
+    "methods_for_strike_planner",
     "run_methods",
     "unit_seeds",
 ]
@@ -296,6 +298,26 @@ def methods_for_export(
     return [AdapterMethod(f"{manifest.algo}-export{name_suffix}", lambda _s: adapter, factory)]
 
 
+def methods_for_strike_planner(
+    planner: StrikePlanner, directory: str | Path, env_factory: EnvFactory, *, oracle: bool | None = None
+) -> list[AdapterMethod]:
+    """The methods of a strike planner fitted into `directory`: ``strike-planner`` (`StrikeAdapter`, a
+    fresh copy per unit: no posterior is shared between units) and its privileged oracle
+    ``strike-oracle`` (`StrikeOracleAdapter`, from the travel model saved beside it). `oracle`: True
+    demands the model (`TravelModel.load`'s error for a fit made before it was saved), None adds the
+    oracle when the file is there, False leaves it out."""
+    from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
+    from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_ORACLE, TRAVEL_MODEL_FILE, TravelModel
+
+    methods = [AdapterMethod(STRIKE_ALGO, lambda _s: StrikeAdapter(planner), env_factory)]
+    if oracle or (oracle is None and (Path(directory) / TRAVEL_MODEL_FILE).is_file()):
+        model = TravelModel.load(directory)
+        methods.append(
+            AdapterMethod(STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), env_factory)
+        )
+    return methods
+
+
 def _run_from_trainer(trainer: MetaTrainer[Any]) -> TrainedRun[Any]:
     from robot_meta.meta.run import TrainedRun
 
@@ -339,8 +361,7 @@ def _subject(policy_or_run: Any, env_factory: EnvFactory | None) -> _Subject:
     from robot_meta.runtime.strike import StrikePlanner, is_strike_planner_dir
 
     if isinstance(policy_or_run, str | Path) and is_strike_planner_dir(policy_or_run):
-        from robot_meta.meta.eval.adapters import StrikeAdapter, StrikeOracleAdapter
-        from robot_meta.meta.strike import STRIKE_ALGO, STRIKE_ORACLE, TRAVEL_MODEL_FILE, TravelModel
+        from robot_meta.meta.strike import STRIKE_ALGO
 
         planner = StrikePlanner.load(policy_or_run)  # the files a controller loads, sha256 checked
         if not planner.env_id:
@@ -350,13 +371,7 @@ def _subject(policy_or_run: Any, env_factory: EnvFactory | None) -> _Subject:
         doc = planner.train_distribution
         dist = TaskDistribution.from_dict(doc) if isinstance(doc, dict) and "train" in doc else None
         factory = env_factory if env_factory is not None else GymEnvFactory(planner.env_id)
-        # a fresh copy per unit (StrikeAdapter copies): no posterior is shared between units
-        methods = [AdapterMethod(STRIKE_ALGO, lambda _s: StrikeAdapter(planner), factory)]
-        if (Path(policy_or_run) / TRAVEL_MODEL_FILE).is_file():  # its privileged oracle beside it
-            model = TravelModel.load(policy_or_run)
-            methods.append(
-                AdapterMethod(STRIKE_ORACLE, lambda _s: StrikeOracleAdapter(planner, model), factory)
-            )
+        methods = methods_for_strike_planner(planner, policy_or_run, factory)  # its oracle when saved
         return _Subject(methods, STRIKE_ALGO, planner.env_id, None, dist, 0, Path(policy_or_run))
     if isinstance(policy_or_run, str | Path) and _is_export_dir(Path(policy_or_run)):
         adapter = ExportAdapter.load(policy_or_run)
